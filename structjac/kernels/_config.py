@@ -1,0 +1,179 @@
+"""Shared configuration and input handling for the structjac Numba kernels.
+
+Nothing here imports from :mod:`structjac`; the kernels work on plain
+:class:`numpy.ndarray` objects only.
+
+Compilation flags
+-----------------
+Every kernel is a module-level ``numba.njit(cache=True, nogil=True,
+fastmath=FASTMATH)`` function, compiled lazily once per dtype signature (float32
+and float64) and cached on disk.  ``FASTMATH`` is the explicit flag set
+``{"nsz", "arcp", "contract", "afn", "reassoc"}``: it leaves out ``nnan`` and
+``ninf`` on purpose, because ``fastmath=True`` lets LLVM assume that no value is
+NaN or infinite, which turns ``isnan`` into ``False`` and silently changes what
+NaN inputs produce.
+
+Parallel threshold
+------------------
+Each kernel exists twice: a serial loop and a ``prange`` loop compiled with
+``parallel=True``.  The wrappers pick the parallel one when the number of
+elements is at least :data:`PARALLEL_THRESHOLD` (measured on a 2-core machine:
+below a few 1e4 elements the thread start-up costs more than it saves).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "FASTMATH",
+    "JIT",
+    "JIT_PARALLEL",
+    "PARALLEL_THRESHOLD",
+    "BCE_EPS",
+    "as_float_array",
+    "float_dtype",
+    "prepare_out",
+    "pick",
+    "bce_eps",
+]
+
+#: The fastmath flags used by every kernel (no ``nnan``/``ninf``: NaN and inf survive).
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+#: Options for serial kernels.
+JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH))
+#: Options for parallel (``prange``) kernels.
+JIT_PARALLEL = dict(JIT, parallel=True)
+
+#: Element count at and above which the wrappers call the parallel kernel.
+PARALLEL_THRESHOLD = 65536
+
+#: Clamping margin of binary cross-entropy on probabilities, per dtype:
+#: ``y_hat`` is clamped into ``[eps, 1 - eps]``.  float32: 1e-7 (``1 - 1e-7``
+#: still rounds to a number below 1); float64: 1e-12.
+BCE_EPS = {np.dtype(np.float32): 1e-7, np.dtype(np.float64): 1e-12}
+
+
+def float_dtype(*arrays):
+    """Return the floating dtype the kernels compute in for ``arrays``.
+
+    float32 and float64 are kept; integers, bools and every other real dtype
+    (float16, longdouble) are computed in float64; mixed inputs follow
+    :func:`numpy.result_type` of their floating versions.
+
+    Parameters
+    ----------
+    *arrays : ndarray
+        The inputs (already passed through :func:`numpy.asarray`).
+
+    Returns
+    -------
+    numpy.dtype
+        ``float32`` or ``float64``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float_dtype(np.ones(2, np.float32))
+    dtype('float32')
+    >>> float_dtype(np.ones(2, np.int64), np.ones(2, np.float32))
+    dtype('float64')
+    """
+    dts = []
+    for a in arrays:
+        dt = a.dtype
+        if dt.kind == "c":
+            raise TypeError(f"complex input (dtype {dt}) is not supported; pass real arrays")
+        if dt.kind not in "biuf":
+            raise TypeError(f"input of dtype {dt} is not a real numeric array")
+        dts.append(dt if dt in (np.float32, np.float64) else np.dtype(np.float64))
+    return np.result_type(*dts) if dts else np.dtype(np.float64)
+
+
+def as_float_array(x, dtype):
+    """Return ``x`` as a flat, C-ordered, contiguous array of ``dtype``.
+
+    A copy is made only when needed (non-contiguous, Fortran order, other
+    dtype); the result may be a read-only view of the input, which the kernels
+    never write to.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.asfortranarray(np.arange(6.0).reshape(2, 3))  # row-major result
+    >>> as_float_array(x, np.dtype(np.float64))
+    array([0., 1., 2., 3., 4., 5.])
+    """
+    return np.ascontiguousarray(x, dtype=dtype).reshape(-1)
+
+
+def prepare_out(out, shape, dtype, name="out"):
+    """Allocate an output, or check a given one, and return ``(out, flat)``.
+
+    Parameters
+    ----------
+    out : ndarray or None
+        ``None`` allocates ``np.empty(shape, dtype)``.  Otherwise it must have
+        exactly ``shape`` and ``dtype`` and be C-contiguous and writeable.
+    shape : tuple of int
+    dtype : numpy.dtype
+    name : str
+        Name used in error messages.
+
+    Returns
+    -------
+    out : ndarray
+        The array returned to the caller.
+    flat : ndarray
+        A flat C-ordered view of ``out`` that the kernel writes into.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> o, f = prepare_out(None, (2, 2), np.dtype(np.float32))
+    >>> o.shape, f.shape, f.dtype
+    ((2, 2), (4,), dtype('float32'))
+    >>> prepare_out(np.empty(3), (2, 2), np.dtype(np.float64))
+    Traceback (most recent call last):
+    ...
+    ValueError: out has shape (3,) but the result has shape (2, 2)
+    """
+    shape = tuple(shape)
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+        return out, out.reshape(-1)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape} but the result has shape {shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name} has dtype {out.dtype} but the result has dtype {np.dtype(dtype)}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (got strides {out.strides})")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return out, out.reshape(-1)
+
+
+def pick(serial, parallel, n):
+    """Return ``parallel`` when ``n >= PARALLEL_THRESHOLD``, else ``serial``.
+
+    Examples
+    --------
+    >>> pick("s", "p", 10), pick("s", "p", 10**7)
+    ('s', 'p')
+    """
+    return parallel if n >= PARALLEL_THRESHOLD else serial
+
+
+def bce_eps(dtype):
+    """Return the BCE clamping margin for ``dtype`` (see :data:`BCE_EPS`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bce_eps(np.float32), bce_eps(np.float64)
+    (1e-07, 1e-12)
+    """
+    return BCE_EPS[np.dtype(dtype)]

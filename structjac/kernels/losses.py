@@ -1,0 +1,340 @@
+"""Loss Numba kernels: per-sample values and fused gradients.
+
+The arrays are viewed as ``(N, m)``: N samples (axis 0) of ``m`` entries each
+(``m = 1`` for a 1-D batch, the lecture's case).  Per sample
+
+* MSE: :math:`J_0^{(k)} = \\sum_j (y_{kj} - \\hat y_{kj})^2`,
+  :math:`\\partial J_0/\\partial \\hat y = -2 (y - \\hat y)`;
+* BCE on probabilities, with :math:`c = \\mathrm{clip}(\\hat y, \\epsilon, 1 - \\epsilon)`:
+  :math:`J_0 = -\\sum_j [y \\log c + (1 - y) \\log(1 - c)]` (``log1p(-c)``),
+  :math:`\\partial J_0/\\partial \\hat y = (c - y) / (c (1 - c))`; ``eps`` is
+  :data:`structjac.kernels._config.BCE_EPS` (float32 1e-7, float64 1e-12).  The
+  gradient is the lecture's formula evaluated at the clamped value (finite at
+  ``y_hat`` in {0, 1}), not the zero gradient of the clamp;
+* BCE with logits ``z``: :math:`J_0 = \\sum_j [\\max(z, 0) - z y + \\log1p(e^{-|z|})]`,
+  :math:`\\partial J_0/\\partial z = \\sigma(z) - y`.
+
+The per-sample sums accumulate in float64 and are stored in the array dtype.
+The gradient kernels take a ``scale`` (``1/N`` for the lecture's mean) and
+write ``scale * dJ0/dy_hat`` in one pass.
+
+Examples
+--------
+>>> import numpy as np
+>>> from structjac.kernels import losses
+>>> y = np.array([[0.0, 1.0], [1.0, 1.0]])
+>>> y_hat = np.array([[0.5, 1.0], [0.0, 2.0]])
+>>> losses.mse_per_sample(y, y_hat)
+array([0.25, 2.  ])
+>>> losses.mse_grad(y, y_hat, 0.5)
+array([[ 0.5,  0. ],
+       [-1. ,  1. ]])
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._config import JIT, JIT_PARALLEL, bce_eps, float_dtype, pick, prepare_out
+
+__all__ = [
+    "mse_per_sample", "mse_grad",
+    "bce_per_sample", "bce_grad",
+    "bce_with_logits_per_sample", "bce_with_logits_grad",
+]
+
+
+@numba.njit(**JIT)
+def _mse_per_sample_serial(y2, h2, out):
+    for k in range(h2.shape[0]):
+        y = y2[k]
+        h = h2[k]
+        acc = 0.0
+        for i in range(h.size):
+            r = y[i] - h[i]
+            acc += r * r
+        out[k] = acc
+
+@numba.njit(**JIT)
+def _mse_grad_serial(y, h, scale, out):
+    two = h.dtype.type(2)
+    for i in range(h.size):
+        out[i] = scale * (two * (h[i] - y[i]))
+
+@numba.njit(**JIT_PARALLEL)
+def _mse_per_sample_parallel(y2, h2, out):
+    for k in numba.prange(h2.shape[0]):
+        y = y2[k]
+        h = h2[k]
+        acc = 0.0
+        for i in range(h.size):
+            r = y[i] - h[i]
+            acc += r * r
+        out[k] = acc
+
+@numba.njit(**JIT_PARALLEL)
+def _mse_grad_parallel(y, h, scale, out):
+    two = h.dtype.type(2)
+    for i in numba.prange(h.size):
+        out[i] = scale * (two * (h[i] - y[i]))
+
+
+@numba.njit(**JIT)
+def _bce_per_sample_serial(y2, h2, eps, out):
+    one = h2.dtype.type(1)
+    hi_clip = one - eps
+    for k in range(h2.shape[0]):
+        y = y2[k]
+        h = h2[k]
+        acc = 0.0
+        for i in range(h.size):
+            c = h[i]
+            c = eps if c < eps else c
+            c = hi_clip if c > hi_clip else c
+            yi = y[i]
+            acc += -(yi * np.log(c) + (one - yi) * np.log1p(-c))
+        out[k] = acc
+
+@numba.njit(**JIT)
+def _bce_grad_serial(y, h, eps, scale, out):
+    one = h.dtype.type(1)
+    hi_clip = one - eps
+    for i in range(h.size):
+        c = h[i]
+        c = eps if c < eps else c
+        c = hi_clip if c > hi_clip else c
+        out[i] = scale * ((c - y[i]) / (c * (one - c)))
+
+@numba.njit(**JIT_PARALLEL)
+def _bce_per_sample_parallel(y2, h2, eps, out):
+    one = h2.dtype.type(1)
+    hi_clip = one - eps
+    for k in numba.prange(h2.shape[0]):
+        y = y2[k]
+        h = h2[k]
+        acc = 0.0
+        for i in range(h.size):
+            c = h[i]
+            c = eps if c < eps else c
+            c = hi_clip if c > hi_clip else c
+            yi = y[i]
+            acc += -(yi * np.log(c) + (one - yi) * np.log1p(-c))
+        out[k] = acc
+
+@numba.njit(**JIT_PARALLEL)
+def _bce_grad_parallel(y, h, eps, scale, out):
+    one = h.dtype.type(1)
+    hi_clip = one - eps
+    for i in numba.prange(h.size):
+        c = h[i]
+        c = eps if c < eps else c
+        c = hi_clip if c > hi_clip else c
+        out[i] = scale * ((c - y[i]) / (c * (one - c)))
+
+
+@numba.njit(**JIT)
+def _bce_with_logits_per_sample_serial(y2, h2, out):
+    one = h2.dtype.type(1)
+    zero = h2.dtype.type(0)
+    for k in range(h2.shape[0]):
+        y = y2[k]
+        h = h2[k]
+        acc = 0.0
+        for i in range(h.size):
+            z = h[i]
+            m = z if z > zero else zero
+            acc += m - z * y[i] + np.log1p(np.exp(-abs(z)))
+        out[k] = acc
+
+@numba.njit(**JIT)
+def _bce_with_logits_grad_serial(y, h, scale, out):
+    one = h.dtype.type(1)
+    zero = h.dtype.type(0)
+    for i in range(h.size):
+        z = h[i]
+        e = np.exp(-abs(z))
+        s = one / (one + e)
+        s = s if z >= zero else e * s
+        out[i] = scale * (s - y[i])
+
+@numba.njit(**JIT_PARALLEL)
+def _bce_with_logits_per_sample_parallel(y2, h2, out):
+    one = h2.dtype.type(1)
+    zero = h2.dtype.type(0)
+    for k in numba.prange(h2.shape[0]):
+        y = y2[k]
+        h = h2[k]
+        acc = 0.0
+        for i in range(h.size):
+            z = h[i]
+            m = z if z > zero else zero
+            acc += m - z * y[i] + np.log1p(np.exp(-abs(z)))
+        out[k] = acc
+
+@numba.njit(**JIT_PARALLEL)
+def _bce_with_logits_grad_parallel(y, h, scale, out):
+    one = h.dtype.type(1)
+    zero = h.dtype.type(0)
+    for i in numba.prange(h.size):
+        z = h[i]
+        e = np.exp(-abs(z))
+        s = one / (one + e)
+        s = s if z >= zero else e * s
+        out[i] = scale * (s - y[i])
+
+
+
+def _prepare(y, y_hat):
+    y = np.asarray(y)
+    y_hat = np.asarray(y_hat)
+    if y.shape != y_hat.shape:
+        raise ValueError(
+            f"shapes do not match: y has shape {y.shape} but y_hat has shape {y_hat.shape}"
+        )
+    if y_hat.ndim == 0:
+        raise ValueError("a loss needs a batch: y and y_hat have shape () (0-d); pass shape (N,) or (N, ...)")
+    dtype = float_dtype(y, y_hat)
+    n = y_hat.shape[0]
+    m = y_hat.size // n if n else 0
+    y2 = np.ascontiguousarray(y, dtype=dtype).reshape(n, m)
+    h2 = np.ascontiguousarray(y_hat, dtype=dtype).reshape(n, m)
+    return y2, h2, dtype
+
+
+def _per_sample(serial, parallel, y, y_hat, params, out):
+    y2, h2, dtype = _prepare(y, y_hat)
+    out, flat = prepare_out(out, (h2.shape[0],), dtype)
+    typed = [dtype.type(p) for p in params]
+    kernel = pick(serial, parallel, h2.size) if h2.shape[0] > 1 else serial
+    kernel(y2, h2, *typed, flat)
+    return out
+
+
+def _grad(serial, parallel, y, y_hat, params, scale, out):
+    y2, h2, dtype = _prepare(y, y_hat)
+    shape = np.shape(y_hat)
+    out, flat = prepare_out(out, shape, dtype)
+    typed = [dtype.type(p) for p in params]
+    pick(serial, parallel, flat.size)(y2.reshape(-1), h2.reshape(-1), *typed, dtype.type(scale), flat)
+    return out
+
+
+
+def mse_per_sample(y, y_hat, out=None):
+    """Per-sample loss J0^(k) = sum over the non-batch axes of (y - y_hat)**2.
+
+    Parameters
+    ----------
+    y, y_hat : array_like
+        Targets and predictions, the same shape ``(N, ...)`` (axis 0 is the batch).
+    out : ndarray, optional
+        Shape ``(N,)``, dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(N,)``.
+    """
+    return _per_sample(_mse_per_sample_serial, _mse_per_sample_parallel, y, y_hat, (), out)
+
+
+def mse_grad(y, y_hat, scale=1.0, out=None):
+    """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = -2 (y - y_hat), element-wise.
+
+    Parameters
+    ----------
+    y, y_hat : array_like
+        The same shape; never written to.
+    scale : float
+        ``1/N`` for the lecture's mean over samples.
+    out : ndarray, optional
+        Shape of ``y_hat``, dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        Shape of ``y_hat``.
+    """
+    return _grad(_mse_grad_serial, _mse_grad_parallel, y, y_hat, (), scale, out)
+
+
+def bce_per_sample(y, y_hat, out=None):
+    """Per-sample loss J0^(k) = sum over the non-batch axes of -[y log c + (1 - y) log(1 - c)], c = clip(y_hat, eps, 1 - eps).
+
+    Parameters
+    ----------
+    y, y_hat : array_like
+        Targets and predictions, the same shape ``(N, ...)`` (axis 0 is the batch).
+    out : ndarray, optional
+        Shape ``(N,)``, dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(N,)``.
+    """
+    return _per_sample(_bce_per_sample_serial, _bce_per_sample_parallel, y, y_hat, (bce_eps(_dtype_of(y, y_hat)),), out)
+
+
+def bce_grad(y, y_hat, scale=1.0, out=None):
+    """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = (c - y) / (c (1 - c)), element-wise.
+
+    Parameters
+    ----------
+    y, y_hat : array_like
+        The same shape; never written to.
+    scale : float
+        ``1/N`` for the lecture's mean over samples.
+    out : ndarray, optional
+        Shape of ``y_hat``, dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        Shape of ``y_hat``.
+    """
+    return _grad(_bce_grad_serial, _bce_grad_parallel, y, y_hat, (bce_eps(_dtype_of(y, y_hat)),), scale, out)
+
+
+def bce_with_logits_per_sample(y, y_hat, out=None):
+    """Per-sample loss J0^(k) = sum over the non-batch axes of max(z, 0) - z y + log1p(exp(-|z|)) with z = y_hat (logits).
+
+    Parameters
+    ----------
+    y, y_hat : array_like
+        Targets and predictions, the same shape ``(N, ...)`` (axis 0 is the batch).
+    out : ndarray, optional
+        Shape ``(N,)``, dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(N,)``.
+    """
+    return _per_sample(_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel, y, y_hat, (), out)
+
+
+def bce_with_logits_grad(y, y_hat, scale=1.0, out=None):
+    """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = sigmoid(z) - y, element-wise.
+
+    Parameters
+    ----------
+    y, y_hat : array_like
+        The same shape; never written to.
+    scale : float
+        ``1/N`` for the lecture's mean over samples.
+    out : ndarray, optional
+        Shape of ``y_hat``, dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        Shape of ``y_hat``.
+    """
+    return _grad(_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel, y, y_hat, (), scale, out)
+
+
+
+def _dtype_of(y, y_hat):
+    return float_dtype(np.asarray(y), np.asarray(y_hat))
