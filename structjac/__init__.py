@@ -1,0 +1,42 @@
+"""structjac: Jacobians kept in the shape the mathematics gives them.
+
+Public names only; see ``DESIGN.md`` and the documentation for the architecture.
+"""
+
+from ._warnings import StructureLostError, StructureLostWarning, strict
+from .algebra import Rule, as_jacobian, rules
+from .linear_operator import JacobianLinearOperator
+from .structures import (
+    BlockColumn,
+    BlockRow,
+    Dense,
+    Diagonal,
+    Identity,
+    Jacobian,
+    Kronecker,
+    ScaledIdentity,
+    Sparse,
+    Zero,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Jacobian",
+    "Identity",
+    "ScaledIdentity",
+    "Zero",
+    "Diagonal",
+    "BlockRow",
+    "BlockColumn",
+    "Kronecker",
+    "Dense",
+    "Sparse",
+    "as_jacobian",
+    "rules",
+    "Rule",
+    "strict",
+    "StructureLostWarning",
+    "StructureLostError",
+    "JacobianLinearOperator",
+]

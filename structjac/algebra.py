@@ -1,0 +1,533 @@
+r"""The rule table: how two structures combine, in closed form.
+
+Every rule is a small function with its one line of mathematics, registered in a plain
+dict keyed by ``(operation, left type, right type)``. A pair of operands is looked up
+along both method resolution orders, so a rule written for :class:`Diagonal` serves
+:class:`ScaledIdentity` and :class:`Identity` too, and a rule written for a tighter
+type overrides it. Among the rules that match, the one whose types are closest to the
+operands' (the smallest sum of MRO distances) wins; ties go to the rule of higher
+``priority`` (identities and zeros first, then the block rules that keep a few rows or
+columns), then to the closer left type.
+
+A rule may decline (return ``NotImplemented``) when a condition on shapes fails, e.g.
+the mixed-product rule of two Kronecker products whose factors do not fit. When no rule
+applies, the result is computed exactly through ``scipy.sparse`` and a
+:class:`~structjac.StructureLostWarning` says so (``structjac.strict()`` raises
+instead): nothing is densified behind the user's back.
+
+Results have the dtype ``np.result_type(left.dtype, right.dtype)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._warnings import structure_lost
+from .structures import (
+    BlockColumn,
+    BlockRow,
+    Dense,
+    Diagonal,
+    Identity,
+    Jacobian,
+    Kronecker,
+    ScaledIdentity,
+    Sparse,
+    Zero,
+)
+
+__all__ = [
+    "Rule",
+    "rules",
+    "matmul",
+    "add",
+    "subtract",
+    "scale",
+    "as_jacobian",
+]
+
+#: Result marker: the result has the type of the left operand.
+SAME_AS_LEFT = "same as left"
+#: Result marker: the result has the type of the right operand.
+SAME_AS_RIGHT = "same as right"
+
+
+class Rule(NamedTuple):
+    """One row of the rule table."""
+
+    operation: str
+    """``"matmul"`` or ``"add"``."""
+    left: type
+    """The left operand's type (subclasses match too)."""
+    right: type
+    """The right operand's type (subclasses match too)."""
+    result: object
+    """The result's type, or ``"same as left"`` / ``"same as right"``."""
+    math: str
+    """The rule's one line of mathematics."""
+    condition: str
+    """When the rule applies (empty: always); otherwise it declines."""
+    function: Callable
+    """The rule itself, ``function(left, right) -> Jacobian``."""
+    priority: int
+    """Tie-break among equally close matches; higher wins."""
+
+
+_RULES: dict[tuple[str, type, type], Rule] = {}
+
+
+def _rule(operation, left, right, result, *, condition="", priority=0):
+    def register(function):
+        math = (function.__doc__ or "").strip().splitlines()[0]
+        _RULES[(operation, left, right)] = Rule(
+            operation, left, right, result, math, condition, function, priority
+        )
+        return function
+
+    return register
+
+
+def rules() -> list[Rule]:
+    """Return the rule table, one :class:`Rule` per registered rule.
+
+    Returns
+    -------
+    list of Rule
+        Named tuples ``(operation, left, right, result, math, condition, function,
+        priority)``, sorted by operation and type names.
+
+    Examples
+    --------
+    >>> import structjac as sj
+    >>> row = [r for r in sj.rules() if r.operation == "matmul"
+    ...        and r.left is sj.Diagonal and r.right is sj.BlockRow][0]
+    >>> row.result.__name__, row.math
+    ('BlockRow', 'diag(d) sum_j e_{i_j} r_j^T = sum_j e_{i_j} (d_{i_j} r_j)^T')
+    """
+    return sorted(_RULES.values(), key=lambda r: (r.operation, r.left.__name__, r.right.__name__))
+
+
+@functools.lru_cache(maxsize=None)
+def _lookup(operation: str, left: type, right: type) -> Rule | None:
+    best = None
+    for i, L in enumerate(left.__mro__):
+        for j, R in enumerate(right.__mro__):
+            found = _RULES.get((operation, L, R))
+            if found is not None:
+                key = (i + j, -found.priority, i)
+                if best is None or key < best[0]:
+                    best = (key, found)
+    return None if best is None else best[1]
+
+
+def _fallback(operation: str, a: Jacobian, b: Jacobian) -> Jacobian:
+    structure_lost(
+        f"{operation}({type(a).__name__}, {type(b).__name__}) has no structured rule; "
+        f"the result is computed exactly as Sparse",
+        stacklevel=5,
+    )
+    left, right = a.to_sparse(), b.to_sparse()
+    product = left @ right if operation == "matmul" else left + right
+    return Sparse(sp.csr_array(product), copy=False)
+
+
+def _apply(operation: str, a: Jacobian, b: Jacobian) -> Jacobian:
+    found = _lookup(operation, type(a), type(b))
+    result = NotImplemented if found is None else found.function(a, b)
+    if result is NotImplemented:
+        result = _fallback(operation, a, b)
+    return result.astype(np.result_type(a.dtype, b.dtype))
+
+
+def matmul(a: Jacobian, b: Jacobian) -> Jacobian:
+    r"""Compose two Jacobians, :math:`AB`, by the rule table.
+
+    Parameters
+    ----------
+    a, b : Jacobian
+        With ``a.shape[1] == b.shape[0]``.
+
+    Returns
+    -------
+    Jacobian
+        The tightest structure the table knows for the product.
+
+    Raises
+    ------
+    ValueError
+        When the inner dimensions differ; the message names both shapes.
+    """
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(
+            f"A @ B: shapes do not fit: {type(a).__name__} of shape {a.shape} and "
+            f"{type(b).__name__} of shape {b.shape} (inner dimensions {a.shape[1]} != {b.shape[0]})"
+        )
+    return _apply("matmul", a, b)
+
+
+def add(a: Jacobian, b: Jacobian) -> Jacobian:
+    r"""Add two Jacobians of the same shape, :math:`A + B`, by the rule table.
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ; the message names both.
+    """
+    if a.shape != b.shape:
+        raise ValueError(
+            f"A + B: shapes do not fit: {type(a).__name__} of shape {a.shape} and "
+            f"{type(b).__name__} of shape {b.shape}"
+        )
+    return _apply("add", a, b)
+
+
+def subtract(a: Jacobian, b: Jacobian) -> Jacobian:
+    r""":math:`A - B = A + (-1)B`: negation keeps every structure, then :func:`add`."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"A - B: shapes do not fit: {type(a).__name__} of shape {a.shape} and "
+            f"{type(b).__name__} of shape {b.shape}"
+        )
+    return _apply("add", a, b._scale(-1))
+
+
+def scale(a: Jacobian, c) -> Jacobian:
+    r""":math:`cA`, in the structure of :math:`A` (every structure scales in closed form)."""
+    return a._scale(c)
+
+
+def as_jacobian(obj, n: int | None = None) -> Jacobian:
+    """Wrap ``obj`` as a :class:`Jacobian`.
+
+    Parameters
+    ----------
+    obj : Jacobian, ndarray (2-D), scipy.sparse matrix or array, or scalar
+        A Jacobian is returned as it is; a 2-D array becomes :class:`Dense`, a sparse
+        matrix :class:`Sparse`, a scalar ``c`` the :class:`ScaledIdentity` ``c I_n``.
+    n : int, optional
+        The size of the scaled identity for a scalar (default 1).
+
+    Returns
+    -------
+    Jacobian
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, structjac as sj
+    >>> sj.as_jacobian(np.eye(2))
+    Dense(shape=(2, 2), dtype=float64, stored=32 B, dense=32 B)
+    >>> sj.as_jacobian(sp.eye_array(2))
+    Sparse(shape=(2, 2), dtype=float64, stored=36 B, dense=32 B)
+    >>> sj.as_jacobian(0.5, n=3)
+    ScaledIdentity(shape=(3, 3), dtype=float64, stored=8 B, dense=72 B)
+    """
+    if isinstance(obj, Jacobian):
+        return obj
+    if sp.issparse(obj):
+        return Sparse(obj)
+    if np.ndim(obj) == 0 and not isinstance(obj, (str, bytes)):
+        return ScaledIdentity(1 if n is None else n, np.asarray(obj)[()])
+    arr = np.asarray(obj)
+    if arr.ndim == 2:
+        return Dense(arr)
+    raise ValueError(
+        f"as_jacobian: cannot wrap an array of shape {arr.shape}; a Jacobian is 2-D "
+        "(use Diagonal(d) for a diagonal, Dense(v[None, :]) for a row)"
+    )
+
+
+def coerce_operand(obj):
+    """Operand of ``+``/``-``: a Jacobian, a 2-D ndarray or a sparse matrix; else NotImplemented."""
+    if isinstance(obj, Jacobian):
+        return obj
+    if sp.issparse(obj):
+        return Sparse(obj)
+    if isinstance(obj, np.ndarray) and obj.ndim == 2:
+        return Dense(obj)
+    return NotImplemented
+
+
+def _one_row(J: Jacobian) -> bool:
+    return J.shape[0] == 1
+
+
+def _one_col(J: Jacobian) -> bool:
+    return J.shape[1] == 1
+
+
+# =====================================================================  matmul
+# ---- identities and zeros: nothing to compute -------------------------------
+@_rule("matmul", Identity, Jacobian, SAME_AS_RIGHT, priority=2)
+def _identity_at(a, b):
+    """I J = J (the same object, no copy)"""
+    return b
+
+
+@_rule("matmul", Jacobian, Identity, SAME_AS_LEFT, priority=2)
+def _at_identity(a, b):
+    """J I = J (the same object, no copy)"""
+    return a
+
+
+@_rule("matmul", ScaledIdentity, Jacobian, SAME_AS_RIGHT, priority=2)
+def _scaled_identity_at(a, b):
+    """(cI) J = cJ, in the structure of J"""
+    return b._scale(a.scalar)
+
+
+@_rule("matmul", Jacobian, ScaledIdentity, SAME_AS_LEFT, priority=2)
+def _at_scaled_identity(a, b):
+    """J (cI) = cJ, in the structure of J"""
+    return a._scale(b.scalar)
+
+
+@_rule("matmul", Zero, Jacobian, Zero, priority=3)
+def _zero_at(a, b):
+    """0 J = 0"""
+    return Zero((a.shape[0], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype))
+
+
+@_rule("matmul", Jacobian, Zero, Zero, priority=3)
+def _at_zero(a, b):
+    """J 0 = 0"""
+    return Zero((a.shape[0], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype))
+
+
+# ---- diagonals ---------------------------------------------------------------
+@_rule("matmul", Diagonal, Diagonal, Diagonal)
+def _diagonal_at_diagonal(a, b):
+    """diag(a) diag(b) = diag(a * b)"""
+    return Diagonal(a.values * b.values, copy=False)
+
+
+@_rule("matmul", Diagonal, BlockRow, BlockRow)
+def _diagonal_at_blockrow(a, b):
+    """diag(d) sum_j e_{i_j} r_j^T = sum_j e_{i_j} (d_{i_j} r_j)^T"""
+    rows = a.values[b.indices][:, None] * b.rows
+    return BlockRow._from_parts(b.indices, rows, b.shape[0], b._scalar_index)
+
+
+@_rule("matmul", BlockRow, Diagonal, BlockRow)
+def _blockrow_at_diagonal(a, b):
+    """(sum_j e_{i_j} r_j^T) diag(d) = sum_j e_{i_j} (r_j * d)^T"""
+    return BlockRow._from_parts(a.indices, a.rows * b.values, a.shape[0], a._scalar_index)
+
+
+@_rule("matmul", Diagonal, BlockColumn, BlockColumn)
+def _diagonal_at_blockcolumn(a, b):
+    """diag(d) sum_j c_j e_{i_j}^T = sum_j (d * c_j) e_{i_j}^T"""
+    return BlockColumn._from_parts(b.indices, b.columns * a.values, b.shape[1], b._scalar_index)
+
+
+@_rule("matmul", BlockColumn, Diagonal, BlockColumn)
+def _blockcolumn_at_diagonal(a, b):
+    """(sum_j c_j e_{i_j}^T) diag(d) = sum_j (d_{i_j} c_j) e_{i_j}^T"""
+    cols = b.values[a.indices][:, None] * a.columns
+    return BlockColumn._from_parts(a.indices, cols, a.shape[1], a._scalar_index)
+
+
+@_rule("matmul", Diagonal, Dense, Dense)
+def _diagonal_at_dense(a, b):
+    """diag(d) M = M with row i scaled by d_i"""
+    return Dense(a.values[:, None] * b.matrix, copy=False)
+
+
+@_rule("matmul", Dense, Diagonal, Dense)
+def _dense_at_diagonal(a, b):
+    """M diag(d) = M with column j scaled by d_j"""
+    return Dense(a.matrix * b.values, copy=False)
+
+
+@_rule("matmul", Diagonal, Kronecker, Kronecker, condition="a factor has one row")
+def _diagonal_at_kronecker(a, b):
+    """diag(d) (A (x) b^T) = (diag(d) A) (x) b^T;  diag(d) (a^T (x) B) = a^T (x) (diag(d) B)"""
+    if _one_row(b.B):
+        return Kronecker(matmul(a, b.A), b.B)
+    if _one_row(b.A):
+        return Kronecker(b.A, matmul(a, b.B))
+    return NotImplemented
+
+
+@_rule("matmul", Kronecker, Diagonal, Kronecker, condition="a factor has one column")
+def _kronecker_at_diagonal(a, b):
+    """(A (x) b) diag(d) = (A diag(d)) (x) b;  (a (x) B) diag(d) = a (x) (B diag(d))"""
+    if _one_col(a.B):
+        return Kronecker(matmul(a.A, b), a.B)
+    if _one_col(a.A):
+        return Kronecker(a.A, matmul(a.B, b))
+    return NotImplemented
+
+
+# ---- block rows and columns: a few rows (columns) stay a few rows (columns) ----
+@_rule("matmul", BlockRow, Jacobian, BlockRow, priority=1)
+def _blockrow_at(a, b):
+    """(sum_j e_{i_j} r_j^T) J = sum_j e_{i_j} (r_j^T J): only the nonzero rows are applied"""
+    return BlockRow._from_parts(a.indices, b._rmatmat(a.rows), a.shape[0], a._scalar_index)
+
+
+@_rule("matmul", Jacobian, BlockColumn, BlockColumn, priority=1)
+def _at_blockcolumn(a, b):
+    """J (sum_j c_j e_{i_j}^T) = sum_j (J c_j) e_{i_j}^T"""
+    return BlockColumn._from_parts(b.indices, a._matmat(b.columns.T).T, b.shape[1], b._scalar_index)
+
+
+@_rule("matmul", Dense, BlockRow, Dense)
+def _dense_at_blockrow(a, b):
+    """M (sum_j e_{i_j} r_j^T) = sum_j (M e_{i_j}) r_j^T, a rank-r outer product"""
+    return Dense(a.matrix[:, b.indices] @ b.rows, copy=False)
+
+
+@_rule("matmul", BlockColumn, BlockRow, Dense)
+def _blockcolumn_at_blockrow(a, b):
+    """(sum_j c_j e_{i_j}^T)(sum_l e_{k_l} r_l^T) = sum_{i_j = k_l} c_j r_l^T, a low-rank outer product"""
+    common, ja, jb = np.intersect1d(a.indices, b.indices, assume_unique=True, return_indices=True)
+    dtype = np.result_type(a.dtype, b.dtype)
+    return Dense((a.columns[ja].T @ b.rows[jb]).astype(dtype, copy=False), copy=False)
+
+
+# ---- Kronecker products ------------------------------------------------------
+@_rule("matmul", Kronecker, Kronecker, Kronecker, condition="A.shape[1] == C.shape[0]")
+def _kronecker_at_kronecker(a, b):
+    """(A (x) B)(C (x) D) = (AC) (x) (BD)  (mixed product)"""
+    if a.A.shape[1] != b.A.shape[0] or a.B.shape[1] != b.B.shape[0]:
+        return NotImplemented
+    return Kronecker(matmul(a.A, b.A), matmul(a.B, b.B))
+
+
+# ---- dense and sparse: the loose types absorb the others ---------------------
+@_rule("matmul", Dense, Jacobian, Dense)
+def _dense_at(a, b):
+    """M J = (J^T M^T)^T, J applied from the left to the rows of M"""
+    return Dense(b._rmatmat(a.matrix), copy=False)
+
+
+@_rule("matmul", Jacobian, Dense, Dense)
+def _at_dense(a, b):
+    """J M, J applied to the columns of M"""
+    return Dense(a._matmat(b.matrix), copy=False)
+
+
+@_rule("matmul", Sparse, Jacobian, Sparse)
+def _sparse_at(a, b):
+    """S J = S sparse(J)"""
+    return Sparse(sp.csr_array(a.csr @ b.to_sparse()), copy=False)
+
+
+@_rule("matmul", Jacobian, Sparse, Sparse)
+def _at_sparse(a, b):
+    """J S = sparse(J) S"""
+    return Sparse(sp.csr_array(a.to_sparse() @ b.csr), copy=False)
+
+
+@_rule("matmul", Dense, Sparse, Dense)
+def _dense_at_sparse(a, b):
+    """M S = (S^T M^T)^T, dense"""
+    return Dense(np.asarray((b.csr.T @ a.matrix.T).T), copy=False)
+
+
+@_rule("matmul", Sparse, Dense, Dense)
+def _sparse_at_dense(a, b):
+    """S M, dense"""
+    return Dense(np.asarray(a.csr @ b.matrix), copy=False)
+
+
+# ========================================================================  add
+@_rule("add", Zero, Jacobian, SAME_AS_RIGHT, priority=3)
+def _zero_plus(a, b):
+    """0 + J = J"""
+    return b
+
+
+@_rule("add", Jacobian, Zero, SAME_AS_LEFT, priority=3)
+def _plus_zero(a, b):
+    """J + 0 = J"""
+    return a
+
+
+@_rule("add", Diagonal, Diagonal, Diagonal)
+def _diagonal_plus_diagonal(a, b):
+    """diag(a) + diag(b) = diag(a + b)"""
+    return Diagonal(a.values + b.values, copy=False)
+
+
+@_rule("add", ScaledIdentity, ScaledIdentity, ScaledIdentity)
+def _scaled_identity_plus_scaled_identity(a, b):
+    """aI + bI = (a + b)I"""
+    dtype = np.result_type(a.dtype, b.dtype)
+    return ScaledIdentity(a.shape[0], a.scalar + b.scalar, dtype=dtype)
+
+
+@_rule("add", BlockRow, BlockRow, BlockRow)
+def _blockrow_plus_blockrow(a, b):
+    """sum_j e_{i_j} r_j^T + sum_l e_{k_l} s_l^T: rows on the union of the indices"""
+    indices = np.union1d(a.indices, b.indices)
+    dtype = np.result_type(a.dtype, b.dtype)
+    rows = np.zeros((indices.size, a.shape[1]), dtype=dtype)
+    rows[np.searchsorted(indices, a.indices)] += a.rows
+    rows[np.searchsorted(indices, b.indices)] += b.rows
+    scalar = a._scalar_index and b._scalar_index and indices.size == 1
+    return BlockRow._from_parts(indices, rows, a.shape[0], scalar)
+
+
+@_rule("add", BlockColumn, BlockColumn, BlockColumn)
+def _blockcolumn_plus_blockcolumn(a, b):
+    """(B + C)^T = B^T + C^T: block columns add as block rows"""
+    return add(a.T, b.T).T
+
+
+@_rule("add", Kronecker, Kronecker, Kronecker, condition="a factor is shared")
+def _kronecker_plus_kronecker(a, b):
+    """A (x) B + A (x) C = A (x) (B + C);  A (x) C + B (x) C = (A + B) (x) C"""
+    if _same_factor(a.A, b.A) and a.B.shape == b.B.shape:
+        return Kronecker(a.A, add(a.B, b.B))
+    if _same_factor(a.B, b.B) and a.A.shape == b.A.shape:
+        return Kronecker(add(a.A, b.A), a.B)
+    return NotImplemented
+
+
+def _same_factor(X: Jacobian, Y: Jacobian) -> bool:
+    if X is Y:
+        return True
+    if isinstance(X, ScaledIdentity) and isinstance(Y, ScaledIdentity):
+        return X.shape == Y.shape and X.scalar == Y.scalar
+    return False
+
+
+@_rule("add", Dense, Jacobian, Dense)
+def _dense_plus(a, b):
+    """M + J, dense"""
+    return Dense(a.matrix + b.to_dense(), copy=False)
+
+
+@_rule("add", Jacobian, Dense, Dense)
+def _plus_dense(a, b):
+    """J + M, dense"""
+    return Dense(a.to_dense() + b.matrix, copy=False)
+
+
+@_rule("add", Sparse, Jacobian, Sparse)
+def _sparse_plus(a, b):
+    """S + J = S + sparse(J)"""
+    return Sparse(sp.csr_array(a.csr + b.to_sparse()), copy=False)
+
+
+@_rule("add", Jacobian, Sparse, Sparse)
+def _plus_sparse(a, b):
+    """J + S = sparse(J) + S"""
+    return Sparse(sp.csr_array(a.to_sparse() + b.csr), copy=False)
+
+
+@_rule("add", Dense, Sparse, Dense)
+def _dense_plus_sparse(a, b):
+    """M + S, dense"""
+    return Dense(a.matrix + b.csr.toarray(), copy=False)
+
+
+@_rule("add", Sparse, Dense, Dense)
+def _sparse_plus_dense(a, b):
+    """S + M, dense"""
+    return Dense(a.csr.toarray() + b.matrix, copy=False)

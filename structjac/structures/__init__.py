@@ -1,0 +1,29 @@
+"""The structured Jacobians, one module per type.
+
+Lattice by inheritance: ``Identity < ScaledIdentity < Diagonal < Jacobian``, so that a
+rule written for :class:`Diagonal` serves the tighter types and a tighter rule overrides.
+"""
+
+from .base import Jacobian
+from .diagonal import Diagonal
+from .scaled_identity import ScaledIdentity
+from .identity import Identity
+from .zero import Zero
+from .blockrow import BlockRow
+from .blockcolumn import BlockColumn
+from .kronecker import Kronecker
+from .dense import Dense
+from .sparse import Sparse
+
+__all__ = [
+    "Jacobian",
+    "Identity",
+    "ScaledIdentity",
+    "Zero",
+    "Diagonal",
+    "BlockRow",
+    "BlockColumn",
+    "Kronecker",
+    "Dense",
+    "Sparse",
+]

@@ -1,0 +1,299 @@
+"""The abstract base of every structured Jacobian.
+
+A :class:`Jacobian` is an immutable linear map :math:`J \\in \\mathbb{R}^{m \\times n}`
+kept in the structure the mathematics gives it. Subclasses say how they store
+themselves and how they apply to a block of vectors; everything that involves two
+structures (``@``, ``+``) is decided by the rule table in :mod:`structjac.algebra`.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validation import as_float_dtype, format_nbytes
+
+__all__ = ["Jacobian"]
+
+
+def _algebra():
+    # The rule table imports the structures; the structures reach it at call time only.
+    from .. import algebra
+
+    return algebra
+
+
+def _is_scalar(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0
+    return isinstance(value, (numbers.Number, np.number))
+
+
+class Jacobian:
+    r"""A linear map :math:`J \in \mathbb{F}^{m \times n}` kept in its structure.
+
+    Every structure has a ``shape`` ``(m, n)``, a ``dtype``, the number of bytes it
+    stores (``nbytes``) and the number the dense matrix would take
+    (``dense_nbytes``). It applies to arrays without densifying:
+
+    * ``J @ x`` with ``x`` of shape ``(n,)`` or ``(n, k)`` gives :math:`J x`;
+    * ``x @ J`` with ``x`` of shape ``(m,)`` or ``(k, m)`` gives :math:`x J`,
+      the vector-Jacobian product;
+    * ``J @ K`` with another structure composes them by the rule table,
+      ``J + K``, ``J - K``, ``-J``, ``c * J`` and ``J / c`` likewise.
+
+    Structures are immutable: their arrays are read-only copies.
+    """
+
+    __slots__ = ("_shape", "_dtype")
+    # ndarray @ J, ndarray * J ... must reach structjac, not numpy's ufuncs.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __init__(self, shape, dtype):
+        m, n = (int(shape[0]), int(shape[1]))
+        object.__setattr__(self, "_shape", (m, n))
+        object.__setattr__(self, "_dtype", as_float_dtype(dtype))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__} is immutable; cannot delete {name!r}")
+
+    def _set(self, **attributes):
+        for key, value in attributes.items():
+            object.__setattr__(self, key, value)
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def shape(self) -> tuple[int, int]:
+        """tuple of int: ``(m, n)``, outputs by inputs."""
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """numpy.dtype: the dtype of the numbers the structure holds and returns."""
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        """int: always 2."""
+        return 2
+
+    @property
+    def nbytes(self) -> int:
+        """int: bytes of the numbers this structure stores."""
+        raise NotImplementedError
+
+    @property
+    def dense_nbytes(self) -> int:
+        """int: bytes the dense ``m x n`` matrix would take."""
+        return self._shape[0] * self._shape[1] * self._dtype.itemsize
+
+    def __repr__(self) -> str:
+        m, n = self._shape
+        return (
+            f"{type(self).__name__}(shape=({m}, {n}), dtype={self._dtype}, "
+            f"stored={format_nbytes(self.nbytes)}, dense={format_nbytes(self.dense_nbytes)})"
+        )
+
+    # ------------------------------------------------------- what subclasses give
+    def to_dense(self) -> np.ndarray:
+        """Return the dense matrix as a new (writable) ndarray of shape ``shape``."""
+        raise NotImplementedError
+
+    def to_sparse(self) -> sp.csr_array:
+        """Return the matrix as a new ``scipy.sparse.csr_array`` with its exact sparsity.
+
+        Stored entries are the structural nonzeros: a one-row :class:`BlockRow` of
+        length ``n`` has ``nnz == n`` even where the row holds zeros.
+        """
+        raise NotImplementedError
+
+    def diagonal(self) -> np.ndarray:
+        """Return the main diagonal, ``min(m, n)`` numbers, as a new ndarray."""
+        raise NotImplementedError
+
+    def inv(self) -> "Jacobian":
+        """Return the inverse in closed form, kept structured.
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            When the matrix is singular (naming the zero that makes it so) or not square.
+        NotImplementedError
+            When the structure has no closed-form inverse.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form inverse")
+
+    def astype(self, dtype) -> "Jacobian":
+        """Return the same structure with its numbers cast to ``dtype`` (self if equal)."""
+        raise NotImplementedError
+
+    @property
+    def T(self) -> "Jacobian":
+        """Jacobian: the transpose, structure kept (a BlockRow becomes a BlockColumn)."""
+        return self._transpose()
+
+    def _transpose(self) -> "Jacobian":
+        raise NotImplementedError
+
+    def _scale(self, c) -> "Jacobian":
+        """Return ``c * self`` in the same structure (``c`` a scalar)."""
+        raise NotImplementedError
+
+    def _matmat(self, X: np.ndarray) -> np.ndarray:
+        """Return ``self @ X`` for a 2-D ``X`` of shape ``(n, k)``."""
+        raise NotImplementedError
+
+    def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
+        """Return ``Y @ self`` for a 2-D ``Y`` of shape ``(k, m)``."""
+        return self._transpose()._matmat(Y.T).T
+
+    # ------------------------------------------------------------- application
+    def _operand(self, x, side: str) -> np.ndarray:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fc":
+            arr = arr.astype(as_float_dtype(arr.dtype))
+        m, n = self._shape
+        if side == "right":
+            ok = arr.ndim in (1, 2) and arr.shape[0] == n
+            want = f"({n},) or ({n}, k)"
+        else:
+            ok = arr.ndim in (1, 2) and arr.shape[-1] == m
+            want = f"({m},) or (k, {m})"
+        if not ok:
+            expr = "J @ x" if side == "right" else "x @ J"
+            raise ValueError(
+                f"{expr}: shapes do not fit: {type(self).__name__} of shape {self._shape} "
+                f"and array of shape {arr.shape} (expected {want})"
+            )
+        return arr
+
+    def matvec(self, x) -> np.ndarray:
+        r"""Apply the Jacobian: :math:`J x` (the Jacobian-vector product).
+
+        Parameters
+        ----------
+        x : array_like, shape (n,) or (n, k)
+            One vector, or ``k`` vectors as columns.
+
+        Returns
+        -------
+        ndarray, shape (m,) or (m, k)
+            With dtype ``np.result_type(J.dtype, x.dtype)``.
+        """
+        arr = self._operand(x, "right")
+        dtype = np.result_type(self._dtype, arr.dtype)
+        if arr.ndim == 1:
+            return self._matmat(arr[:, None]).reshape(self._shape[0]).astype(dtype, copy=False)
+        return self._matmat(arr).astype(dtype, copy=False)
+
+    def rmatvec(self, x) -> np.ndarray:
+        r"""Apply the Jacobian from the left: :math:`x J` (the vector-Jacobian product).
+
+        Parameters
+        ----------
+        x : array_like, shape (m,) or (k, m)
+            One cotangent, or ``k`` of them as rows.
+
+        Returns
+        -------
+        ndarray, shape (n,) or (k, n)
+            With dtype ``np.result_type(J.dtype, x.dtype)``.
+        """
+        arr = self._operand(x, "left")
+        dtype = np.result_type(self._dtype, arr.dtype)
+        if arr.ndim == 1:
+            return self._rmatmat(arr[None, :]).reshape(self._shape[1]).astype(dtype, copy=False)
+        return self._rmatmat(arr).astype(dtype, copy=False)
+
+    def aslinearoperator(self):
+        """Return a :class:`scipy.sparse.linalg.LinearOperator` that applies this Jacobian.
+
+        Returns
+        -------
+        structjac.JacobianLinearOperator
+            With ``_matvec``, ``_matmat``, ``_rmatvec``, ``_rmatmat`` and ``_adjoint``,
+            usable in ``scipy.sparse.linalg.cg``, ``gmres`` and ``lsqr``.
+        """
+        from ..linear_operator import JacobianLinearOperator
+
+        return JacobianLinearOperator(self)
+
+    # --------------------------------------------------------------- operators
+    def __matmul__(self, other):
+        if isinstance(other, Jacobian):
+            return _algebra().matmul(self, other)
+        if sp.issparse(other):
+            return _algebra().matmul(self, _algebra().as_jacobian(other))
+        if _is_scalar(other):
+            raise TypeError("J @ c with a scalar c: use J * c to scale a Jacobian")
+        if isinstance(other, (np.ndarray, list, tuple)) or hasattr(other, "__array__"):
+            return self.matvec(other)
+        return NotImplemented
+
+    def __rmatmul__(self, other):
+        if sp.issparse(other):
+            return _algebra().matmul(_algebra().as_jacobian(other), self)
+        if _is_scalar(other):
+            raise TypeError("c @ J with a scalar c: use c * J to scale a Jacobian")
+        if isinstance(other, (np.ndarray, list, tuple)) or hasattr(other, "__array__"):
+            return self.rmatvec(other)
+        return NotImplemented
+
+    def __add__(self, other):
+        other = _algebra().coerce_operand(other)
+        if other is NotImplemented:
+            return NotImplemented
+        return _algebra().add(self, other)
+
+    def __radd__(self, other):
+        other = _algebra().coerce_operand(other)
+        if other is NotImplemented:
+            return NotImplemented
+        return _algebra().add(other, self)
+
+    def __sub__(self, other):
+        other = _algebra().coerce_operand(other)
+        if other is NotImplemented:
+            return NotImplemented
+        return _algebra().subtract(self, other)
+
+    def __rsub__(self, other):
+        other = _algebra().coerce_operand(other)
+        if other is NotImplemented:
+            return NotImplemented
+        return _algebra().subtract(other, self)
+
+    def __neg__(self):
+        return self._scale(-1)
+
+    def __pos__(self):
+        return self
+
+    def __mul__(self, c):
+        if not _is_scalar(c):
+            return NotImplemented
+        return _algebra().scale(self, c)
+
+    def __rmul__(self, c):
+        if not _is_scalar(c):
+            return NotImplemented
+        return _algebra().scale(self, c)
+
+    def __truediv__(self, c):
+        if not _is_scalar(c):
+            return NotImplemented
+        if c == 0:
+            raise ZeroDivisionError(f"{type(self).__name__} / 0")
+        return _algebra().scale(self, 1 / np.asarray(c)[()] if isinstance(c, np.generic) else 1 / c)
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            f"{type(self).__name__} does not convert to an ndarray implicitly "
+            "(that would densify it); call .to_dense() if you want the dense matrix"
+        )

@@ -1,0 +1,85 @@
+r"""Dense Jacobians: the last resort, and what :math:`\partial z/\partial x = W` is."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validation import frozen_array
+from .base import Jacobian
+
+__all__ = ["Dense"]
+
+
+class Dense(Jacobian):
+    r"""A general matrix :math:`M \in \mathbb{F}^{m \times n}`, all ``m * n`` numbers.
+
+    Parameters
+    ----------
+    M : array_like, shape (m, n)
+        The matrix; copied (``copy=True``) and kept read-only.
+    copy : bool, default True
+
+    Examples
+    --------
+    The Jacobian of :math:`z = Wx + b` with respect to :math:`x` is :math:`W`:
+
+    >>> import numpy as np, structjac as sj
+    >>> W = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    >>> dz_dx = sj.Dense(W)
+    >>> g = sj.Diagonal(np.array([1.0, 0.5, 0.0]))   # diag(g'(z))
+    >>> (g @ dz_dx).to_dense()                         # rows of W scaled by g'
+    array([[1., 2.],
+           [1.5, 2.],
+           [0., 0.]])
+    """
+
+    __slots__ = ("_matrix",)
+
+    def __init__(self, M, copy: bool = True):
+        if sp.issparse(M):
+            raise TypeError("Dense expects an ndarray; wrap a scipy.sparse matrix in Sparse")
+        matrix = frozen_array(M, ndim=2, name="the matrix M", owner="Dense", copy=copy)
+        super().__init__(matrix.shape, matrix.dtype)
+        self._set(_matrix=matrix)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """ndarray, shape (m, n): the matrix, read-only (no copy)."""
+        return self._matrix
+
+    @property
+    def nbytes(self) -> int:
+        return self._matrix.nbytes
+
+    def to_dense(self) -> np.ndarray:
+        return np.array(self._matrix)
+
+    def to_sparse(self) -> sp.csr_array:
+        return sp.csr_array(self._matrix)
+
+    def diagonal(self) -> np.ndarray:
+        return np.array(np.diagonal(self._matrix))
+
+    def inv(self) -> "Dense":
+        m, n = self.shape
+        if m != n:
+            raise np.linalg.LinAlgError(f"Dense of shape {self.shape} is not square and has no inverse")
+        return Dense(np.linalg.inv(self._matrix), copy=False)
+
+    def astype(self, dtype) -> "Dense":
+        if np.dtype(dtype) == self.dtype:
+            return self
+        return Dense(self._matrix.astype(dtype), copy=False)
+
+    def _transpose(self) -> "Dense":
+        return Dense(self._matrix.T, copy=False)
+
+    def _scale(self, c) -> "Dense":
+        return Dense(self._matrix * c, copy=False)
+
+    def _matmat(self, X: np.ndarray) -> np.ndarray:
+        return self._matrix @ X
+
+    def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
+        return Y @ self._matrix

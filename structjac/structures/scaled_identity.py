@@ -1,0 +1,91 @@
+r"""Scaled identities :math:`cI`: one number for an ``n x n`` matrix.
+
+They are the Jacobians of :math:`u - v` with respect to :math:`v` (:math:`-I`) and the
+:math:`1/N` factors of a mean over a mini-batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validation import as_float_dtype, check_scalar, check_size
+from .diagonal import Diagonal
+from .base import Jacobian
+
+__all__ = ["ScaledIdentity"]
+
+
+class ScaledIdentity(Diagonal):
+    r"""The scaled identity :math:`cI_n`.
+
+    A :class:`Diagonal` whose entries are all ``c``; it stores one number. Every rule
+    written for :class:`Diagonal` applies to it, and tighter rules override:
+    :math:`(cI)J = cJ` keeps the type of :math:`J`.
+
+    Parameters
+    ----------
+    n : int
+        The size.
+    c : scalar
+        The scale.
+    dtype : dtype, optional
+        Default: the dtype of ``c`` if it is a numpy scalar, else float64
+        (complex128 for a complex ``c``).
+
+    Examples
+    --------
+    >>> import numpy as np, structjac as sj
+    >>> minus_I = sj.ScaledIdentity(3, -1.0)
+    >>> minus_I
+    ScaledIdentity(shape=(3, 3), dtype=float64, stored=8 B, dense=72 B)
+    >>> minus_I @ np.array([1.0, 2.0, 3.0])
+    array([-1., -2., -3.])
+    """
+
+    __slots__ = ("_scalar",)
+
+    def __init__(self, n, c=1.0, dtype=None):
+        n = check_size(n, "n", type(self).__name__)
+        c = check_scalar(c, type(self).__name__)
+        if dtype is None:
+            dtype = np.asarray(c).dtype if isinstance(c, np.generic) else np.result_type(np.float64, c)
+        dtype = as_float_dtype(dtype)
+        Jacobian.__init__(self, (n, n), dtype)
+        scalar = np.asarray(c).astype(dtype)[()]
+        values = np.broadcast_to(np.asarray(scalar, dtype=dtype), (n,))
+        self._set(_scalar=scalar, _values=values)
+
+    @property
+    def scalar(self):
+        """numpy scalar: ``c``."""
+        return self._scalar
+
+    @property
+    def nbytes(self) -> int:
+        return self.dtype.itemsize
+
+    def inv(self) -> "ScaledIdentity":
+        if self._scalar == 0:
+            from numpy.linalg import LinAlgError
+
+            raise LinAlgError(
+                f"{type(self).__name__} with c = 0 is singular: diagonal entry 0 is zero "
+                f"(all {self.shape[0]} are)"
+            )
+        return ScaledIdentity(self.shape[0], 1 / self._scalar, dtype=self.dtype)
+
+    def astype(self, dtype) -> "ScaledIdentity":
+        if np.dtype(dtype) == self.dtype:
+            return self
+        return ScaledIdentity(self.shape[0], self._scalar, dtype=dtype)
+
+    def _scale(self, c) -> "ScaledIdentity":
+        scalar = self._scalar * c
+        return ScaledIdentity(self.shape[0], scalar, dtype=np.result_type(self.dtype, c))
+
+    def _matmat(self, X: np.ndarray) -> np.ndarray:
+        return self._scalar * X
+
+    def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
+        return Y * self._scalar
