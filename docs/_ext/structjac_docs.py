@@ -1,0 +1,205 @@
+"""Build-time pieces of the structjac documentation.
+
+At ``config-inited`` this extension writes, into the git-ignored
+``docs/_generated/`` directory:
+
+``rules_table.rst``
+    the rule table, one row per entry of :func:`structjac.rules`
+    (operation, left type, right type, result type);
+``figures/*.png``
+    the sparsity pattern of each Jacobian of the lecture: the dense matrix that
+    JAX or PyTorch would hold (``matplotlib.pyplot.spy`` of ``J.to_dense()``)
+    beside what structjac stores (see :mod:`sparsity_figures`);
+``benchmarks.rst``
+    the benchmark plots written by ``benchmarks/plot_results.py`` (copied into
+    ``_generated/bench/``), or, when there are none, how to produce them.
+
+At ``builder-inited`` it checks that every name of ``structjac.__all__``
+appears in the API reference (``api/index.rst``) and warns otherwise, so a
+``-W`` build fails when the API page falls behind the package.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+DOCS = Path(__file__).resolve().parent.parent
+ROOT = DOCS.parent
+GENERATED = DOCS / "_generated"
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` unless it already holds exactly that."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    path.write_text(text, encoding="utf-8")
+
+
+# -- the rule table ------------------------------------------------------------
+
+
+def _type_name(t) -> str:
+    if t is None:
+        return "—"
+    if isinstance(t, str):
+        return t
+    return getattr(t, "__name__", str(t))
+
+
+def _type_cell(t, public: set[str]) -> str:
+    name = _type_name(t)
+    if name in public:
+        return f":class:`~structjac.{name}`"
+    if name in ("—", ""):
+        return "—"
+    return f"``{name}``"
+
+
+def _row_fields(row):
+    """(operation, left, right, result) from a tuple, a namedtuple or an object."""
+    if isinstance(row, dict):
+        return (row.get("operation", row.get("op")), row.get("left"),
+                row.get("right"), row.get("result"))
+    for names in (("operation", "left", "right", "result"),
+                  ("op", "left", "right", "result")):
+        if all(hasattr(row, n) for n in names):
+            return tuple(getattr(row, n) for n in names)
+    return tuple(row)[:4]
+
+
+def _doc_of(row) -> str:
+    for attr in ("doc", "math", "description"):
+        val = row.get(attr) if isinstance(row, dict) else getattr(row, attr, None)
+        if isinstance(val, str) and val.strip():
+            return val.strip().splitlines()[0]
+    return ""
+
+
+def write_rules_table() -> int:
+    import structjac
+
+    public = set(getattr(structjac, "__all__", ()))
+    rows = list(structjac.rules())
+    with_doc = any(_doc_of(r) for r in rows)
+    header = ["operation", "left type", "right type", "result type"]
+    if with_doc:
+        header.append("rule")
+    lines = [
+        ".. list-table:: Rules of ``structjac.algebra`` "
+        f"({len(rows)} rows, generated from ``structjac.rules()``)",
+        "   :header-rows: 1",
+        "   :class: rule-table",
+        "",
+        "   * - " + "\n     - ".join(header),
+    ]
+    for row in rows:
+        op, left, right, result = _row_fields(row)
+        cells = [f"``{op}``", _type_cell(left, public), _type_cell(right, public),
+                 _type_cell(result, public)]
+        if with_doc:
+            doc = _doc_of(row).replace("`", "")
+            cells.append(doc if doc else "")
+        lines.append("   * - " + "\n     - ".join(c if c else "\\ " for c in cells))
+    lines.append("")
+    _write_if_changed(GENERATED / "rules_table.rst", "\n".join(lines))
+    return len(rows)
+
+
+# -- benchmark plots -------------------------------------------------------------
+
+_NO_PLOTS = """\
+.. note::
+
+   No benchmark plots were found when these pages were built. To produce them,
+   run the asv suite and the plotting script from the repository root, then
+   rebuild the documentation:
+
+   .. code-block:: console
+
+      $ python -m pip install -e ".[bench]"
+      $ cd benchmarks && asv run --quick --python=same && cd ..
+      $ python benchmarks/plot_results.py
+
+   Every PNG that ``benchmarks/plot_results.py`` writes under ``benchmarks/``
+   is picked up by the next documentation build and shown here.
+"""
+
+
+def write_benchmark_section() -> int:
+    bench = ROOT / "benchmarks"
+    pngs = []
+    if bench.is_dir():
+        for p in sorted(bench.rglob("*.png")):
+            parts = set(p.relative_to(bench).parts)
+            if parts & {".asv", "env", "html"}:
+                continue
+            pngs.append(p)
+    out = GENERATED / "bench"
+    if out.exists():
+        shutil.rmtree(out)
+    if not pngs:
+        _write_if_changed(GENERATED / "benchmarks.rst", _NO_PLOTS)
+        return 0
+    out.mkdir(parents=True)
+    lines = []
+    for p in pngs:
+        rel = p.relative_to(bench)
+        flat = "__".join(rel.parts)
+        shutil.copy2(p, out / flat)
+        title = p.stem.replace("_", " ")
+        lines += [
+            f".. figure:: /_generated/bench/{flat}",
+            "   :width: 100%",
+            f"   :alt: benchmark plot {title}",
+            "",
+            f"   ``benchmarks/{rel.as_posix()}``",
+            "",
+        ]
+    _write_if_changed(GENERATED / "benchmarks.rst", "\n".join(lines))
+    return len(pngs)
+
+
+# -- API completeness --------------------------------------------------------------
+
+
+def check_api_page(app: Sphinx) -> None:
+    import re
+
+    import structjac
+
+    text = (DOCS / "api" / "index.rst").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\s{3,}~?(?:structjac\.)?([A-Za-z_][\w.]*)\s*$",
+                            text, flags=re.M))
+    missing = [n for n in getattr(structjac, "__all__", ()) if n not in listed]
+    if missing:
+        logger.warning("api/index.rst does not list these names of "
+                       "structjac.__all__: %s", ", ".join(missing),
+                       type="structjac", subtype="api")
+
+
+# -- hooks -------------------------------------------------------------------------
+
+
+def on_config_inited(app: Sphinx, config) -> None:
+    GENERATED.mkdir(exist_ok=True)
+    n_rules = write_rules_table()
+    import sparsity_figures
+
+    n_figs = sparsity_figures.make_all(GENERATED / "figures")
+    n_bench = write_benchmark_section()
+    logger.info("structjac_docs: %d rules, %d sparsity figures, %d benchmark plots",
+                n_rules, n_figs, n_bench)
+
+
+def setup(app: Sphinx):
+    app.connect("config-inited", on_config_inited)
+    app.connect("builder-inited", check_api_page)
+    return {"version": "1.0", "parallel_read_safe": True,
+            "parallel_write_safe": True}
