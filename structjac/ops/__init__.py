@@ -1,0 +1,40 @@
+"""Differentiable element-wise functions with structured Jacobians.
+
+Unary ops (:mod:`structjac.ops.unary`), user-defined ops
+(:func:`elementwise`), binary ops (:mod:`structjac.ops.binary`) and losses
+(:mod:`structjac.ops.losses`).  Each returns its value, its Jacobian as a
+structure (``Diagonal``, ``Identity``, ``ScaledIdentity``, ``BlockRow``) and a
+fused vector-Jacobian product computed by the kernels of
+:mod:`structjac.kernels`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from structjac import ops
+>>> x = np.array([-1.0, 0.0, 1.0])
+>>> ops.relu.jacobian(x).diagonal()
+array([0., 1., 1.])
+"""
+
+from .binary import Add, BinaryOp, Divide, Multiply, Subtract, add, divide, multiply, subtract
+from .elementwise import ElementwiseOp, elementwise
+from .losses import (
+    BCE, MSE, REDUCTIONS, BCEWithLogits, Loss, bce, bce_with_logits, mse,
+)
+from .unary import (
+    Exp, LeakyReLU, Log, OutputUnaryOp, ReLU, Sigmoid, Softplus, Tanh, UnaryOp,
+    exp, leaky_relu, log, relu, sigmoid, softplus, tanh,
+)
+
+__all__ = [
+    # unary
+    "sigmoid", "tanh", "relu", "leaky_relu", "exp", "log", "softplus",
+    "UnaryOp", "OutputUnaryOp", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Exp", "Log", "Softplus",
+    # user-defined
+    "elementwise", "ElementwiseOp",
+    # binary
+    "add", "subtract", "multiply", "divide",
+    "BinaryOp", "Add", "Subtract", "Multiply", "Divide",
+    # losses
+    "mse", "bce", "bce_with_logits", "Loss", "MSE", "BCE", "BCEWithLogits", "REDUCTIONS",
+]
