@@ -9,6 +9,7 @@ autosummary stubs, the build output) are not pages and are skipped.
 from __future__ import annotations
 
 import doctest
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def _pages():
         rel = path.relative_to(DOCS)
         if SKIP_DIRS & set(rel.parts[:-1]):
             continue
-        if ">>>" in path.read_text(encoding="utf-8"):
+        if re.search(r"^\s*>>> ", path.read_text(encoding="utf-8"), flags=re.M):
             pages.append(path)
     return pages
 

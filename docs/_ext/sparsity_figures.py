@@ -85,7 +85,7 @@ def figure(J, title, path: Path):
         axk.set_xticks([])
         axk.set_yticks([])
     fig.suptitle(f"{title}    structjac: {type(J).__name__}, stores {_fmt(J.nbytes)}",
-                 fontsize=10)
+                 fontsize=10, y=1.06)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
@@ -111,7 +111,7 @@ def lecture_jacobians():
         ("sigmoid", "da/dz (sigmoid)", g),
         ("dz_dwi", "dz/dw_3", sj.BlockRow(2, x, n)),
         ("dz_dW", "dz/dW = I (x) x^T",
-         sj.Kronecker(sj.Identity(n), sj.Dense(x[None, :]))),
+         sj.Kronecker(sj.Identity(4), sj.Dense(x[None, :5]))),
         ("dz_dx", "dz/dx = W", sj.Dense(W)),
         ("da_dwi", "da/dw_3 = diag(g') dz/dw_3", g @ sj.BlockRow(2, x, n)),
         ("da_dx", "da/dx = diag(g') W", g @ sj.Dense(W)),

@@ -59,6 +59,8 @@ def _type_cell(t, public: set[str]) -> str:
         return f":class:`~structjac.{name}`"
     if name in ("—", ""):
         return "—"
+    if " " in name:  # "same as left", "same as right"
+        return name
     return f"``{name}``"
 
 
@@ -74,12 +76,17 @@ def _row_fields(row):
     return tuple(row)[:4]
 
 
-def _doc_of(row) -> str:
-    for attr in ("doc", "math", "description"):
+def _text_of(row, attrs) -> str:
+    for attr in attrs:
         val = row.get(attr) if isinstance(row, dict) else getattr(row, attr, None)
         if isinstance(val, str) and val.strip():
             return val.strip().splitlines()[0]
     return ""
+
+
+def _literal(text: str) -> str:
+    text = text.replace("`", "'")
+    return f"``{text}``" if text else "\\ "
 
 
 def write_rules_table() -> int:
@@ -87,26 +94,30 @@ def write_rules_table() -> int:
 
     public = set(getattr(structjac, "__all__", ()))
     rows = list(structjac.rules())
-    with_doc = any(_doc_of(r) for r in rows)
+    maths = [_text_of(r, ("math", "doc", "description")) for r in rows]
+    conditions = [_text_of(r, ("condition",)) for r in rows]
     header = ["operation", "left type", "right type", "result type"]
-    if with_doc:
-        header.append("rule")
+    if any(maths):
+        header.append("mathematics")
+    if any(conditions):
+        header.append("applies when")
     lines = [
-        ".. list-table:: Rules of ``structjac.algebra`` "
-        f"({len(rows)} rows, generated from ``structjac.rules()``)",
+        ".. list-table:: The rule table: "
+        f"{len(rows)} rules, generated from ``structjac.rules()``",
         "   :header-rows: 1",
         "   :class: rule-table",
         "",
         "   * - " + "\n     - ".join(header),
     ]
-    for row in rows:
+    for row, math, cond in zip(rows, maths, conditions):
         op, left, right, result = _row_fields(row)
         cells = [f"``{op}``", _type_cell(left, public), _type_cell(right, public),
                  _type_cell(result, public)]
-        if with_doc:
-            doc = _doc_of(row).replace("`", "")
-            cells.append(doc if doc else "")
-        lines.append("   * - " + "\n     - ".join(c if c else "\\ " for c in cells))
+        if any(maths):
+            cells.append(_literal(math))
+        if any(conditions):
+            cells.append(_literal(cond) if cond else "always")
+        lines.append("   * - " + "\n     - ".join(cells))
     lines.append("")
     _write_if_changed(GENERATED / "rules_table.rst", "\n".join(lines))
     return len(rows)
