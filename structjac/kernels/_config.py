@@ -6,12 +6,13 @@ Nothing here imports from :mod:`structjac`; the kernels work on plain
 Compilation flags
 -----------------
 Every kernel is a module-level ``numba.njit(cache=True, nogil=True,
-fastmath=FASTMATH)`` function, compiled lazily once per dtype signature (float32
+error_model="numpy", fastmath=FASTMATH)`` function, compiled lazily once per dtype signature (float32
 and float64) and cached on disk.  ``FASTMATH`` is the explicit flag set
 ``{"nsz", "arcp", "contract", "afn", "reassoc"}``: it leaves out ``nnan`` and
 ``ninf`` on purpose, because ``fastmath=True`` lets LLVM assume that no value is
 NaN or infinite, which turns ``isnan`` into ``False`` and silently changes what
-NaN inputs produce.
+NaN inputs produce.  ``error_model="numpy"`` makes ``1/0`` give inf (IEEE)
+instead of raising ``ZeroDivisionError``, and lets loops vectorize.
 
 Parallel threshold
 ------------------
@@ -41,8 +42,11 @@ __all__ = [
 #: The fastmath flags used by every kernel (no ``nnan``/``ninf``: NaN and inf survive).
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
+# Numba's cache index is keyed on the kernel's bytecode and its source file, not on
+# these options: after editing them, delete the ``*.nbi``/``*.nbc`` files in
+# ``structjac/kernels/__pycache__`` (or touch the kernel modules).
 #: Options for serial kernels.
-JIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH))
+JIT = dict(cache=True, nogil=True, error_model="numpy", fastmath=set(FASTMATH))
 #: Options for parallel (``prange``) kernels.
 JIT_PARALLEL = dict(JIT, parallel=True)
 

@@ -45,13 +45,13 @@ def _jit_scalar(f):
         return f
     if not callable(f):
         raise TypeError(f"expected a callable scalar function, got {type(f).__name__}")
-    return numba.njit(f)
+    return numba.njit(error_model="numpy")(f)
 
 
 def _make_complex_step(f_jit):
     h = COMPLEX_STEP
 
-    @numba.njit
+    @numba.njit(error_model="numpy")
     def dfdx(x):
         return f_jit(complex(x, h)).imag / h
 
@@ -62,12 +62,12 @@ def _make_kernels(scalar, parallel):
     flags = set(FASTMATH)
     rng = numba.prange if parallel else range
 
-    @numba.njit(fastmath=flags, parallel=parallel)
+    @numba.njit(fastmath=flags, parallel=parallel, error_model="numpy")
     def map_kernel(x, out):
         for i in rng(x.size):
             out[i] = scalar(x[i])
 
-    @numba.njit(fastmath=flags, parallel=parallel)
+    @numba.njit(fastmath=flags, parallel=parallel, error_model="numpy")
     def vjp_kernel(x, g, out):
         for i in rng(x.size):
             out[i] = g[i] * scalar(x[i])
