@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import structjac as sj  # noqa: E402
+from structjac import ops  # noqa: E402
 
 CMAP = "viridis"
 
@@ -94,20 +95,21 @@ def lecture_jacobians():
     """(file stem, title, Jacobian) for each picture of the guide."""
     rng = np.random.default_rng(0)
     n, l_in, N, d = 8, 10, 12, 5
-    a = 1.0 / (1.0 + np.exp(-rng.standard_normal(n)))
+    a = ops.sigmoid(rng.standard_normal(n))
     x = rng.uniform(0.5, 2.0, l_in)
     W = rng.standard_normal((n, l_in))
     X = rng.standard_normal((N, d))
     w = rng.standard_normal(d)
-    a_batch = 1.0 / (1.0 + np.exp(-(X @ w)))
-    g = sj.Diagonal(a * (1 - a))
+    a_batch = ops.sigmoid(X @ w)
+    g = ops.sigmoid.jacobian_from_output(a)
     u = rng.uniform(0.5, 2.0, n)
     v = rng.uniform(0.5, 2.0, n)
     xs = rng.uniform(0.5, 2.0, n)
     out = [
         ("diagonal", "diag(a) diag(b)", sj.Diagonal(u) @ sj.Diagonal(v)),
         ("identity", "I", sj.Identity(n)),
-        ("exercise", "d/dx [ln x + e^x]", sj.Diagonal(1 / xs + np.exp(xs))),
+        ("exercise", "d/dx [ln x + e^x]",
+         ops.elementwise(lambda t: np.log(t) + np.exp(t)).jacobian(xs)),
         ("sigmoid", "da/dz (sigmoid)", g),
         ("dz_dwi", "dz/dw_3", sj.BlockRow(2, x, n)),
         ("dz_dW", "dz/dW = I (x) x^T",
@@ -118,15 +120,13 @@ def lecture_jacobians():
         ("neuron_dz_dw", "neuron: dz/dw = X", sj.Dense(X)),
         ("neuron_dz_dxk", "neuron: dz/dx^(4)", sj.BlockRow(3, w, N)),
         ("neuron_da_dz", "neuron: da/dz over the batch",
-         sj.Diagonal(a_batch * (1 - a_batch))),
-        ("binary_sub", "d(u - v)/dv = -I", sj.ScaledIdentity(n, -1.0)),
-        ("binary_mul", "d(u * v)/du = diag(v)", sj.Diagonal(v)),
+         ops.sigmoid.jacobian_from_output(a_batch)),
+        ("binary_sub", "d(u - v)/dv = -I", ops.subtract.jacobians(u, v)[1]),
+        ("binary_mul", "d(u * v)/du = diag(v)", ops.multiply.jacobians(u, v)[0]),
     ]
-    mse = getattr(sj, "mse", None)
-    if mse is not None and hasattr(mse, "jacobian"):
-        y = rng.uniform(0, 1, N)
-        y_hat = rng.uniform(0, 1, N)
-        out.append(("loss_mse", "dJ/dy_hat (MSE, mean over N)", mse.jacobian(y, y_hat)))
+    y = rng.uniform(0, 1, N)
+    y_hat = rng.uniform(0, 1, N)
+    out.append(("loss_mse", "dJ/dy_hat (MSE, mean over N)", ops.mse.jacobian(y, y_hat)))
     return out
 
 
