@@ -20,7 +20,6 @@ Results have the dtype ``np.result_type(left.dtype, right.dtype)``.
 
 from __future__ import annotations
 
-import functools
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -86,6 +85,7 @@ def _rule(operation, left, right, result, *, condition="", priority=0):
         _RULES[(operation, left, right)] = Rule(
             operation, left, right, result, math, condition, function, priority
         )
+        _CACHE.clear()
         return function
 
     return register
@@ -111,8 +111,19 @@ def rules() -> list[Rule]:
     return sorted(_RULES.values(), key=lambda r: (r.operation, r.left.__name__, r.right.__name__))
 
 
-@functools.lru_cache(maxsize=None)
+_CACHE: dict[tuple[str, type, type], Rule | None] = {}
+
+
 def _lookup(operation: str, left: type, right: type) -> Rule | None:
+    key = (operation, left, right)
+    try:
+        return _CACHE[key]
+    except KeyError:
+        found = _CACHE[key] = _search(operation, left, right)
+        return found
+
+
+def _search(operation: str, left: type, right: type) -> Rule | None:
     best = None
     for i, L in enumerate(left.__mro__):
         for j, R in enumerate(right.__mro__):
@@ -140,7 +151,10 @@ def _apply(operation: str, a: Jacobian, b: Jacobian) -> Jacobian:
     result = NotImplemented if found is None else found.function(a, b)
     if result is NotImplemented:
         result = _fallback(operation, a, b)
-    return result.astype(np.result_type(a.dtype, b.dtype))
+    dtype = a._dtype if a._dtype == b._dtype else np.result_type(a._dtype, b._dtype)
+    if result._dtype != dtype:
+        result = result.astype(dtype)
+    return result
 
 
 def matmul(a: Jacobian, b: Jacobian) -> Jacobian:
@@ -161,7 +175,7 @@ def matmul(a: Jacobian, b: Jacobian) -> Jacobian:
     ValueError
         When the inner dimensions differ; the message names both shapes.
     """
-    if a.shape[1] != b.shape[0]:
+    if a._shape[1] != b._shape[0]:
         raise ValueError(
             f"A @ B: shapes do not fit: {type(a).__name__} of shape {a.shape} and "
             f"{type(b).__name__} of shape {b.shape} (inner dimensions {a.shape[1]} != {b.shape[0]})"
@@ -301,7 +315,7 @@ def _at_zero(a, b):
 @_rule("matmul", Diagonal, Diagonal, Diagonal)
 def _diagonal_at_diagonal(a, b):
     """diag(a) diag(b) = diag(a * b)"""
-    return Diagonal(a.values * b.values, copy=False)
+    return Diagonal._wrap(a._values * b._values)
 
 
 @_rule("matmul", Diagonal, BlockRow, BlockRow)
@@ -451,7 +465,7 @@ def _plus_zero(a, b):
 @_rule("add", Diagonal, Diagonal, Diagonal)
 def _diagonal_plus_diagonal(a, b):
     """diag(a) + diag(b) = diag(a + b)"""
-    return Diagonal(a.values + b.values, copy=False)
+    return Diagonal._wrap(a._values + b._values)
 
 
 @_rule("add", ScaledIdentity, ScaledIdentity, ScaledIdentity)

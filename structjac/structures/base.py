@@ -18,11 +18,16 @@ from ._validation import as_float_dtype, format_nbytes
 __all__ = ["Jacobian"]
 
 
+_ALGEBRA = []
+
+
 def _algebra():
     # The rule table imports the structures; the structures reach it at call time only.
-    from .. import algebra
+    if not _ALGEBRA:
+        from .. import algebra
 
-    return algebra
+        _ALGEBRA.append(algebra)
+    return _ALGEBRA[0]
 
 
 def _is_scalar(value) -> bool:
@@ -227,7 +232,7 @@ class Jacobian:
     # --------------------------------------------------------------- operators
     def __matmul__(self, other):
         if isinstance(other, Jacobian):
-            return _algebra().matmul(self, other)
+            return (_ALGEBRA[0] if _ALGEBRA else _algebra()).matmul(self, other)
         if sp.issparse(other):
             return _algebra().matmul(self, _algebra().as_jacobian(other))
         if _is_scalar(other):
@@ -291,9 +296,3 @@ class Jacobian:
         if c == 0:
             raise ZeroDivisionError(f"{type(self).__name__} / 0")
         return _algebra().scale(self, 1 / np.asarray(c)[()] if isinstance(c, np.generic) else 1 / c)
-
-    def __array__(self, dtype=None, copy=None):
-        raise TypeError(
-            f"{type(self).__name__} does not convert to an ndarray implicitly "
-            "(that would densify it); call .to_dense() if you want the dense matrix"
-        )

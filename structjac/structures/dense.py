@@ -29,9 +29,9 @@ class Dense(Jacobian):
     >>> dz_dx = sj.Dense(W)
     >>> g = sj.Diagonal(np.array([1.0, 0.5, 0.0]))   # diag(g'(z))
     >>> (g @ dz_dx).to_dense()                         # rows of W scaled by g'
-    array([[1., 2.],
-           [1.5, 2.],
-           [0., 0.]])
+    array([[1. , 2. ],
+           [1.5, 2. ],
+           [0. , 0. ]])
     """
 
     __slots__ = ("_matrix",)

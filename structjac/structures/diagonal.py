@@ -59,6 +59,21 @@ class Diagonal(Jacobian):
         super().__init__((values.shape[0], values.shape[0]), values.dtype)
         self._set(_values=values)
 
+    @classmethod
+    def _wrap(cls, values: np.ndarray) -> "Diagonal":
+        """Build from a fresh 1-D float array the caller owns: no checks, no copy.
+
+        For the rule table's hot path; the array is marked read-only.
+        """
+        self = object.__new__(Diagonal)
+        values.flags.writeable = False
+        n = values.shape[0]
+        _setattr = object.__setattr__
+        _setattr(self, "_shape", (n, n))
+        _setattr(self, "_dtype", values.dtype)
+        _setattr(self, "_values", values)
+        return self
+
     @property
     def values(self) -> np.ndarray:
         """ndarray, shape (n,): the diagonal entries, read-only (no copy)."""

@@ -1,0 +1,135 @@
+"""Random structures of a requested shape and their dense references, for the tests.
+
+``make(kind, shape, rng, dtype)`` returns ``(J, dense)`` or ``None`` when the type cannot
+have that shape (a Diagonal is square, a Kronecker needs factors that fit). The dense
+reference is built independently of the structure's own ``to_dense``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+import structjac as sj
+
+
+def _values(rng, size, dtype, positive=False):
+    v = rng.uniform(0.5, 2.0, size) if positive else rng.standard_normal(size)
+    return np.asarray(v, dtype=dtype)
+
+
+def make_identity(shape, rng, dtype):
+    m, n = shape
+    if m != n:
+        return None
+    return sj.Identity(n, dtype=dtype), np.eye(n, dtype=dtype)
+
+
+def make_scaled_identity(shape, rng, dtype):
+    m, n = shape
+    if m != n:
+        return None
+    c = dtype(rng.uniform(0.5, 2.0) * rng.choice([-1, 1]))
+    return sj.ScaledIdentity(n, c, dtype=dtype), c * np.eye(n, dtype=dtype)
+
+
+def make_zero(shape, rng, dtype):
+    return sj.Zero(shape, dtype=dtype), np.zeros(shape, dtype=dtype)
+
+
+def make_diagonal(shape, rng, dtype):
+    m, n = shape
+    if m != n:
+        return None
+    d = _values(rng, n, dtype, positive=True) * rng.choice([-1, 1], n).astype(dtype)
+    M = np.zeros((n, n), dtype=dtype)
+    M[np.arange(n), np.arange(n)] = d
+    return sj.Diagonal(d), M
+
+
+def make_blockrow_one(shape, rng, dtype):
+    m, n = shape
+    i = int(rng.integers(m))
+    row = _values(rng, n, dtype)
+    M = np.zeros(shape, dtype=dtype)
+    M[i, :] = row
+    return sj.BlockRow(i, row, m), M
+
+
+def make_blockrow_many(shape, rng, dtype):
+    m, n = shape
+    if m < 2:
+        return None
+    idx = rng.choice(m, size=2, replace=False)
+    rows = _values(rng, (2, n), dtype)
+    M = np.zeros(shape, dtype=dtype)
+    for k, i in enumerate(idx):
+        M[i, :] = rows[k]
+    return sj.BlockRow(idx, rows, m), M
+
+
+def make_blockcolumn(shape, rng, dtype):
+    m, n = shape
+    j = int(rng.integers(n))
+    col = _values(rng, m, dtype)
+    M = np.zeros(shape, dtype=dtype)
+    M[:, j] = col
+    return sj.BlockColumn(j, col, n), M
+
+
+def make_kronecker(shape, rng, dtype):
+    """Square: Dense(2x2) (x) Diagonal; (m, 2m): Dense (x) one row; (2n, n): Dense (x) one column."""
+    m, n = shape
+    if m == n and m % 2 == 0:
+        A = _values(rng, (2, 2), dtype) + 2 * np.eye(2, dtype=dtype)
+        d = _values(rng, m // 2, dtype, positive=True)
+        return sj.Kronecker(sj.Dense(A), sj.Diagonal(d)), np.kron(A, np.diag(d))
+    if n == 2 * m:
+        A = _values(rng, (m, m), dtype)
+        b = _values(rng, (1, 2), dtype)
+        return sj.Kronecker(sj.Dense(A), sj.Dense(b)), np.kron(A, b)
+    if m == 2 * n:
+        A = _values(rng, (n, n), dtype)
+        b = _values(rng, (2, 1), dtype)
+        return sj.Kronecker(sj.Dense(A), sj.Dense(b)), np.kron(A, b)
+    return None
+
+
+def make_dense(shape, rng, dtype):
+    M = _values(rng, shape, dtype)
+    if shape[0] == shape[1]:
+        M = M + 3 * np.eye(shape[0], dtype=dtype)  # well conditioned, for inv
+    return sj.Dense(M), M.copy()
+
+
+def make_sparse(shape, rng, dtype):
+    m, n = shape
+    M = _values(rng, shape, dtype) * (rng.uniform(size=shape) < 0.4)
+    if m == n:
+        M = M + 3 * np.eye(n, dtype=dtype)
+    return sj.Sparse(sp.coo_array(M)), M.astype(dtype)
+
+
+MAKERS = {
+    "Identity": make_identity,
+    "ScaledIdentity": make_scaled_identity,
+    "Zero": make_zero,
+    "Diagonal": make_diagonal,
+    "BlockRow": make_blockrow_one,
+    "BlockRow[2 rows]": make_blockrow_many,
+    "BlockColumn": make_blockcolumn,
+    "Kronecker": make_kronecker,
+    "Dense": make_dense,
+    "Sparse": make_sparse,
+}
+
+
+def make(kind, shape, rng, dtype=np.float64):
+    return MAKERS[kind](tuple(shape), rng, np.dtype(dtype).type)
+
+
+def tolerance(dtype):
+    """(rtol, atol) for comparing against a dense reference in ``dtype``."""
+    if np.dtype(dtype) == np.float32:
+        return 2e-5, 2e-5
+    return 1e-12, 1e-12
