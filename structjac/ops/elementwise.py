@@ -25,6 +25,8 @@ use.  These kernels are not cached on disk (a lambda has no stable identity).
 
 from __future__ import annotations
 
+import types
+
 import numba
 import numpy as np
 
@@ -45,6 +47,14 @@ def _jit_scalar(f):
         return f
     if not callable(f):
         raise TypeError(f"expected a callable scalar function, got {type(f).__name__}")
+    if not isinstance(f, types.FunctionType):
+        # a builtin (math.tanh) or a NumPy ufunc (np.sin): Numba compiles calls to it,
+        # not the object itself, so call it from a small Python function
+        inner = f
+
+        def f(x):
+            return inner(x)
+
     return numba.njit(error_model="numpy")(f)
 
 
