@@ -42,6 +42,7 @@ from .structures import (
 __all__ = [
     "Rule",
     "rules",
+    "rule_for",
     "matmul",
     "add",
     "subtract",
@@ -133,6 +134,33 @@ def _search(operation: str, left: type, right: type) -> Rule | None:
                 if best is None or key < best[0]:
                     best = (key, found)
     return None if best is None else best[1]
+
+
+def rule_for(operation: str, left: type, right: type) -> Rule | None:
+    """Return the rule the table applies to ``left <operation> right``, or None.
+
+    Parameters
+    ----------
+    operation : {"matmul", "add"}
+    left, right : type
+        Subclasses of :class:`~structjac.Jacobian`.
+
+    Returns
+    -------
+    Rule or None
+        None when no rule matches: the operands then fall to Sparse with a
+        :class:`~structjac.StructureLostWarning`. A rule with a ``condition`` may
+        still decline for particular shapes.
+
+    Examples
+    --------
+    >>> import structjac as sj
+    >>> sj.algebra.rule_for("matmul", sj.Identity, sj.Dense).math
+    'I J = J (the same object, no copy)'
+    """
+    if operation not in ("matmul", "add"):
+        raise ValueError(f"operation must be 'matmul' or 'add', got {operation!r}")
+    return _lookup(operation, left, right)
 
 
 def _fallback(operation: str, a: Jacobian, b: Jacobian) -> Jacobian:
@@ -363,7 +391,7 @@ def _diagonal_at_kronecker(a, b):
         return Kronecker(matmul(a, b.A), b.B)
     if _one_row(b.A):
         return Kronecker(b.A, matmul(a, b.B))
-    return NotImplemented
+    return _diagonal_at_kronecker_rows(a, b)  # no one-row factor: RowScaled (batch layers)
 
 
 @_rule("matmul", Kronecker, Diagonal, Kronecker, condition="a factor has one column")
@@ -545,3 +573,27 @@ def _dense_plus_sparse(a, b):
 def _sparse_plus_dense(a, b):
     """S + M, dense"""
     return Dense(a.csr.toarray() + b.matrix, copy=False)
+
+
+# =====================================================  batches of dense layers
+# Issue 4 (layers, chain, nn): the Jacobians of a dense layer over a mini-batch.
+# dZ/dvec_r(W) is a StackedKronecker (stores X); diag(g') applied to it, to I_N (x) W
+# or to 1_N (x) I_m keeps the diagonal beside the structure as a RowScaled.
+from .structures import RowScaled, StackedKronecker  # noqa: E402
+
+
+@_rule("matmul", Diagonal, StackedKronecker, RowScaled)
+def _diagonal_at_stacked_kronecker(a, b):
+    """diag(d) [I_m (x) x^(k)T]_k = RowScaled(d, [I_m (x) x^(k)T]_k): the diagonal kept beside X"""
+    return RowScaled(a.values, b, copy=False)
+
+
+@_rule("matmul", Diagonal, RowScaled, RowScaled)
+def _diagonal_at_row_scaled(a, b):
+    """diag(d) (diag(s) J) = diag(d * s) J"""
+    return RowScaled(a.values * b.scales, b.inner, copy=False)
+
+
+def _diagonal_at_kronecker_rows(a, b):
+    """diag(d) (A (x) B) with no one-row factor (I_N (x) W, 1_N (x) I_m): RowScaled(d, A (x) B)"""
+    return RowScaled(a.values, b, copy=False)

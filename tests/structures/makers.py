@@ -95,6 +95,18 @@ def make_kronecker(shape, rng, dtype):
     return None
 
 
+def make_kronecker_identity(shape, rng, dtype):
+    """I (x) B, the shape of dz/dW = I (x) x^T: square I_2 (x) Diagonal, or I_m (x) (1 x 2)."""
+    m, n = shape
+    if m == n and m % 2 == 0:
+        d = _values(rng, m // 2, dtype, positive=True)
+        return sj.Kronecker(sj.Identity(2, dtype=dtype), sj.Diagonal(d)), np.kron(np.eye(2, dtype=dtype), np.diag(d))
+    if n == 2 * m:
+        b = _values(rng, (1, 2), dtype)
+        return sj.Kronecker(sj.Identity(m, dtype=dtype), sj.Dense(b)), np.kron(np.eye(m, dtype=dtype), b)
+    return None
+
+
 def make_dense(shape, rng, dtype):
     M = _values(rng, shape, dtype)
     if shape[0] == shape[1]:
@@ -119,6 +131,7 @@ MAKERS = {
     "BlockRow[2 rows]": make_blockrow_many,
     "BlockColumn": make_blockcolumn,
     "Kronecker": make_kronecker,
+    "Kronecker[I (x) B]": make_kronecker_identity,
     "Dense": make_dense,
     "Sparse": make_sparse,
 }

@@ -267,6 +267,11 @@ class TestKronecker(DenseOracle):
         np.testing.assert_allclose(x @ K, x @ M)
 
 
+class TestKroneckerIdentity(TestKronecker):
+    kind = "Kronecker[I (x) B]"
+    shapes = [(6, 6), (3, 6)]
+
+
 class TestDense(DenseOracle):
     kind = "Dense"
     invertible = True
