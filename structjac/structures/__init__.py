@@ -14,6 +14,8 @@ from .blockcolumn import BlockColumn
 from .kronecker import Kronecker
 from .dense import Dense
 from .sparse import Sparse
+from .stacked_kronecker import StackedKronecker
+from .row_scaled import RowScaled, Transposed
 
 __all__ = [
     "Jacobian",
@@ -26,4 +28,7 @@ __all__ = [
     "Kronecker",
     "Dense",
     "Sparse",
+    "StackedKronecker",
+    "RowScaled",
+    "Transposed",
 ]
