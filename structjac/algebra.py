@@ -391,7 +391,7 @@ def _diagonal_at_kronecker(a, b):
         return Kronecker(matmul(a, b.A), b.B)
     if _one_row(b.A):
         return Kronecker(b.A, matmul(a, b.B))
-    return _diagonal_at_kronecker_rows(a, b)  # no one-row factor: RowScaled (batch layers)
+    return NotImplemented
 
 
 @_rule("matmul", Kronecker, Diagonal, Kronecker, condition="a factor has one column")
@@ -577,8 +577,8 @@ def _sparse_plus_dense(a, b):
 
 # =====================================================  batches of dense layers
 # Issue 4 (layers, chain, nn): the Jacobians of a dense layer over a mini-batch.
-# dZ/dvec_r(W) is a StackedKronecker (stores X); diag(g') applied to it, to I_N (x) W
-# or to 1_N (x) I_m keeps the diagonal beside the structure as a RowScaled.
+# dZ/dvec_r(W) is a StackedKronecker (stores X); diag(g') applied to it keeps the
+# diagonal beside the structure as a RowScaled.
 from .structures import RowScaled, StackedKronecker  # noqa: E402
 
 
@@ -592,8 +592,3 @@ def _diagonal_at_stacked_kronecker(a, b):
 def _diagonal_at_row_scaled(a, b):
     """diag(d) (diag(s) J) = diag(d * s) J"""
     return RowScaled(a.values * b.scales, b.inner, copy=False)
-
-
-def _diagonal_at_kronecker_rows(a, b):
-    """diag(d) (A (x) B) with no one-row factor (I_N (x) W, 1_N (x) I_m): RowScaled(d, A (x) B)"""
-    return RowScaled(a.values, b, copy=False)
