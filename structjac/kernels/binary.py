@@ -94,7 +94,7 @@ def _pair(serial, parallel, arrays, out):
         raise ValueError(f"out must be a pair of arrays, got {len(out)} items")
     o1, f1 = prepare_out(out[0], shape, dtype, "out[0]")
     o2, f2 = prepare_out(out[1], shape, dtype, "out[1]")
-    pick(serial, parallel, f1.size)(*flats, f1, f2)
+    pick(serial, parallel, f1.size, memory_bound=True)(*flats, f1, f2)
     return o1, o2
 
 

@@ -216,7 +216,7 @@ def _grad(serial, parallel, y, y_hat, params, scale, out):
     shape = np.shape(y_hat)
     out, flat = prepare_out(out, shape, dtype)
     typed = [dtype.type(p) for p in params]
-    pick(serial, parallel, flat.size)(y2.reshape(-1), h2.reshape(-1), *typed, dtype.type(scale), flat)
+    pick(serial, parallel, flat.size, memory_bound=serial is not _bce_with_logits_grad_serial)(y2.reshape(-1), h2.reshape(-1), *typed, dtype.type(scale), flat)
     return out
 
 

@@ -36,6 +36,15 @@ from ._config import JIT, JIT_PARALLEL, as_float_array, float_dtype, pick, prepa
 
 __all__ = []
 
+#: Kernels without a transcendental function (see ``MEMORY_BOUND_PARALLEL_LIMIT``).
+_MEMORY_BOUND = frozenset(
+    "_" + name + "_serial"
+    for name in ("sigmoid_derivative_from_output", "sigmoid_vjp_from_output",
+                 "tanh_derivative_from_output", "tanh_vjp_from_output", "relu",
+                 "relu_derivative", "relu_vjp", "leaky_relu", "leaky_relu_derivative",
+                 "leaky_relu_vjp", "log_derivative", "log_vjp")
+)
+
 
 @numba.njit(**JIT)
 def _sigmoid_serial(x, out):  # sigma(x) = 1 / (1 + exp(-x)), evaluated as 1/(1+e) or e/(1+e) with e = exp(-|x|) (no overflow)
@@ -1068,6 +1077,7 @@ def _map(serial, parallel, arrays, params, out):
     flats = [as_float_array(a, dtype) for a in arrays]
     typed = [dtype.type(p) for p in params]
     out, flat_out = prepare_out(out, shape, dtype)
-    kernel = pick(serial, parallel, flat_out.size)
+    kernel = pick(serial, parallel, flat_out.size,
+                  memory_bound=serial.__name__ in _MEMORY_BOUND)
     kernel(*flats, *typed, flat_out)
     return out
