@@ -68,12 +68,16 @@ def figure(J, title, path: Path):
     heights = [max(p[1].shape[0], 1) if p[1] is not None else 1 for p in parts]
     fig = plt.figure(figsize=(8.0, 3.6), dpi=90)
     gs = fig.add_gridspec(len(parts), 2, width_ratios=[1.0, 1.0],
-                          height_ratios=heights, hspace=0.9, wspace=0.25)
+                          height_ratios=heights, hspace=0.9, wspace=0.25, top=0.74)
     ax = fig.add_subplot(gs[:, 0])
-    ax.spy(dense, markersize=max(2.0, 90.0 / max(m, n)), color="C0")
+    wide = 4 * m < n
+    ax.spy(dense, markersize=max(2.0, (160.0 if wide else 90.0) / max(m, n)), color="C0",
+           aspect="auto" if wide else "equal")
     ax.set_title(f"dense {m}x{n}: {np.count_nonzero(dense)} nonzeros\n"
                  f"{m * n} numbers, {_fmt(J.dense_nbytes)}", fontsize=9)
     ax.tick_params(labelsize=7)
+    if m <= 12:
+        ax.set_yticks(range(m))
     for k, (label, arr) in enumerate(parts):
         axk = fig.add_subplot(gs[k, 1])
         if arr is None:
@@ -86,7 +90,7 @@ def figure(J, title, path: Path):
         axk.set_xticks([])
         axk.set_yticks([])
     fig.suptitle(f"{title}    structjac: {type(J).__name__}, stores {_fmt(J.nbytes)}",
-                 fontsize=10, y=1.06)
+                 fontsize=10, y=0.98)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
