@@ -144,12 +144,28 @@ def _forward(params, X, acts):
         if op is None:
             out, keep_z = Z, None
         elif isinstance(op, _ops.OutputUnaryOp):
-            out, keep_z = op(Z, out=Z), None            # derivative from the output: Z not kept
+            out, keep_z = _value_in_place(op, Z), None  # derivative from the output: Z not kept
         else:
             out, keep_z = op(Z), Z
         saved.append((A, keep_z, out))
         A = out
     return saved
+
+
+def _value_in_place(op, Z):
+    """g(Z) written over Z. sigmoid and tanh by numpy's vectorised ufuncs in place (no
+    temporary; several times faster than a scalar loop on large batches); other ops by
+    their kernel."""
+    if op is _ops.sigmoid:
+        with np.errstate(over="ignore"):
+            np.negative(Z, out=Z)
+            np.exp(Z, out=Z)                 # e^{-z}; inf for z < -88 (float32): 1/inf = 0
+            Z += 1
+            np.reciprocal(Z, out=Z)          # 1 / (1 + e^{-z})
+        return Z
+    if op is _ops.tanh:
+        return np.tanh(Z, out=Z)
+    return op(Z, out=Z)
 
 
 def forward(params, X, activations):
