@@ -6,6 +6,25 @@ Public names only; see ``DESIGN.md`` and the documentation for the architecture.
 from ._warnings import StructureLostError, StructureLostWarning, strict
 from .algebra import Rule, as_jacobian, rules
 from .linear_operator import JacobianLinearOperator
+from .ops import (
+    LeakyReLU,
+    ReLU,
+    add,
+    bce,
+    bce_with_logits,
+    divide,
+    elementwise,
+    exp,
+    leaky_relu,
+    log,
+    mse,
+    multiply,
+    relu,
+    sigmoid,
+    softplus,
+    subtract,
+    tanh,
+)
 from .structures import (
     BlockColumn,
     BlockRow,
@@ -39,4 +58,22 @@ __all__ = [
     "StructureLostWarning",
     "StructureLostError",
     "JacobianLinearOperator",
+    # element-wise ops (structjac.ops)
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "exp",
+    "log",
+    "softplus",
+    "ReLU",
+    "LeakyReLU",
+    "elementwise",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "mse",
+    "bce",
+    "bce_with_logits",
 ]
