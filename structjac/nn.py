@@ -99,11 +99,11 @@ class GradResult:
         """A table of the chain's structures, their stored bytes and their dense size."""
         if self.jacobians is None:
             return "call value_and_grad(..., return_jacobians=True) to keep the structures"
-        lines = [f"{'factor':<22} {'structure':<17} {'shape':>24} {'stored':>10} {'dense':>10}"]
+        lines = [f"{'factor':<26} {'structure':<17} {'shape':>24} {'stored':>10} {'dense':>10}"]
         for entry in self.jacobians:
             for name, J in entry.items():
                 lines.append(
-                    f"{name:<22} {type(J).__name__:<17} {str(J.shape):>24} "
+                    f"{name:<26} {type(J).__name__:<17} {str(J.shape):>24} "
                     f"{format_nbytes(J.nbytes):>10} {format_nbytes(J.dense_nbytes):>10}"
                 )
         return "\n".join(lines)
