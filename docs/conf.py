@@ -69,31 +69,17 @@ autodoc_typehints = "none"
 
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
-# Parameter types become cross-references only when intersphinx can resolve
-# the standard-library and NumPy ones (``int``, ``ndarray`` ...); offline they
-# stay plain text.
-numpydoc_xref_param_type = INTERSPHINX
-numpydoc_xref_aliases = {
-    "ndarray": "numpy.ndarray",
-    "dtype": "numpy.dtype",
-    "LinearOperator": "scipy.sparse.linalg.LinearOperator",
-    "Jacobian": "structjac.Jacobian",
-}
-numpydoc_xref_ignore = {
-    "optional", "default", "of", "or", "and", "shape", "any", "the", "same",
-    "as", "like", "one", "is", "to", "with", "in", "a", "an", "r", "n", "m",
-    "k", "N", "d", "format", "matrix", "array", "scalar", "structure",
-}
+# Parameter types stay plain text (``array_like, shape (n,)`` is prose, not a
+# type); explicit roles (:class:`numpy.ndarray`) are cross-references.
+numpydoc_xref_param_type = False
 
-# Offline, references to anything outside structjac (Python, NumPy, SciPy,
-# Numba) cannot resolve, so only they are ignored; every reference into
-# structjac is still checked. With intersphinx they are all checked.
-nitpick_ignore_regex = []
-if not INTERSPHINX:
-    nitpick_ignore_regex += [
-        (r"py:.*", r"(?!structjac\b).*"),
-        (r"py:.*", r"python:.*"),
-    ]
+# References to anything outside structjac (Python, NumPy, SciPy, Numba) can
+# only resolve through intersphinx. They are exempt from nitpicky checking —
+# with STRUCTJAC_DOCS_INTERSPHINX=1 they become links where the inventories
+# have them — while every reference into structjac is checked.
+nitpick_ignore_regex = [
+    (r"py:.*", r"(?!structjac\b).*"),
+]
 
 # -- HTML --------------------------------------------------------------------
 
