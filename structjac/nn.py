@@ -139,7 +139,7 @@ def _forward(params, X, acts):
     saved = []
     A = X
     for (W, b), op in zip(params, acts):
-        Z = A @ W.T
+        Z = A @ np.ascontiguousarray(W.T)           # W^T made contiguous (tiny): the "NN" GEMM
         Z += b
         if op is None:
             out, keep_z = Z, None
