@@ -101,8 +101,12 @@ def _walk(args, out) -> int:
     net.value_and_grad(params, Xb[:1024], yb[:1024])
     t0 = time.perf_counter()
     loss, grads = net.value_and_grad(params, Xb, yb)
+    first = time.perf_counter() - t0                            # pays first-touch page faults
+    t0 = time.perf_counter()
+    loss, grads = net.value_and_grad(params, Xb, yb)
     elapsed = time.perf_counter() - t0
-    print(f"  value_and_grad: loss = {float(loss):.6f}, {elapsed * 1e3:.1f} ms", file=out)
+    print(f"  value_and_grad: loss = {float(loss):.6f}, {elapsed * 1e3:.1f} ms "
+          f"(first call at this size {first * 1e3:.1f} ms)", file=out)
     # check on a slice against the dense chain (every Jacobian as a dense matrix)
     k = min(N, 64)
     err = _dense_check(params, Xb[:k], yb[:k], net)
