@@ -3,8 +3,12 @@
 Public names only; see ``DESIGN.md`` and the documentation for the architecture.
 """
 
+from . import layers, nn
 from ._warnings import StructureLostError, StructureLostWarning, strict
 from .algebra import Rule, as_jacobian, rules
+from .chain import ChainPlan, chain, chain_plan
+from .layers import DenseLayer, dense_jacobians, neuron_jacobians
+from .nn import MLP, value_and_grad
 from .linear_operator import JacobianLinearOperator
 from .ops import (
     LeakyReLU,
@@ -33,8 +37,11 @@ from .structures import (
     Identity,
     Jacobian,
     Kronecker,
+    RowScaled,
     ScaledIdentity,
     Sparse,
+    StackedKronecker,
+    Transposed,
     Zero,
 )
 
@@ -51,6 +58,9 @@ __all__ = [
     "Kronecker",
     "Dense",
     "Sparse",
+    "StackedKronecker",
+    "RowScaled",
+    "Transposed",
     "as_jacobian",
     "rules",
     "Rule",
@@ -76,4 +86,15 @@ __all__ = [
     "mse",
     "bce",
     "bce_with_logits",
+    # layers, networks, chains
+    "layers",
+    "nn",
+    "DenseLayer",
+    "dense_jacobians",
+    "neuron_jacobians",
+    "MLP",
+    "value_and_grad",
+    "chain",
+    "chain_plan",
+    "ChainPlan",
 ]

@@ -27,6 +27,8 @@ import scipy.sparse as sp
 
 from ._warnings import structure_lost
 from .structures import (
+    RowScaled,
+    StackedKronecker,
     BlockColumn,
     BlockRow,
     Dense,
@@ -66,7 +68,7 @@ class Rule(NamedTuple):
     right: type
     """The right operand's type (subclasses match too)."""
     result: object
-    """The result's type, or ``"same as left"`` / ``"same as right"``."""
+    """The result's type, a tuple of the types it may have, or ``"same as left"`` / ``"same as right"``."""
     math: str
     """The rule's one line of mathematics."""
     condition: str
@@ -384,14 +386,21 @@ def _dense_at_diagonal(a, b):
     return Dense(a.matrix * b.values, copy=False)
 
 
-@_rule("matmul", Diagonal, Kronecker, Kronecker, condition="a factor has one row")
+@_rule(
+    "matmul",
+    Diagonal,
+    Kronecker,
+    (Kronecker, RowScaled),
+    condition="Kronecker when a factor has one row, else RowScaled",
+)
 def _diagonal_at_kronecker(a, b):
-    """diag(d) (A (x) b^T) = (diag(d) A) (x) b^T;  diag(d) (a^T (x) B) = a^T (x) (diag(d) B)"""
+    """diag(d) (A (x) b^T) = (diag(d) A) (x) b^T;  diag(d) (a^T (x) B) = a^T (x) (diag(d) B);  else diag(d) kept beside A (x) B"""
     if _one_row(b.B):
         return Kronecker(matmul(a, b.A), b.B)
     if _one_row(b.A):
         return Kronecker(b.A, matmul(a, b.B))
-    return NotImplemented
+    # e.g. diag(g') (I_N (x) W) over a batch: block diagonal with N different blocks.
+    return RowScaled(a.values, b, copy=False)
 
 
 @_rule("matmul", Kronecker, Diagonal, Kronecker, condition="a factor has one column")
@@ -579,7 +588,6 @@ def _sparse_plus_dense(a, b):
 # Issue 4 (layers, chain, nn): the Jacobians of a dense layer over a mini-batch.
 # dZ/dvec_r(W) is a StackedKronecker (stores X); diag(g') applied to it keeps the
 # diagonal beside the structure as a RowScaled.
-from .structures import RowScaled, StackedKronecker  # noqa: E402
 
 
 @_rule("matmul", Diagonal, StackedKronecker, RowScaled)

@@ -40,7 +40,6 @@ True
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -223,6 +222,8 @@ def estimate(a: Operand, b: Operand) -> tuple[float, float, Operand]:
         kind = a.kind
     elif rule.result == SAME_AS_RIGHT:
         kind = b.kind
+    elif isinstance(rule.result, tuple):
+        kind = rule.result[-1]  # the loosest type the rule may return
     else:
         kind = rule.result
     stored = _result_stored(kind, p, r, nnz, a, b)

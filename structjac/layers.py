@@ -39,9 +39,9 @@ one matrix product (:math:`J\operatorname{vec}_r V = \operatorname{vec}_r(X V^T)
 :math:`\operatorname{vec}_r(G)^T J = \operatorname{vec}_r(G^T X)^T`) with no permutation stored.
 The activation's batch ``Diagonal`` composed onto these gives ``RowScaled`` structures (the
 diagonal kept beside the factor), never an :math:`Nm \times Nd` array: the rule table maps
-``Diagonal @ StackedKronecker`` to a ``RowScaled``; for :math:`I_N \otimes W` and
-:math:`\mathbf 1_N \otimes I_m` (Kronecker products with no one-row factor, where the table
-declines) the layer builds the ``RowScaled`` itself.
+``Diagonal @ StackedKronecker`` to a ``RowScaled``, and ``Diagonal @ Kronecker`` for
+:math:`I_N \otimes W` and :math:`\mathbf 1_N \otimes I_m` (Kronecker products with no
+one-row factor) too.
 
 The artificial neuron (:math:`m = 1`) over a batch: :math:`z^{(k)} = w \cdot x^{(k)} + b`,
 :math:`\partial z/\partial w = X` (``Dense``), :math:`\partial z/\partial b = \mathbf 1`
@@ -59,11 +59,9 @@ from . import ops as _ops
 from .structures import (
     BlockRow,
     Dense,
-    Diagonal,
     Identity,
     Jacobian,
     Kronecker,
-    RowScaled,
     StackedKronecker,
 )
 
@@ -284,20 +282,8 @@ def dense_jacobians(W, b, x, activation="sigmoid") -> LayerJacobians:
     return LayerJacobians(
         z=z, a=a, x=x, W=W, batch=batch,
         dz_dW=dz_dW, dz_db=dz_db, dz_dx=dz_dx, da_dz=da_dz,
-        da_dW=da_dz @ dz_dW, da_db=_row_scale(da_dz, dz_db), da_dx=_row_scale(da_dz, dz_dx),
+        da_dW=da_dz @ dz_dW, da_db=da_dz @ dz_db, da_dx=da_dz @ dz_dx,
     )
-
-
-def _row_scale(D, J):
-    r"""``D @ J`` by the rule table; for the batch Kroneckers :math:`I_N \otimes W` and
-    :math:`\mathbf 1_N \otimes I_m`, where the table has no closed form (the product is
-    block diagonal with N different blocks) and would fall to Sparse, the diagonal is kept
-    beside the factor as a ``RowScaled`` (N*m + m*d numbers)."""
-    if isinstance(D, Identity):
-        return J
-    if isinstance(J, Kronecker) and J.A.shape[0] != 1 and J.B.shape[0] != 1:
-        return RowScaled(D.values, J, copy=False)
-    return D @ J
 
 
 class DenseLayer:

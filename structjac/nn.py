@@ -42,9 +42,7 @@ from .layers import activation_name, get_activation
 from .structures import (
     Dense,
     Identity,
-    Jacobian,
     Kronecker,
-    RowScaled,
     StackedKronecker,
 )
 from .structures._validation import format_nbytes

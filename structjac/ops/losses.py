@@ -36,7 +36,6 @@ from __future__ import annotations
 import numpy as np
 
 from structjac import kernels as _k
-from structjac.kernels._config import bce_eps
 from structjac.structures import BlockRow, Diagonal
 
 from ._checks import float_dtype, same_shape

@@ -29,7 +29,6 @@ are never written to.
 
 from __future__ import annotations
 
-import numpy as np
 
 from structjac import kernels as _k
 from structjac.structures import Diagonal

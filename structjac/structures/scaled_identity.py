@@ -7,7 +7,6 @@ They are the Jacobians of :math:`u - v` with respect to :math:`v` (:math:`-I`) a
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ._validation import as_float_dtype, check_scalar, check_size
 from .diagonal import Diagonal

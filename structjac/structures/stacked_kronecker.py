@@ -137,10 +137,9 @@ class StackedKronecker(Jacobian):
 
         return Transposed(self)
 
-    def _scale(self, c) -> Jacobian:
-        from .row_scaled import RowScaled
-
-        return RowScaled(np.full(self.shape[0], c, dtype=np.result_type(self.dtype, c)), self)
+    def _scale(self, c) -> "StackedKronecker":
+        # Linear in X: c [I_m (x) x^(k)T]_k = [I_m (x) (c x^(k))T]_k.
+        return StackedKronecker(self._X * c, self._m, copy=False)
 
     def _matmat(self, V: np.ndarray) -> np.ndarray:
         # V[(i', j), c] -> out[(k, i), c] = sum_j X[k, j] V[i, j, c]

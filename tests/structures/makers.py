@@ -107,6 +107,38 @@ def make_kronecker_identity(shape, rng, dtype):
     return None
 
 
+def make_stacked_kronecker(shape, rng, dtype):
+    """dZ/dvec_r(W) over a batch X (N, d) of a layer with m outputs: (N*m, m*d)."""
+    rows, cols = shape
+    for m in (2, 3, 1):
+        if rows % m == 0 and cols % m == 0:
+            N, d = rows // m, cols // m
+            X = _values(rng, (N, d), dtype)
+            dense = np.einsum("ab,kj->kabj", np.eye(m, dtype=dtype), X).reshape(N * m, m * d)
+            return sj.StackedKronecker(X, m), dense
+    return None
+
+
+def make_stacked_kronecker_transposed(shape, rng, dtype):
+    made = make_stacked_kronecker(shape[::-1], rng, dtype)
+    if made is None:
+        return None
+    J, dense = made
+    return J.T, dense.T.copy()
+
+
+def make_row_scaled(shape, rng, dtype):
+    """diag(d) (I (x) W), as the batch Jacobian da/dX of a layer keeps it."""
+    rows, cols = shape
+    for N in (2, 3, 1):
+        if rows % N == 0 and cols % N == 0:
+            W = _values(rng, (rows // N, cols // N), dtype)
+            d = _values(rng, rows, dtype, positive=True)
+            J = sj.RowScaled(d, sj.Kronecker(sj.Identity(N, dtype=dtype), sj.Dense(W)))
+            return J, d[:, None] * np.kron(np.eye(N, dtype=dtype), W)
+    return None
+
+
 def make_dense(shape, rng, dtype):
     M = _values(rng, shape, dtype)
     if shape[0] == shape[1]:
@@ -132,6 +164,9 @@ MAKERS = {
     "BlockColumn": make_blockcolumn,
     "Kronecker": make_kronecker,
     "Kronecker[I (x) B]": make_kronecker_identity,
+    "StackedKronecker": make_stacked_kronecker,
+    "Transposed[StackedKronecker]": make_stacked_kronecker_transposed,
+    "RowScaled": make_row_scaled,
     "Dense": make_dense,
     "Sparse": make_sparse,
 }
