@@ -30,6 +30,7 @@ D = 16
 
 SQUARES = (256, 1024, 4096, 16384, 65536)  # n = p^2 for Kronecker products of p x p factors
 SQUARE_DENSE = (256, 1024, 2048, 4096)  # results that are n x n even in structured form
+BATCHES = (16, 64, 256, 1024, 16384)  # batch sizes for the batch structures (m = d = D)
 
 
 def _vec(n, seed=0):
@@ -43,6 +44,12 @@ def _mat(m, n, seed=0):
 def _p(n):
     p = int(round(np.sqrt(n)))
     return p
+
+
+def _structures():
+    import structjac.structures
+
+    return structjac.structures
 
 
 def _sparse(n, seed=0, per_row=5):
@@ -89,6 +96,16 @@ CASES = {
     ("matmul", "Kronecker", "Diagonal"): (
         "Kronecker_at_Diagonal", None,
         lambda n: (sj.Kronecker(sj.Identity(n), sj.Dense(_vec(D, 1)[:, None])), sj.Diagonal(_vec(n)))),
+    # diag(g') over a batch of n samples, m = D outputs: onto dZ/dW (StackedKronecker, nD x D^2)
+    ("matmul", "Diagonal", "StackedKronecker"): (
+        "Diagonal_at_StackedKronecker", BATCHES,
+        lambda n: (sj.Diagonal(_vec(n * D)), _structures().StackedKronecker(_mat(n, D, 1), D))),
+    # ... and onto an already row-scaled dZ/dX = diag(g) (I_n (x) W)  (nD x nD)
+    ("matmul", "Diagonal", "RowScaled"): (
+        "Diagonal_at_RowScaled", BATCHES,
+        lambda n: (sj.Diagonal(_vec(n * D)),
+                   _structures().RowScaled(_vec(n * D, 1),
+                                           sj.Kronecker(sj.Identity(n), sj.Dense(_mat(D, D, 2)))))),
     # ---- block rows and columns -------------------------------------------------------
     ("matmul", "BlockRow", "Jacobian"): (
         "BlockRow_at_Dense", None, lambda n: (sj.BlockRow(n // 3, _vec(n, 1), n), sj.Dense(_mat(n, K)))),

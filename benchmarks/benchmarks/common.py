@@ -19,7 +19,9 @@ Environment
     Keep only the smallest sizes of every family (the smoke run of ``.ci/run``).
 ``OPENBLAS_NUM_THREADS=1``
     Export it for benchmark runs (README); ``setup`` also limits BLAS to one thread
-    through ``threadpoolctl`` when that is installed.  Nothing is changed at import.
+    through ``threadpoolctl`` when that is installed, and Numba to one thread
+    (``numba.set_num_threads``; ``STRUCTJAC_BENCH_THREADS`` changes that).  Nothing is
+    changed at import.
 
 Missing optional dependencies (structjac parts that have not landed, PyTorch, JAX) skip
 the benchmark with ``NotImplementedError`` in ``setup``; they never fail it.
@@ -66,12 +68,18 @@ def structjac_part(name):
 
 _BLAS_LIMIT = None
 
+#: Threads for every benchmark (BLAS, Numba, PyTorch, XLA): one, so that structured and
+#: dense forms compare algorithms, not thread pools. ``STRUCTJAC_BENCH_THREADS`` overrides
+#: the Numba part; ``bench_threads.py`` measures the parallel kernels on purpose.
+NUM_THREADS = int(os.environ.get("STRUCTJAC_BENCH_THREADS", "1"))
+
 
 def limit_blas_threads():
     """Limit BLAS to one thread with threadpoolctl when it is installed (idempotent).
 
     Called from ``setup`` only, in the process that runs the benchmark, so importing the
-    benchmark modules changes no global state.
+    benchmark modules changes no global state. Without threadpoolctl the limit comes
+    from ``OPENBLAS_NUM_THREADS=1`` in the environment (README).
     """
     global _BLAS_LIMIT
     if _BLAS_LIMIT is not None:
@@ -82,6 +90,15 @@ def limit_blas_threads():
         _BLAS_LIMIT = False
         return
     _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+
+
+def limit_threads(numba_threads=None):
+    """One BLAS thread and ``numba_threads`` (default :data:`NUM_THREADS`) Numba threads."""
+    limit_blas_threads()
+    import numba
+
+    n = NUM_THREADS if numba_threads is None else numba_threads
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
 def rng(seed=0):
@@ -133,7 +150,7 @@ classes are abstract, so asv does not collect them); they may
 
     # -- what asv calls ----------------------------------------------------------------
     def setup(self, n, form):
-        limit_blas_threads()
+        limit_threads()
         if form not in self.cheap_forms:
             nbytes, flops = self.dense_cost(n, form)
             if nbytes > MAX_DENSE_BYTES:
