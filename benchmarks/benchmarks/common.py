@@ -36,7 +36,7 @@ import os
 import numpy as np
 
 #: Dense twins that would hold more than this many bytes are skipped, not run.
-MAX_DENSE_BYTES = 2 * 1024**3
+MAX_DENSE_BYTES = 2e9
 #: Dense twins that would take more than this many floating-point operations are skipped
 #: (about 1 s on one core); the structured form still runs at that size.
 MAX_DENSE_FLOPS = 4e10
@@ -148,15 +148,23 @@ classes are abstract, so asv does not collect them); they may
         """Return ``(bytes, flops)`` the dense ``form`` would need at size ``n``."""
         return 0, 0
 
+    def too_big(self, n, form):
+        """Why ``form`` is not run at size ``n`` (a message), or None when it runs."""
+        if form in self.cheap_forms:
+            return None
+        nbytes, flops = self.dense_cost(n, form)
+        if nbytes > MAX_DENSE_BYTES:
+            return f"{form} n={n} needs {nbytes / 1e9:.1f} GB"
+        if flops > MAX_DENSE_FLOPS:
+            return f"{form} n={n} needs {flops:.2e} flops"
+        return None
+
     # -- what asv calls ----------------------------------------------------------------
     def setup(self, n, form):
         limit_threads()
-        if form not in self.cheap_forms:
-            nbytes, flops = self.dense_cost(n, form)
-            if nbytes > MAX_DENSE_BYTES:
-                raise NotImplementedError(f"dense n={n} needs {nbytes / 1e9:.1f} GB")
-            if flops > MAX_DENSE_FLOPS:
-                raise NotImplementedError(f"dense n={n} needs {flops:.2e} flops")
+        reason = self.too_big(n, form)
+        if reason is not None:
+            raise NotImplementedError(reason)
         self.fn = self.build(n, form)
         self.fn()  # compile the Numba kernels, fill caches: never inside a timing
 

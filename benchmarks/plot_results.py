@@ -1,0 +1,242 @@
+"""Plot saved asv results: time and stored bytes against size, structured against dense.
+
+    python benchmarks/plot_results.py [--results benchmarks/results] [--machine NAME]
+                                      [--commit HASH] [--out docs/_static/benchmarks]
+                                      [--table]
+
+Reads ``<results>/<machine>/<hash>-<env>.json`` with plain ``json`` (the newest file when
+``--commit`` is not given) and ``<results>/benchmarks.json`` for parameter names and units
+when present. Writes one PNG per benchmark family into ``--out``: a grid with one panel
+per benchmark class, log-log, one line per form (``structured`` solid, baselines dashed).
+Families: ``rules_matmul``, ``rules_add``, ``rules_apply``, ``ops_jacobian``, ``ops_vjp``,
+``ops_binary``, ``losses``, ``layers``, ``chain``, ``network``; ``*_bytes.png`` plots the
+``track_stored_bytes`` benchmarks of the same family. ``coldstart``, ``threads``,
+``vjp_floor`` and ``summary`` are bar charts.
+
+``--table`` prints, as Markdown, each family member's baseline/structured time ratio at
+the largest size where both ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import glob
+import itertools
+import json
+import math
+import os
+import sys
+
+DEFAULT_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "docs", "_static", "benchmarks")
+
+STYLE = {
+    "structured": dict(color="C0", ls="-", marker="o"),
+    "structured_jacobian": dict(color="C9", ls="-", marker="s"),
+    "structured_rules": dict(color="C9", ls="-", marker="s"),
+    "left_to_right": dict(color="C2", ls="-", marker="^"),
+    "dense": dict(color="C3", ls="--", marker="x"),
+    "numpy": dict(color="C1", ls="--", marker="v"),
+    "floor": dict(color="0.4", ls=":", marker="."),
+    "right_to_left": dict(color="C4", ls="--", marker="d"),
+    "torch": dict(color="C5", ls="--", marker="P"),
+    "jax": dict(color="C6", ls="--", marker="*"),
+}
+
+
+def family_of(name):
+    """The family (PNG) of a benchmark ``module.Class.method``."""
+    module, cls = name.split(".")[:2]
+    module = module.replace("bench_", "")
+    if module == "rules":
+        if "_plus_" in cls:
+            return "rules_add"
+        if cls.endswith(("_vector", "_matrix")):
+            return "rules_apply"
+        return "rules_matmul"
+    if module == "ops":
+        if cls.startswith("Jacobian_"):
+            return "ops_jacobian"
+        if cls.startswith(("Vjp_", "VjpFromOutput_")):
+            return "ops_vjp"
+        if cls.startswith("Binary"):
+            return "ops_binary"
+        if cls == "VjpFloorMultiple":
+            return "vjp_floor"
+    return module
+
+
+def load(results_dir, machine=None, commit=None):
+    """Return ``(results dict, benchmarks.json dict)`` for one run."""
+    machines = [d for d in sorted(os.listdir(results_dir))
+                if os.path.isdir(os.path.join(results_dir, d))]
+    if machine is None:
+        if not machines:
+            raise SystemExit(f"no machine directory in {results_dir}")
+        machine = machines[0]
+    files = [f for f in glob.glob(os.path.join(results_dir, machine, "*.json"))
+             if not f.endswith("machine.json")]
+    if commit:
+        files = [f for f in files if os.path.basename(f).startswith(commit[:8])]
+    if not files:
+        raise SystemExit(f"no results for machine {machine!r} commit {commit!r} in {results_dir}")
+    with open(max(files, key=os.path.getmtime)) as fh:
+        data = json.load(fh)
+    meta = {}
+    bj = os.path.join(results_dir, "benchmarks.json")
+    if os.path.exists(bj):
+        with open(bj) as fh:
+            meta = json.load(fh)
+    return data, meta
+
+
+def _value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def rows(data, meta):
+    """Yield ``(name, param_names, {param tuple: value})`` for every benchmark of the run."""
+    columns = data.get("result_columns", ["result", "params"])
+    ir, ip = columns.index("result"), columns.index("params")
+    for name, entry in sorted(data["results"].items()):
+        result, params = entry[ir], entry[ip]
+        if result is None:
+            continue
+        params = [[_value(p) for p in ps] for ps in params]
+        combos = list(itertools.product(*params)) if params else [()]
+        if not isinstance(result, list):
+            result = [result]
+        values = {c: v for c, v in zip(combos, result)
+                  if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        names = meta.get(name, {}).get("param_names") or (
+            ["n", "form"][: len(params)] if len(params) <= 2 else [f"p{i}" for i in range(len(params))])
+        yield name, names, values
+
+
+def _grid(count):
+    cols = min(6, count)
+    return (count + cols - 1) // cols, cols
+
+
+def plot_family(plt, family, entries, ylabel, path):
+    """One PNG: a panel per benchmark, x = n, a line per form."""
+    nrows, ncols = _grid(len(entries))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows), squeeze=False)
+    for ax in axes.flat[len(entries):]:
+        ax.set_visible(False)
+    for ax, (name, names, values) in zip(axes.flat, entries):
+        i_n, i_f = names.index("n"), names.index("form")
+        forms = []
+        for combo in values:
+            if combo[i_f] not in forms:
+                forms.append(combo[i_f])
+        for form in forms:
+            pts = sorted((c[i_n], v) for c, v in values.items() if c[i_f] == form)
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, label=form, ms=3, lw=1, **STYLE.get(form, {}))
+        ax.set_xscale("log")
+        ax.set_yscale("symlog" if any(v <= 0 for v in values.values()) else "log")
+        ax.set_title(name.split(".")[1].replace("_", " "), fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(True, which="major", lw=0.3)
+    handles, labels = {}, []
+    for ax in axes.flat:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(l, h)
+    fig.legend(list(handles.values()), list(handles), loc="upper center",
+               ncol=min(6, len(handles)), fontsize=7, frameon=False)
+    fig.supxlabel("n", fontsize=8)
+    fig.supylabel(ylabel, fontsize=8)
+    fig.suptitle(family, fontsize=9, y=0.995)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+
+
+def plot_bars(plt, family, entries, path):
+    """One PNG of bar charts for benchmarks without an ``(n, form)`` grid."""
+    fig, axes = plt.subplots(len(entries), 1, figsize=(7, 1.2 + 0.16 * max(
+        len(v) for _, _, v in entries) * len(entries)), squeeze=False)
+    for ax, (name, names, values) in zip(axes.flat, entries):
+        labels = [", ".join(f"{k}={v}" for k, v in zip(names, c)) for c in values]
+        ax.barh(range(len(values)), list(values.values()), color="C0")
+        ax.set_yticks(range(len(values)), labels, fontsize=5)
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=7)
+        ax.tick_params(axis="x", labelsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+
+
+def ratio_table(all_rows):
+    """Markdown: baseline / structured time at the largest n where both ran."""
+    lines = ["| benchmark | n | baseline | baseline / structured |", "|---|---|---|---|"]
+    for name, names, values in all_rows:
+        if not name.endswith(".time_op") or names[:2] != ["n", "form"]:
+            continue
+        forms = {c[1] for c in values}
+        for base in [f for f in ("dense", "numpy", "floor", "left_to_right", "right_to_left",
+                                 "torch", "jax") if f in forms]:
+            ns = sorted(c[0] for c in values if c[1] == base and (c[0], "structured") in values)
+            if ns:
+                n = ns[-1]
+                r = values[(n, base)] / values[(n, "structured")]
+                lines.append(f"| {name.rsplit('.', 1)[0]} | {n} | {base} | {r:.3g} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", default=DEFAULT_RESULTS)
+    p.add_argument("--machine", default=None)
+    p.add_argument("--commit", default=None)
+    p.add_argument("--out", default=DEFAULT_OUT)
+    p.add_argument("--table", action="store_true", help="print the ratio table (Markdown)")
+    args = p.parse_args(argv)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data, meta = load(args.results, args.machine, args.commit)
+    all_rows = list(rows(data, meta))
+    if args.table:
+        print(ratio_table(all_rows))
+    os.makedirs(args.out, exist_ok=True)
+    groups = {}
+    for name, names, values in all_rows:
+        if not values:
+            continue
+        method = name.rsplit(".", 1)[-1]
+        family = family_of(name)
+        grid = names[:2] == ["n", "form"]
+        if method == "time_op" and grid:
+            groups.setdefault((family, "time"), []).append((name, names, values))
+        elif method == "track_stored_bytes" and grid:
+            groups.setdefault((family + "_bytes", "bytes"), []).append((name, names, values))
+        else:
+            groups.setdefault((family if family in ("coldstart", "threads", "vjp_floor", "summary")
+                               else family + "_other", "bars"), []).append((name, names, values))
+    written = []
+    for (family, kind), entries in sorted(groups.items()):
+        path = os.path.join(args.out, f"{family}.png")
+        if kind == "bars":
+            plot_bars(plt, family, entries, path)
+        else:
+            plot_family(plt, family, entries, "time (s)" if kind == "time" else "bytes", path)
+        written.append(path)
+    for path in written:
+        print(f"{path}  {os.path.getsize(path) / 1000:.0f} kB", file=sys.stderr)
+    return written
+
+
+if __name__ == "__main__":
+    main()
