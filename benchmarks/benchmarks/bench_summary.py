@@ -58,33 +58,35 @@ class Summary:
     def setup(self, family):
         limit_threads()
         cls = FAMILIES[family]
-        self.bench = bench = cls()
-        self.baseline = _baseline(cls)
-        self.n = _largest_common(bench, cls, self.baseline)
+        self.family = family
+        self.bench = cls()
+        self.forms = (cls.params[1][0], _baseline(cls))
+        self.n = _largest_common(self.bench, cls, self.forms[1])
         if self.n is None:
             raise NotImplementedError(f"{family}: the baseline runs at no size")
+
+    def _build(self):
         try:
-            self.structured = bench.build(self.n, cls.params[1][0])
-            self.other = bench.build(self.n, self.baseline)
-            self.structured(), self.other()  # compile, warm up
+            fs = [self.bench.build(self.n, form) for form in self.forms]
+            outs = [f() for f in fs]  # compile, warm up
         except NotImplementedError:
             raise
         except Exception as exc:  # a broken family fails in its own time_op benchmark
-            raise NotImplementedError(f"{family}: {type(exc).__name__}: {exc}") from None
-
-    def _time(self, f):
-        return min(timeit.repeat(f, number=1, repeat=3))
+            raise NotImplementedError(f"{self.family}: {type(exc).__name__}: {exc}") from None
+        return fs, outs
 
     def track_speedup(self, family):
-        return self._time(self.other) / self._time(self.structured)
+        (structured, other), _ = self._build()
+        t_s = min(timeit.repeat(structured, number=1, repeat=3))
+        t_o = min(timeit.repeat(other, number=1, repeat=3))
+        return t_o / t_s
 
     track_speedup.unit = "x (baseline / structured)"
 
     def track_bytes_ratio(self, family):
-        nbytes = getattr(self.bench, "track_stored_bytes", None)
-        if nbytes is None:
+        if getattr(self.bench, "track_stored_bytes", None) is None:
             return 1.0
-        s, o = self.structured(), self.other()
+        _, (s, o) = self._build()
         return _nbytes(o) / max(1, _nbytes(s))
 
     track_bytes_ratio.unit = "x (dense bytes / structured bytes)"
