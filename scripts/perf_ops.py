@@ -3,7 +3,8 @@
 Run:  OPENBLAS_NUM_THREADS=1 /work/venv/bin/python scripts/perf_ops.py [--n 20000000]
 
 Prints, from one run: for the fused vjps of sigmoid (from z and from the output),
-tanh (from the output) and relu, the time against the bandwidth floor
+tanh (from x and from the output) and relu, and for the sigmoid vjp written with
+``np.exp`` (a libm call per element, the kernels before ``structjac.kernels._exp``), the time against the bandwidth floor
 ``np.multiply(a, g, out=o)`` on the same arrays (target <= 1.25x) and against the
 equivalent NumPy expression (target >= 2.5x faster); float32 against float64; the
 serial/parallel crossover; and the first call after import with a warm disk cache
@@ -27,6 +28,17 @@ import numpy as np  # noqa: E402
 
 from structjac import kernels as K  # noqa: E402
 from structjac.kernels import unary  # noqa: E402
+from structjac.kernels._config import JIT_PARALLEL  # noqa: E402
+
+
+@numba.njit(**dict(JIT_PARALLEL, cache=False))
+def _sigmoid_vjp_libm(x, g, out):
+    """The sigmoid vjp with libm's exp (what the wrappers ran at this size before vexp)."""
+    one = x.dtype.type(1)
+    for i in numba.prange(x.size):
+        e = np.exp(-abs(x[i]))
+        d = one + e
+        out[i] = g[i] * (e / (d * d))
 
 
 def best(fn, repeat):
@@ -48,8 +60,14 @@ def cases(x, g, o):
         e = np.exp(-np.abs(x))
         return g * e / (one + e) ** 2
 
+    def np_tanh_x():
+        e = np.exp(-np.abs(x + x))
+        return g * (4 * e) / (one + e) ** 2
+
     return a, [
         ("sigmoid vjp (from z)", lambda: K.sigmoid_vjp(x, g, out=o), np_sigmoid_z),
+        ("  same, libm np.exp", lambda: _sigmoid_vjp_libm(x, g, o), np_sigmoid_z),
+        ("tanh vjp (from x)", lambda: K.tanh_vjp(x, g, out=o), np_tanh_x),
         ("sigmoid vjp (from a)", lambda: K.sigmoid_vjp_from_output(a, g, out=o),
          lambda: g * a * (one - a)),
         ("tanh vjp (from a)", lambda: K.tanh_vjp_from_output(t, g, out=o),
@@ -115,7 +133,8 @@ def main():
             results[(name, np.dtype(dtype).name)] = tf
             print(f"  {name:24s} {tf * 1e3:8.2f} {tf / floor:7.2f} {tn * 1e3:9.2f} {tn / tf:11.2f}")
     print("\nfloat32 / float64 time:")
-    for name in ("sigmoid vjp (from z)", "sigmoid vjp (from a)", "tanh vjp (from a)", "relu vjp"):
+    for name in ("sigmoid vjp (from z)", "  same, libm np.exp", "tanh vjp (from x)",
+                 "sigmoid vjp (from a)", "tanh vjp (from a)", "relu vjp"):
         print(f"  {name:24s} {results[(name, 'float32')] / results[(name, 'float64')]:.2f}")
     print("\nserial vs parallel (float64, us): n, sigmoid serial, parallel, relu serial, parallel")
     for n_, ts, tp, ts2, tp2 in crossover(args.repeat):

@@ -54,11 +54,14 @@ JIT_PARALLEL = dict(JIT, parallel=True)
 #: Element count at and above which the wrappers call the parallel kernel.
 PARALLEL_THRESHOLD = 65536
 
-#: Memory-bound kernels (no transcendental function: relu, the ``from_output``
-#: vjps, products and quotients) go back to the serial loop from this element
+#: Memory-bound kernels (no libm call: relu, the ``from_output`` vjps, products
+#: and quotients, and the kernels whose ``exp`` is the vectorised
+#: :func:`structjac.kernels._exp.vexp`: sigmoid, sigmoid'/tanh' from ``x``, their
+#: vjps, the BCE-with-logits gradient) go back to the serial loop from this element
 #: count on: once the arrays leave the caches one core already saturates memory
 #: bandwidth (measured: the serial loop runs at the speed of ``np.multiply``,
-#: the 2-thread loop 1.3-1.7x slower at 2e7 elements on the 2-core machine).
+#: the 2-thread loop 1.3-1.7x slower at 2e7 elements on the 2-core machine; the
+#: vexp sigmoid vjp serially 1.0-1.2x ``np.multiply``, its 2-thread loop no faster).
 MEMORY_BOUND_PARALLEL_LIMIT = 1 << 21
 
 #: Clamping margin of binary cross-entropy on probabilities, per dtype:

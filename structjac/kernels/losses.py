@@ -37,6 +37,7 @@ import numba
 import numpy as np
 
 from ._config import JIT, JIT_PARALLEL, bce_eps, float_dtype, pick, prepare_out
+from ._exp import vexp
 
 __all__ = [
     "mse_per_sample", "mse_grad",
@@ -144,7 +145,7 @@ def _bce_with_logits_per_sample_serial(y2, h2, out):
         for i in range(h.size):
             z = h[i]
             m = z if z > zero else zero
-            acc += m - z * y[i] + np.log1p(np.exp(-abs(z)))
+            acc += m - z * y[i] + np.log1p(vexp(-abs(z)))
         out[k] = acc
 
 @numba.njit(**JIT)
@@ -153,7 +154,7 @@ def _bce_with_logits_grad_serial(y, h, scale, out):
     zero = h.dtype.type(0)
     for i in range(h.size):
         z = h[i]
-        e = np.exp(-abs(z))
+        e = vexp(-abs(z))
         s = one / (one + e)
         s = s if z >= zero else e * s
         out[i] = scale * (s - y[i])
@@ -169,7 +170,7 @@ def _bce_with_logits_per_sample_parallel(y2, h2, out):
         for i in range(h.size):
             z = h[i]
             m = z if z > zero else zero
-            acc += m - z * y[i] + np.log1p(np.exp(-abs(z)))
+            acc += m - z * y[i] + np.log1p(vexp(-abs(z)))
         out[k] = acc
 
 @numba.njit(**JIT_PARALLEL)
@@ -178,7 +179,7 @@ def _bce_with_logits_grad_parallel(y, h, scale, out):
     zero = h.dtype.type(0)
     for i in numba.prange(h.size):
         z = h[i]
-        e = np.exp(-abs(z))
+        e = vexp(-abs(z))
         s = one / (one + e)
         s = s if z >= zero else e * s
         out[i] = scale * (s - y[i])
@@ -216,7 +217,7 @@ def _grad(serial, parallel, y, y_hat, params, scale, out):
     shape = np.shape(y_hat)
     out, flat = prepare_out(out, shape, dtype)
     typed = [dtype.type(p) for p in params]
-    pick(serial, parallel, flat.size, memory_bound=serial is not _bce_with_logits_grad_serial)(y2.reshape(-1), h2.reshape(-1), *typed, dtype.type(scale), flat)
+    pick(serial, parallel, flat.size, memory_bound=True)(y2.reshape(-1), h2.reshape(-1), *typed, dtype.type(scale), flat)
     return out
 
 

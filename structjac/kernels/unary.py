@@ -8,7 +8,9 @@ needed, allocate or check ``out`` and call the serial or the parallel kernel
 according to :data:`structjac.kernels._config.PARALLEL_THRESHOLD`.
 
 Constants are cast to the array dtype (``x.dtype.type(1)``), so float32 is
-computed in float32 from end to end.  A "vjp" kernel computes ``g * f'(x)`` in
+computed in float32 from end to end.  ``exp`` is :func:`structjac.kernels._exp.vexp`
+(within 1 ulp, NaN/inf/subnormals as libm), not ``np.exp``: Numba lowers ``np.exp``
+to a libm call per element, which keeps the loop from vectorising.  A "vjp" kernel computes ``g * f'(x)`` in
 one pass, without a temporary array for ``f'(x)``.
 
 Examples
@@ -33,16 +35,22 @@ import numba
 import numpy as np
 
 from ._config import JIT, JIT_PARALLEL, as_float_array, float_dtype, pick, prepare_out
+from ._exp import vexp
 
 __all__ = []
 
-#: Kernels without a transcendental function (see ``MEMORY_BOUND_PARALLEL_LIMIT``).
+#: Kernels without a libm call: arithmetic only, or ``exp`` through the vectorised
+#: :func:`~structjac.kernels._exp.vexp` (see ``MEMORY_BOUND_PARALLEL_LIMIT``).
+#: ``tanh``, ``log`` and ``softplus`` still call libm and stay parallel.
 _MEMORY_BOUND = frozenset(
     "_" + name + "_serial"
-    for name in ("sigmoid_derivative_from_output", "sigmoid_vjp_from_output",
+    for name in ("sigmoid", "sigmoid_derivative", "sigmoid_vjp",
+                 "sigmoid_derivative_from_output", "sigmoid_vjp_from_output",
+                 "tanh_derivative", "tanh_vjp",
                  "tanh_derivative_from_output", "tanh_vjp_from_output", "relu",
                  "relu_derivative", "relu_vjp", "leaky_relu", "leaky_relu_derivative",
-                 "leaky_relu_vjp", "log_derivative", "log_vjp")
+                 "leaky_relu_vjp", "exp", "exp_vjp", "log_derivative", "log_vjp",
+                 "softplus_vjp")
 )
 
 
@@ -52,7 +60,7 @@ def _sigmoid_serial(x, out):  # sigma(x) = 1 / (1 + exp(-x)), evaluated as 1/(1+
     zero = x.dtype.type(0)
     for i in range(x.size):
         v = x[i]
-        e = np.exp(-abs(v))
+        e = vexp(-abs(v))
         s = one / (one + e)
         out[i] = s if v >= zero else e * s
 
@@ -62,7 +70,7 @@ def _sigmoid_parallel(x, out):  # sigma(x) = 1 / (1 + exp(-x)), evaluated as 1/(
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
         v = x[i]
-        e = np.exp(-abs(v))
+        e = vexp(-abs(v))
         s = one / (one + e)
         out[i] = s if v >= zero else e * s
 
@@ -71,7 +79,7 @@ def _sigmoid_parallel(x, out):  # sigma(x) = 1 / (1 + exp(-x)), evaluated as 1/(
 def _sigmoid_derivative_serial(x, out):  # sigma'(x) = e / (1 + e)**2 with e = exp(-|x|): accurate in both tails
     one = x.dtype.type(1)
     for i in range(x.size):
-        e = np.exp(-abs(x[i]))
+        e = vexp(-abs(x[i]))
         d = one + e
         out[i] = e / (d * d)
 
@@ -79,7 +87,7 @@ def _sigmoid_derivative_serial(x, out):  # sigma'(x) = e / (1 + e)**2 with e = e
 def _sigmoid_derivative_parallel(x, out):  # sigma'(x) = e / (1 + e)**2 with e = exp(-|x|): accurate in both tails
     one = x.dtype.type(1)
     for i in numba.prange(x.size):
-        e = np.exp(-abs(x[i]))
+        e = vexp(-abs(x[i]))
         d = one + e
         out[i] = e / (d * d)
 
@@ -88,7 +96,7 @@ def _sigmoid_derivative_parallel(x, out):  # sigma'(x) = e / (1 + e)**2 with e =
 def _sigmoid_vjp_serial(x, g, out):  # g * sigma'(x), fused
     one = x.dtype.type(1)
     for i in range(x.size):
-        e = np.exp(-abs(x[i]))
+        e = vexp(-abs(x[i]))
         d = one + e
         out[i] = g[i] * (e / (d * d))
 
@@ -96,7 +104,7 @@ def _sigmoid_vjp_serial(x, g, out):  # g * sigma'(x), fused
 def _sigmoid_vjp_parallel(x, g, out):  # g * sigma'(x), fused
     one = x.dtype.type(1)
     for i in numba.prange(x.size):
-        e = np.exp(-abs(x[i]))
+        e = vexp(-abs(x[i]))
         d = one + e
         out[i] = g[i] * (e / (d * d))
 
@@ -147,7 +155,7 @@ def _tanh_derivative_serial(x, out):  # tanh'(x) = 1/cosh(x)**2 = 4 e / (1 + e)*
     one = x.dtype.type(1)
     four = x.dtype.type(4)
     for i in range(x.size):
-        e = np.exp(-abs(x[i] + x[i]))
+        e = vexp(-abs(x[i] + x[i]))
         d = one + e
         out[i] = four * e / (d * d)
 
@@ -156,7 +164,7 @@ def _tanh_derivative_parallel(x, out):  # tanh'(x) = 1/cosh(x)**2 = 4 e / (1 + e
     one = x.dtype.type(1)
     four = x.dtype.type(4)
     for i in numba.prange(x.size):
-        e = np.exp(-abs(x[i] + x[i]))
+        e = vexp(-abs(x[i] + x[i]))
         d = one + e
         out[i] = four * e / (d * d)
 
@@ -166,7 +174,7 @@ def _tanh_vjp_serial(x, g, out):  # g * tanh'(x), fused
     one = x.dtype.type(1)
     four = x.dtype.type(4)
     for i in range(x.size):
-        e = np.exp(-abs(x[i] + x[i]))
+        e = vexp(-abs(x[i] + x[i]))
         d = one + e
         out[i] = g[i] * (four * e / (d * d))
 
@@ -175,7 +183,7 @@ def _tanh_vjp_parallel(x, g, out):  # g * tanh'(x), fused
     one = x.dtype.type(1)
     four = x.dtype.type(4)
     for i in numba.prange(x.size):
-        e = np.exp(-abs(x[i] + x[i]))
+        e = vexp(-abs(x[i] + x[i]))
         d = one + e
         out[i] = g[i] * (four * e / (d * d))
 
@@ -331,23 +339,23 @@ def _leaky_relu_vjp_parallel(x, g, slope, at_zero, out):  # g * leaky_relu'(x), 
 @numba.njit(**JIT)
 def _exp_serial(x, out):  # exp(x) (also its own derivative)
     for i in range(x.size):
-        out[i] = np.exp(x[i])
+        out[i] = vexp(x[i])
 
 @numba.njit(**JIT_PARALLEL)
 def _exp_parallel(x, out):  # exp(x) (also its own derivative)
     for i in numba.prange(x.size):
-        out[i] = np.exp(x[i])
+        out[i] = vexp(x[i])
 
 
 @numba.njit(**JIT)
 def _exp_vjp_serial(x, g, out):  # g * exp(x), fused
     for i in range(x.size):
-        out[i] = g[i] * np.exp(x[i])
+        out[i] = g[i] * vexp(x[i])
 
 @numba.njit(**JIT_PARALLEL)
 def _exp_vjp_parallel(x, g, out):  # g * exp(x), fused
     for i in numba.prange(x.size):
-        out[i] = g[i] * np.exp(x[i])
+        out[i] = g[i] * vexp(x[i])
 
 
 @numba.njit(**JIT)
@@ -391,7 +399,7 @@ def _softplus_serial(x, out):  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)) 
     for i in range(x.size):
         v = x[i]
         m = v if v > zero else zero
-        out[i] = m + np.log1p(np.exp(-abs(v)))
+        out[i] = m + np.log1p(vexp(-abs(v)))
 
 @numba.njit(**JIT_PARALLEL)
 def _softplus_parallel(x, out):  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)) (no overflow, no cancellation)
@@ -399,7 +407,7 @@ def _softplus_parallel(x, out):  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)
     for i in numba.prange(x.size):
         v = x[i]
         m = v if v > zero else zero
-        out[i] = m + np.log1p(np.exp(-abs(v)))
+        out[i] = m + np.log1p(vexp(-abs(v)))
 
 
 @numba.njit(**JIT)
@@ -408,7 +416,7 @@ def _softplus_vjp_serial(x, g, out):  # g * sigma(x) (softplus' = sigmoid), fuse
     zero = x.dtype.type(0)
     for i in range(x.size):
         v = x[i]
-        e = np.exp(-abs(v))
+        e = vexp(-abs(v))
         s = one / (one + e)
         out[i] = g[i] * (s if v >= zero else e * s)
 
@@ -418,7 +426,7 @@ def _softplus_vjp_parallel(x, g, out):  # g * sigma(x) (softplus' = sigmoid), fu
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
         v = x[i]
-        e = np.exp(-abs(v))
+        e = vexp(-abs(v))
         s = one / (one + e)
         out[i] = g[i] * (s if v >= zero else e * s)
 
