@@ -118,6 +118,22 @@ def rows(data, meta):
         yield name, names, values
 
 
+def _save(fig, path):
+    """Save a PNG quantised to a 64-colour palette (plots are line art: a third the size)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=72, format="png")
+    try:
+        from PIL import Image
+    except ImportError:
+        with open(path, "wb") as fh:
+            fh.write(buf.getvalue())
+        return
+    buf.seek(0)
+    Image.open(buf).convert("RGB").quantize(colors=64).save(path, optimize=True)
+
+
 def _grid(count):
     cols = min(6, count)
     return (count + cols - 1) // cols, cols
@@ -126,7 +142,8 @@ def _grid(count):
 def plot_family(plt, family, entries, ylabel, path):
     """One PNG: a panel per benchmark, x = n, a line per form."""
     nrows, ncols = _grid(len(entries))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows), squeeze=False)
+    size = (max(6.0, 2.6 * ncols), max(3.4, 2.1 * nrows + 0.5))
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False)
     for ax in axes.flat[len(entries):]:
         ax.set_visible(False)
     for ax, (name, names, values) in zip(axes.flat, entries):
@@ -142,36 +159,44 @@ def plot_family(plt, family, entries, ylabel, path):
                 ax.plot(xs, ys, label=form, ms=3, lw=1, **STYLE.get(form, {}))
         ax.set_xscale("log")
         ax.set_yscale("symlog" if any(v <= 0 for v in values.values()) else "log")
-        ax.set_title(name.split(".")[1].replace("_", " "), fontsize=7)
-        ax.tick_params(labelsize=6)
+        ax.set_title(name.split(".")[1].replace("_", " "), fontsize=7 if ncols > 1 else 8)
+        ax.tick_params(labelsize=6 if ncols > 1 else 7)
         ax.grid(True, which="major", lw=0.3)
     handles, labels = {}, []
     for ax in axes.flat:
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)
-    fig.legend(list(handles.values()), list(handles), loc="upper center",
-               ncol=min(6, len(handles)), fontsize=7, frameon=False)
+    top = 1.0 - 0.4 / fig.get_figheight()
+    fig.suptitle(family, fontsize=9, x=0.01, y=0.995, ha="left", va="top")
+    fig.legend(list(handles.values()), list(handles), loc="upper right",
+               bbox_to_anchor=(0.99, 0.998), ncol=min(8, len(handles)), fontsize=7,
+               frameon=False)
     fig.supxlabel("n", fontsize=8)
     fig.supylabel(ylabel, fontsize=8)
-    fig.suptitle(family, fontsize=9, y=0.995)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=72)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    _save(fig, path)
     plt.close(fig)
 
 
 def plot_bars(plt, family, entries, path):
-    """One PNG of bar charts for benchmarks without an ``(n, form)`` grid."""
-    fig, axes = plt.subplots(len(entries), 1, figsize=(7, 1.2 + 0.16 * max(
-        len(v) for _, _, v in entries) * len(entries)), squeeze=False)
+    """One PNG of bar charts for benchmarks without an ``(n, form)`` grid (sorted, log x)."""
+    entries = [e for e in entries if not e[0].endswith(".track_size")]
+    heights = [len(v) for _, _, v in entries]
+    fig, axes = plt.subplots(1, len(entries), figsize=(4.2 * len(entries), 0.9 + 0.11 * max(heights)),
+                             squeeze=False)
     for ax, (name, names, values) in zip(axes.flat, entries):
-        labels = [", ".join(f"{k}={v}" for k, v in zip(names, c)) for c in values]
-        ax.barh(range(len(values)), list(values.values()), color="C0")
-        ax.set_yticks(range(len(values)), labels, fontsize=5)
+        items = sorted(values.items(), key=lambda kv: kv[1])
+        labels = [", ".join(str(v) if len(names) == 1 else f"{k}={v}" for k, v in zip(names, c))
+                  for c, _ in items]
+        ax.barh(range(len(items)), [v for _, v in items], color="C0", height=0.7)
+        ax.set_yticks(range(len(items)), labels, fontsize=5)
+        ax.set_ylim(-0.6, len(items) - 0.4)
         ax.set_xscale("log")
-        ax.set_title(name, fontsize=7)
+        ax.set_title(name.split(".", 1)[1], fontsize=7)
         ax.tick_params(axis="x", labelsize=6)
+        ax.grid(True, axis="x", lw=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=72)
+    _save(fig, path)
     plt.close(fig)
 
 
