@@ -147,3 +147,13 @@ def test_inputs_never_written_and_later_changes_do_not_leak():
         np.testing.assert_array_equal(x, kept)
     # Identity @ x returns a new array, never the caller's own
     assert not np.shares_memory(sj.Identity(2) @ x, x)
+
+
+def test_copy_false_shares_memory_but_leaves_the_callers_flags():
+    d = np.arange(3.0)
+    D = sj.Diagonal(d, copy=False)
+    assert np.shares_memory(D.values, d)
+    assert d.flags.writeable and not D.values.flags.writeable
+    X = np.ones((4, 2))
+    sj.StackedKronecker(X, 3, copy=False)
+    assert X.flags.writeable

@@ -45,8 +45,9 @@ def frozen_array(values, *, ndim: int, name: str, owner: str, copy: bool = True)
 
     With ``copy=True`` (the default) the result never shares memory with the input,
     so a caller who changes their array afterwards does not change the structure.
-    With ``copy=False`` the array is used as it is when it already has a float dtype
-    and C order; it is then marked read-only (ownership passes to the structure).
+    With ``copy=False`` the memory is shared when it already has a float dtype and C
+    order: the structure holds a read-only view, and the caller promises not to change
+    the array afterwards (used for arrays the library has just made).
     """
     arr = np.asarray(values)
     if arr.ndim != ndim:
@@ -57,7 +58,8 @@ def frozen_array(values, *, ndim: int, name: str, owner: str, copy: bool = True)
     if copy:
         arr = np.array(arr, dtype=dtype, order="C", copy=True)
     else:
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+        # A view, so that marking it read-only leaves the caller's own array as it was.
+        arr = np.ascontiguousarray(arr, dtype=dtype).view()
     arr.flags.writeable = False
     return arr
 
