@@ -352,26 +352,26 @@ def _diagonal_at_diagonal(a, b):
 def _diagonal_at_blockrow(a, b):
     """diag(d) sum_j e_{i_j} r_j^T = sum_j e_{i_j} (d_{i_j} r_j)^T"""
     rows = a.values[b.indices][:, None] * b.rows
-    return BlockRow._from_parts(b.indices, rows, b.shape[0], b._scalar_index)
+    return b._rebuild(rows)
 
 
 @_rule("matmul", BlockRow, Diagonal, BlockRow)
 def _blockrow_at_diagonal(a, b):
     """(sum_j e_{i_j} r_j^T) diag(d) = sum_j e_{i_j} (r_j * d)^T"""
-    return BlockRow._from_parts(a.indices, a.rows * b.values, a.shape[0], a._scalar_index)
+    return a._rebuild(a.rows * b.values)
 
 
 @_rule("matmul", Diagonal, BlockColumn, BlockColumn)
 def _diagonal_at_blockcolumn(a, b):
     """diag(d) sum_j c_j e_{i_j}^T = sum_j (d * c_j) e_{i_j}^T"""
-    return BlockColumn._from_parts(b.indices, b.columns * a.values, b.shape[1], b._scalar_index)
+    return b._rebuild(b.columns * a.values)
 
 
 @_rule("matmul", BlockColumn, Diagonal, BlockColumn)
 def _blockcolumn_at_diagonal(a, b):
     """(sum_j c_j e_{i_j}^T) diag(d) = sum_j (d_{i_j} c_j) e_{i_j}^T"""
     cols = b.values[a.indices][:, None] * a.columns
-    return BlockColumn._from_parts(a.indices, cols, a.shape[1], a._scalar_index)
+    return a._rebuild(cols)
 
 
 @_rule("matmul", Diagonal, Dense, Dense)
@@ -417,13 +417,13 @@ def _kronecker_at_diagonal(a, b):
 @_rule("matmul", BlockRow, Jacobian, BlockRow, priority=1)
 def _blockrow_at(a, b):
     """(sum_j e_{i_j} r_j^T) J = sum_j e_{i_j} (r_j^T J): only the nonzero rows are applied"""
-    return BlockRow._from_parts(a.indices, b._rmatmat(a.rows), a.shape[0], a._scalar_index)
+    return a._rebuild(b._rmatmat(a.rows))
 
 
 @_rule("matmul", Jacobian, BlockColumn, BlockColumn, priority=1)
 def _at_blockcolumn(a, b):
     """J (sum_j c_j e_{i_j}^T) = sum_j (J c_j) e_{i_j}^T"""
-    return BlockColumn._from_parts(b.indices, a._matmat(b.columns.T).T, b.shape[1], b._scalar_index)
+    return b._rebuild(a._matmat(b.columns.T).T)
 
 
 @_rule("matmul", Dense, BlockRow, Dense)

@@ -1,4 +1,4 @@
-"""Index checks shared by BlockRow and BlockColumn."""
+"""What BlockRow and BlockColumn share: index checks and the storage of a few rows."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import operator
 import numpy as np
 
 from ._validation import check_size, frozen_array
+from .base import Jacobian
 
 
 def block_parts(index, block, length, owner: str, axis_name: str, copy: bool):
@@ -52,3 +53,58 @@ def block_parts(index, block, length, owner: str, axis_name: str, copy: bool):
         raise ValueError(f"{owner}: index {int(values[counts > 1][0])} appears more than once")
     indices.flags.writeable = False
     return indices, rows, scalar, length
+
+
+class Blocks(Jacobian):
+    """Base of :class:`BlockRow` and :class:`BlockColumn`: ``r`` distinct positions
+    ``indices`` along one axis and an ``(r, k)`` block of the vectors that stand there.
+
+    A subclass names its axis (``_axis``, for messages) and says how the block and the
+    length of that axis make its shape (``_shape_of``).
+    """
+
+    __slots__ = ("_indices", "_block", "_scalar_index")
+    _axis = ""
+
+    def __init__(self, index, block, length, copy: bool = True):
+        owner = type(self).__name__
+        indices, block, scalar, length = block_parts(index, block, length, owner, self._axis, copy)
+        super().__init__(self._shape_of(block, length), block.dtype)
+        self._set(_indices=indices, _block=block, _scalar_index=scalar)
+
+    @staticmethod
+    def _shape_of(block, length):
+        raise NotImplementedError
+
+    @classmethod
+    def _from_parts(cls, indices, block, length, scalar_index=False):
+        if scalar_index and block.shape[0] == 1:
+            return cls(int(indices[0]), block[0], length, copy=False)
+        return cls(indices, block, length, copy=False)
+
+    def _rebuild(self, block):
+        """The same positions with another block (scaled, cast ...)."""
+        length = self.shape[0] if self._axis == "n_rows" else self.shape[1]
+        return type(self)._from_parts(self._indices, block, length, self._scalar_index)
+
+    @property
+    def index(self):
+        """int or ndarray: the nonzero position (an int, as given) or positions."""
+        return int(self._indices[0]) if self._scalar_index else self._indices
+
+    @property
+    def indices(self) -> np.ndarray:
+        """ndarray of int64, shape (r,): the nonzero positions (always an array)."""
+        return self._indices
+
+    @property
+    def nbytes(self) -> int:
+        return self._block.nbytes + (0 if self._scalar_index else self._indices.nbytes)
+
+    def astype(self, dtype):
+        if np.dtype(dtype) == self.dtype:
+            return self
+        return self._rebuild(self._block.astype(dtype))
+
+    def _scale(self, c):
+        return self._rebuild(self._block * c)

@@ -250,29 +250,25 @@ class Jacobian:
             return self.rmatvec(other)
         return NotImplemented
 
-    def __add__(self, other):
-        other = _algebra().coerce_operand(other)
+    def _combine(self, other, name: str, reflected: bool = False):
+        algebra = _algebra()
+        other = algebra.coerce_operand(other)
         if other is NotImplemented:
             return NotImplemented
-        return _algebra().add(self, other)
+        function = getattr(algebra, name)
+        return function(other, self) if reflected else function(self, other)
+
+    def __add__(self, other):
+        return self._combine(other, "add")
 
     def __radd__(self, other):
-        other = _algebra().coerce_operand(other)
-        if other is NotImplemented:
-            return NotImplemented
-        return _algebra().add(other, self)
+        return self._combine(other, "add", reflected=True)
 
     def __sub__(self, other):
-        other = _algebra().coerce_operand(other)
-        if other is NotImplemented:
-            return NotImplemented
-        return _algebra().subtract(self, other)
+        return self._combine(other, "subtract")
 
     def __rsub__(self, other):
-        other = _algebra().coerce_operand(other)
-        if other is NotImplemented:
-            return NotImplemented
-        return _algebra().subtract(other, self)
+        return self._combine(other, "subtract", reflected=True)
 
     def __neg__(self):
         return self._scale(-1)
@@ -295,4 +291,4 @@ class Jacobian:
             return NotImplemented
         if c == 0:
             raise ZeroDivisionError(f"{type(self).__name__} / 0")
-        return _algebra().scale(self, 1 / np.asarray(c)[()] if isinstance(c, np.generic) else 1 / c)
+        return _algebra().scale(self, 1 / c)

@@ -8,13 +8,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._blocks import block_parts
-from .base import Jacobian
+from ._blocks import Blocks
 
 __all__ = ["BlockColumn"]
 
 
-class BlockColumn(Jacobian):
+class BlockColumn(Blocks):
     r"""An ``m x n_cols`` matrix whose only nonzero columns are ``index``.
 
     .. math:: C = \sum_j c_j e_{i_j}^T
@@ -42,41 +41,24 @@ class BlockColumn(Jacobian):
     array([0., 0., 0.])
     """
 
-    __slots__ = ("_indices", "_cols", "_scalar_index")
+    __slots__ = ()
+    _axis = "n_cols"
 
     def __init__(self, index, column, n_cols, copy: bool = True):
-        indices, cols, scalar, n_cols = block_parts(index, column, n_cols, "BlockColumn", "n_cols", copy)
-        super().__init__((cols.shape[1], n_cols), cols.dtype)
-        self._set(_indices=indices, _cols=cols, _scalar_index=scalar)
+        super().__init__(index, column, n_cols, copy)
 
-    @classmethod
-    def _from_parts(cls, indices, cols, n_cols, scalar_index=False) -> "BlockColumn":
-        if scalar_index and cols.shape[0] == 1:
-            return cls(int(indices[0]), cols[0], n_cols, copy=False)
-        return cls(indices, cols, n_cols, copy=False)
-
-    @property
-    def index(self):
-        """int or ndarray: the nonzero column, or columns, as given."""
-        return int(self._indices[0]) if self._scalar_index else self._indices
-
-    @property
-    def indices(self) -> np.ndarray:
-        """ndarray of int64, shape (r,): the nonzero columns."""
-        return self._indices
+    @staticmethod
+    def _shape_of(block, length):
+        return (block.shape[1], length)
 
     @property
     def columns(self) -> np.ndarray:
         """ndarray, shape (r, m): the nonzero columns, one per row, read-only."""
-        return self._cols
-
-    @property
-    def nbytes(self) -> int:
-        return self._cols.nbytes + (0 if self._scalar_index else self._indices.nbytes)
+        return self._block
 
     def to_dense(self) -> np.ndarray:
         out = np.zeros(self.shape, dtype=self.dtype)
-        out[:, self._indices] = self._cols.T
+        out[:, self._indices] = self._block.T
         return out
 
     def to_sparse(self) -> sp.csr_array:
@@ -88,23 +70,15 @@ class BlockColumn(Jacobian):
     def inv(self):
         return self._transpose().inv()
 
-    def astype(self, dtype) -> "BlockColumn":
-        if np.dtype(dtype) == self.dtype:
-            return self
-        return BlockColumn._from_parts(self._indices, self._cols.astype(dtype), self.shape[1], self._scalar_index)
-
     def _transpose(self):
         from .blockrow import BlockRow
 
-        return BlockRow._from_parts(self._indices, self._cols, self.shape[1], self._scalar_index)
-
-    def _scale(self, c) -> "BlockColumn":
-        return BlockColumn._from_parts(self._indices, self._cols * c, self.shape[1], self._scalar_index)
+        return BlockRow._from_parts(self._indices, self._block, self.shape[1], self._scalar_index)
 
     def _matmat(self, X: np.ndarray) -> np.ndarray:
-        return self._cols.T @ X[self._indices]
+        return self._block.T @ X[self._indices]
 
     def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
         out = np.zeros((Y.shape[0], self.shape[1]), dtype=np.result_type(self.dtype, Y.dtype))
-        out[:, self._indices] = Y @ self._cols.T
+        out[:, self._indices] = Y @ self._block.T
         return out

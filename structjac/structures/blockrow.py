@@ -13,13 +13,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._blocks import block_parts
-from .base import Jacobian
+from ._blocks import Blocks
 
 __all__ = ["BlockRow"]
 
 
-class BlockRow(Jacobian):
+class BlockRow(Blocks):
     r"""An ``n_rows x n`` matrix whose only nonzero rows are ``index``.
 
     .. math:: B = \sum_{j} e_{i_j} r_j^T
@@ -50,63 +49,46 @@ class BlockRow(Jacobian):
     BlockColumn(shape=(2, 3), dtype=float64, stored=16 B, dense=48 B)
     """
 
-    __slots__ = ("_indices", "_rows", "_scalar_index")
+    __slots__ = ()
+    _axis = "n_rows"
 
     def __init__(self, index, row, n_rows, copy: bool = True):
-        indices, rows, scalar, n_rows = block_parts(index, row, n_rows, "BlockRow", "n_rows", copy)
-        super().__init__((n_rows, rows.shape[1]), rows.dtype)
-        self._set(_indices=indices, _rows=rows, _scalar_index=scalar)
+        super().__init__(index, row, n_rows, copy)
 
-    @classmethod
-    def _from_parts(cls, indices, rows, n_rows, scalar_index=False) -> "BlockRow":
-        if scalar_index and rows.shape[0] == 1:
-            return cls(int(indices[0]), rows[0], n_rows, copy=False)
-        return cls(indices, rows, n_rows, copy=False)
-
-    @property
-    def index(self):
-        """int or ndarray: the nonzero row, or rows, as given."""
-        return int(self._indices[0]) if self._scalar_index else self._indices
-
-    @property
-    def indices(self) -> np.ndarray:
-        """ndarray of int64, shape (r,): the nonzero rows (always an array)."""
-        return self._indices
+    @staticmethod
+    def _shape_of(block, length):
+        return (length, block.shape[1])
 
     @property
     def row(self) -> np.ndarray:
         """ndarray: the nonzero row, shape (n,), or rows, shape (r, n); read-only."""
-        return self._rows[0] if self._scalar_index else self._rows
+        return self._block[0] if self._scalar_index else self._block
 
     @property
     def rows(self) -> np.ndarray:
         """ndarray, shape (r, n): the nonzero rows (always 2-D), read-only."""
-        return self._rows
-
-    @property
-    def nbytes(self) -> int:
-        return self._rows.nbytes + (0 if self._scalar_index else self._indices.nbytes)
+        return self._block
 
     def to_dense(self) -> np.ndarray:
         out = np.zeros(self.shape, dtype=self.dtype)
-        out[self._indices] = self._rows
+        out[self._indices] = self._block
         return out
 
     def to_sparse(self) -> sp.csr_array:
-        r, n = self._rows.shape
+        r, n = self._block.shape
         m = self.shape[0]
         counts = np.zeros(m, dtype=np.int64)
         counts[self._indices] = n
         indptr = np.concatenate(([0], np.cumsum(counts)))
         order = np.argsort(self._indices, kind="stable")
-        data = np.array(self._rows[order], dtype=self.dtype).reshape(-1)
+        data = np.array(self._block[order], dtype=self.dtype).reshape(-1)
         cols = np.tile(np.arange(n), r)
         return sp.csr_array((data, cols, indptr), shape=self.shape)
 
     def diagonal(self) -> np.ndarray:
         out = np.zeros(min(self.shape), dtype=self.dtype)
         keep = self._indices < min(self.shape)
-        out[self._indices[keep]] = self._rows[keep, self._indices[keep]]
+        out[self._indices[keep]] = self._block[keep, self._indices[keep]]
         return out
 
     def inv(self):
@@ -123,23 +105,15 @@ class BlockRow(Jacobian):
             "invert Dense(B.to_dense()) if you mean it"
         )
 
-    def astype(self, dtype) -> "BlockRow":
-        if np.dtype(dtype) == self.dtype:
-            return self
-        return BlockRow._from_parts(self._indices, self._rows.astype(dtype), self.shape[0], self._scalar_index)
-
     def _transpose(self):
         from .blockcolumn import BlockColumn
 
-        return BlockColumn._from_parts(self._indices, self._rows, self.shape[0], self._scalar_index)
-
-    def _scale(self, c) -> "BlockRow":
-        return BlockRow._from_parts(self._indices, self._rows * c, self.shape[0], self._scalar_index)
+        return BlockColumn._from_parts(self._indices, self._block, self.shape[0], self._scalar_index)
 
     def _matmat(self, X: np.ndarray) -> np.ndarray:
         out = np.zeros((self.shape[0], X.shape[1]), dtype=np.result_type(self.dtype, X.dtype))
-        out[self._indices] = self._rows @ X
+        out[self._indices] = self._block @ X
         return out
 
     def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
-        return Y[:, self._indices] @ self._rows
+        return Y[:, self._indices] @ self._block
