@@ -47,7 +47,7 @@ from .structures import (
 )
 from .structures._validation import format_nbytes
 
-__all__ = ["LOSSES", "MLP", "GradResult", "value_and_grad", "forward", "get_loss"]
+__all__ = ["LOSSES", "MLP", "GradResult", "Workspace", "value_and_grad", "forward", "get_loss"]
 
 #: Loss names accepted by :class:`MLP` and :func:`value_and_grad`.
 LOSSES = {"mse": _ops.mse, "bce": _ops.bce, "bce_with_logits": _ops.bce_with_logits}
@@ -107,6 +107,62 @@ class GradResult:
         return "\n".join(lines)
 
 
+class Workspace:
+    """Buffers that :func:`value_and_grad` reuses from one call to the next.
+
+    A training loop calls ``value_and_grad`` on batches of one shape many times; every
+    call needs the same large arrays (each layer's activations and the cotangents of the
+    backward pass, :math:`O(N m)` numbers each). Allocating them afresh costs a page
+    fault per 4 kB page on first touch, which on large batches is as slow as the
+    arithmetic. A workspace keeps them: the second call with the same shapes allocates
+    no large array.
+
+    :class:`MLP` keeps one per network. A result computed in a workspace shares no memory
+    with it (the gradients are fresh arrays), except what ``return_jacobians=True`` and
+    ``per_sample=True`` keep, which therefore never use the workspace. A workspace is not
+    thread-safe: give each thread its own (or pass ``workspace=None``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac.nn import Workspace
+    >>> ws = Workspace()
+    >>> a = ws.get("Z1", (4, 3), np.float32)
+    >>> a is ws.get("Z1", (4, 3), np.float32)
+    True
+    >>> ws.nbytes
+    48
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, name, shape, dtype) -> np.ndarray:
+        """An uninitialised array for ``name``, reused when shape and dtype are unchanged."""
+        shape, dtype = tuple(shape), np.dtype(dtype)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self._buffers[name] = np.empty(shape, dtype=dtype)
+        return buffer
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(b.nbytes for b in self._buffers.values())
+
+    def clear(self):
+        """Release every buffer."""
+        self._buffers.clear()
+
+
+class _Fresh:
+    """The no-workspace allocator: a new array each time."""
+
+    @staticmethod
+    def get(name, shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+
 def _check(params, X, y, activations):
     X = np.asarray(X)
     if X.ndim != 2:
@@ -132,19 +188,20 @@ def _check(params, X, y, activations):
     return params, X, y, [get_activation(a) for a in activations]
 
 
-def _forward(params, X, acts):
+def _forward(params, X, acts, buffers=_Fresh):
     """Return the saved values per layer: (input A_{l-1}, pre-activation Z_l or None, output A_l)."""
     saved = []
     A = X
-    for (W, b), op in zip(params, acts):
-        Z = A @ np.ascontiguousarray(W.T)           # W^T made contiguous (tiny): the "NN" GEMM
+    for l, ((W, b), op) in enumerate(zip(params, acts)):
+        Z = buffers.get(f"Z{l}", (A.shape[0], W.shape[0]), A.dtype)
+        np.matmul(A, W.T, out=Z)
         Z += b
         if op is None:
             out, keep_z = Z, None
         elif isinstance(op, _ops.OutputUnaryOp):
             out, keep_z = _value_in_place(op, Z), None  # derivative from the output: Z not kept
         else:
-            out, keep_z = op(Z), Z
+            out, keep_z = op(Z, out=buffers.get(f"A{l}", Z.shape, Z.dtype)), Z
         saved.append((A, keep_z, out))
         A = out
     return saved
@@ -192,7 +249,7 @@ def _activation_vjp(op, Z, A, G, inplace):
 
 
 def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", method="fused",
-                   return_jacobians=False, per_sample=False) -> GradResult:
+                   return_jacobians=False, per_sample=False, workspace=None) -> GradResult:
     r"""The loss of an MLP on a batch and its gradient with respect to every ``W`` and ``b``.
 
     Parameters
@@ -217,6 +274,10 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         Keep each layer's structures (``result.jacobians``, ``result.explain()``).
     per_sample : bool
         Also return each sample's gradient (the lecture's rows of :math:`\partial a/\partial w`).
+    workspace : Workspace, optional
+        Reuse its buffers for the activations and cotangents (``MLP`` passes its own).
+        Not used with ``return_jacobians``, ``per_sample`` or ``method="structures"``,
+        whose results keep those arrays.
 
     Returns
     -------
@@ -244,7 +305,9 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         raise ValueError(f"method must be 'fused' or 'structures', got {method!r}")
     params, X, y, acts = _check(params, X, y, activations)
     lossf = get_loss(loss)
-    saved = _forward(params, X, acts)
+    keeps_arrays = return_jacobians or per_sample or method == "structures"
+    buffers = _Fresh if workspace is None or keeps_arrays else workspace
+    saved = _forward(params, X, acts, buffers)
     out = saved[-1][2]
     value = lossf(y, out, reduction=reduction)
     N = X.shape[0]
@@ -252,7 +315,7 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         grads, jacs, Gs = _backward_structures(params, saved, acts, lossf, y, out, reduction)
     else:
         grads, jacs, Gs = _backward_fused(params, saved, acts, lossf, y, out, reduction,
-                                          return_jacobians, per_sample)
+                                          return_jacobians, per_sample, buffers)
     result = GradResult(loss=value, grads=grads, jacobians=jacs if return_jacobians else None)
     if per_sample:
         scale = N if reduction == "mean" else 1
@@ -305,13 +368,15 @@ def _backward_structures(params, saved, acts, lossf, y, out, reduction):
     return grads, jacs, Gs
 
 
-def _backward_fused(params, saved, acts, lossf, y, out, reduction, keep_jacobians, keep_G):
+def _backward_fused(params, saved, acts, lossf, y, out, reduction, keep_jacobians, keep_G,
+                    buffers=_Fresh):
     """The same products, in place: fused vjp kernels and one BLAS call per factor."""
     L = len(params)
     grads = [None] * L
     jacs = [None] * L if keep_jacobians else None
     Gs = [None] * L
-    G = lossf.grad(y, out, reduction=reduction)                # the loss row, (N, m_L)
+    G = lossf.grad(y, out, reduction=reduction,                # the loss row, (N, m_L)
+                   out=buffers.get(f"G{L - 1}", out.shape, out.dtype))
     for l in range(L - 1, -1, -1):
         W, _ = params[l]
         A_prev, Z, A = saved[l]
@@ -320,7 +385,7 @@ def _backward_fused(params, saved, acts, lossf, y, out, reduction, keep_jacobian
             if l == L - 1:
                 S = {"dJ/da (loss row)": lossf.jacobian(y, out, reduction=reduction), **S}
             jacs[l] = {f"layer {l + 1} {k}": v for k, v in S.items()}
-        # row @ diag(g'): fused, written over G (G is ours: fresh from the loss or G @ W)
+        # row @ diag(g'): fused, written over G (G is ours: from the loss or G @ W)
         G = _activation_vjp(acts[l], Z, A, G, inplace=True)
         if keep_G:
             Gs[l] = G
@@ -328,7 +393,8 @@ def _backward_fused(params, saved, acts, lossf, y, out, reduction, keep_jacobian
         gb = G.sum(axis=0)                                     # row @ (1_N (x) I): 1^T G
         grads[l] = (gW, gb)
         if l:
-            G = G @ W                                          # row @ (I_N (x) W): G W
+            # row @ (I_N (x) W): G W
+            G = np.matmul(G, W, out=buffers.get(f"G{l - 1}", A_prev.shape, G.dtype))
     return grads, jacs, Gs
 
 
@@ -367,6 +433,8 @@ class MLP:
             raise ValueError(f"{len(self.sizes) - 1} layers but {len(self.activations)} activations")
         self.loss = get_loss(loss)
         self.dtype = np.dtype(dtype)
+        #: The buffers :meth:`value_and_grad` reuses between calls (see :class:`Workspace`).
+        self.workspace = Workspace()
 
     def init(self, rng=None):
         """Glorot-uniform weights, zero biases, in ``self.dtype``."""
@@ -383,7 +451,8 @@ class MLP:
         return forward(params, X, self.activations)
 
     def value_and_grad(self, params, X, y, **kwargs) -> GradResult:
-        """:func:`value_and_grad` with this network's activations and loss."""
+        """:func:`value_and_grad` with this network's activations, loss and workspace."""
+        kwargs.setdefault("workspace", self.workspace)
         return value_and_grad(params, X, y, self.activations, self.loss, **kwargs)
 
     def explain(self, params, X, y) -> str:

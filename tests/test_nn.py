@@ -167,3 +167,29 @@ def test_against_jax(acts, loss):
     for (gW, gb), (jW, jb) in zip(grads, g):
         np.testing.assert_allclose(gW, np.asarray(jW), rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(gb, np.asarray(jb), rtol=1e-12, atol=1e-15)
+
+
+def test_workspace_reuses_buffers_and_gives_the_same_result():
+    from structjac.nn import MLP, Workspace
+
+    rng = np.random.default_rng(3)
+    net = MLP([5, 7, 6, 1], ["sigmoid", "relu", "sigmoid"], loss="bce", dtype=np.float64)
+    params = net.init(rng)
+    X = rng.standard_normal((40, 5))
+    y = (rng.random(40) > 0.5).astype(float)
+    fresh_loss, fresh = net.value_and_grad(params, X, y, workspace=None)
+    ws = Workspace()
+    first = net.value_and_grad(params, X, y, workspace=ws)
+    held = {name: buf for name, buf in ws._buffers.items()}
+    assert held and ws.nbytes > 0
+    second = net.value_and_grad(params, X, y, workspace=ws)
+    assert all(ws._buffers[name] is buf for name, buf in held.items())  # nothing reallocated
+    for result in (first, second):
+        assert result.loss == fresh_loss
+        for (gW, gb), (fW, fb) in zip(result.grads, fresh):
+            np.testing.assert_array_equal(gW, fW)
+            np.testing.assert_array_equal(gb, fb)
+            assert not any(np.shares_memory(gW, buf) or np.shares_memory(gb, buf) for buf in held.values())
+    # MLP keeps its own workspace and uses it by default
+    net.value_and_grad(params, X, y)
+    assert net.workspace.nbytes == ws.nbytes
