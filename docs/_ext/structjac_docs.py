@@ -252,8 +252,17 @@ def on_config_inited(app: Sphinx, config) -> None:
                 n_rules, n_figs, n_bench)
 
 
+def show_public_bases(app, name, obj, options, bases):
+    """Show a private base class (e.g. ``Blocks``) as the public class it derives from."""
+    for i, base in enumerate(bases):
+        while base.__name__.startswith("_") or base.__module__.split(".")[-1].startswith("_"):
+            base = base.__mro__[1]
+        bases[i] = base
+
+
 def setup(app: Sphinx):
     app.connect("config-inited", on_config_inited)
+    app.connect("autodoc-process-bases", show_public_bases)
     app.connect("builder-inited", check_api_page)
     return {"version": "1.0", "parallel_read_safe": True,
             "parallel_write_safe": True}
