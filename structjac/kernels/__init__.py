@@ -2,8 +2,10 @@
 
 This subpackage imports nothing from :mod:`structjac`.  Every kernel is a
 module-level ``numba.njit`` function, compiled lazily once per dtype (float32,
-float64) and cached on disk (``cache=True``).  Each exists as a serial loop and
-as a ``prange`` loop; the public wrappers choose the parallel one from
+float64) and cached on disk (``cache=True``).  Each body is written once and
+compiled twice, as a serial loop and as a ``prange`` loop, by
+:func:`structjac.kernels._config.serial_and_parallel` (each with its own cache
+index); the public wrappers choose the parallel one from
 :data:`PARALLEL_THRESHOLD` elements on.
 
 Caching
@@ -14,7 +16,7 @@ writable.  When it is not (a read-only site-packages, a container image) and
 (``numba.core.caching._CacheImpl._locator_classes``: ``InTreeCacheLocator``
 then ``UserWideCacheLocator``) falls back to the user-wide cache directory
 (``$XDG_CACHE_HOME/numba`` or ``~/.cache/numba``); set ``NUMBA_CACHE_DIR`` to
-choose another place.  ``tests/kernels/test_cache.py`` runs a kernel from a
+choose another place.  ``tests/kernels/test_cache_and_threads.py`` runs a kernel from a
 read-only copy of the package to check this.
 
 Threads

@@ -14,16 +14,32 @@ NaN or infinite, which turns ``isnan`` into ``False`` and silently changes what
 NaN inputs produce.  ``error_model="numpy"`` makes ``1/0`` give inf (IEEE)
 instead of raising ``ZeroDivisionError``, and lets loops vectorize.
 
-Parallel threshold
-------------------
-Each kernel exists twice: a serial loop and a ``prange`` loop compiled with
-``parallel=True``.  The wrappers pick the parallel one when the number of
+Serial and parallel
+-------------------
+Each kernel body is written once, as a plain Python function whose batch loop
+is ``numba.prange``, and compiled twice by :func:`serial_and_parallel`: with
+:data:`JIT` (``prange`` is then ``range``: a plain loop) and with
+:data:`JIT_PARALLEL`.  The wrappers pick the parallel one when the number of
 elements is at least :data:`PARALLEL_THRESHOLD` (measured on a 2-core machine:
 below a few 1e4 elements the thread start-up costs more than it saves).
+
+The two compilations must not come from the same function object.  Numba's disk
+cache (``numba.core.caching``) names a function's index file
+``<module>.<__qualname__>-<first line>.py<XY>.nbi`` and keys the entries in it
+by signature, target and a hash of the bytecode (and closure), not by the
+compilation flags: two dispatchers of one function would share one index and
+load each other's machine code (a "serial" kernel that starts threads, or the
+reverse).  :func:`serial_and_parallel` therefore compiles two copies of the
+function, named ``<name>_serial`` and ``<name>_parallel``, each with its own
+index file.  ``tests/kernels/test_cache_and_threads.py`` checks this end to end.
 """
 
 from __future__ import annotations
 
+import inspect
+import types
+
+import numba
 import numpy as np
 
 __all__ = [
@@ -38,12 +54,14 @@ __all__ = [
     "prepare_out",
     "pick",
     "bce_eps",
+    "serial_and_parallel",
+    "append_doc_sections",
 ]
 
 #: The fastmath flags used by every kernel (no ``nnan``/``ninf``: NaN and inf survive).
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
-# Numba's cache index is keyed on the kernel's bytecode and its source file, not on
+# Numba's cache index is keyed on the kernel's name, bytecode and source file, not on
 # these options: after editing them, delete the ``*.nbi``/``*.nbc`` files in
 # ``structjac/kernels/__pycache__`` (or touch the kernel modules).
 #: Options for serial kernels.
@@ -199,3 +217,78 @@ def bce_eps(dtype):
     (1e-07, 1e-12)
     """
     return BCE_EPS[np.dtype(dtype)]
+
+
+def _renamed(py_func, suffix):
+    """A copy of ``py_func`` (same code, globals, defaults) named ``<name><suffix>``.
+
+    Numba reads ``__qualname__`` from the function object (the cache file name) and
+    ``__name__`` (messages); the code object is renamed too where Python allows it,
+    so that tracebacks and profiles tell the two copies apart.
+    """
+    name = py_func.__name__ + suffix
+    qualname = py_func.__qualname__ + suffix
+    code = py_func.__code__.replace(co_name=name)
+    if hasattr(code, "co_qualname"):                     # Python >= 3.11
+        code = code.replace(co_qualname=qualname)
+    func = types.FunctionType(code, py_func.__globals__, name,
+                              py_func.__defaults__, py_func.__closure__)
+    func.__qualname__ = qualname
+    func.__doc__ = py_func.__doc__
+    func.__kwdefaults__ = py_func.__kwdefaults__
+    return func
+
+
+def serial_and_parallel(py_func):
+    """Compile one kernel body twice: a serial loop and a ``prange`` loop.
+
+    ``py_func`` writes its batch loop with ``numba.prange``; compiled with
+    :data:`JIT` (no ``parallel``) Numba treats ``prange`` as ``range``.  The two
+    dispatchers compile renamed copies, ``<name>_serial`` and ``<name>_parallel``,
+    so that each has its own disk-cache index (see the module docstring).
+
+    Parameters
+    ----------
+    py_func : function
+        A module-level kernel body; it is not modified.
+
+    Returns
+    -------
+    serial, parallel : numba dispatcher
+        ``numba.njit(**JIT)`` and ``numba.njit(**JIT_PARALLEL)`` of the copies.
+
+    Examples
+    --------
+    ``structjac/kernels/unary.py`` defines ``_relu(x, out)`` and then
+
+    >>> from structjac.kernels.unary import _relu
+    >>> serial, parallel = serial_and_parallel(_relu)
+    >>> serial.__name__, parallel.__name__, parallel.targetoptions["parallel"]
+    ('_relu_serial', '_relu_parallel', True)
+    >>> "parallel" in serial.targetoptions
+    False
+    """
+    return (numba.njit(**JIT)(_renamed(py_func, "_serial")),
+            numba.njit(**JIT_PARALLEL)(_renamed(py_func, "_parallel")))
+
+
+def append_doc_sections(func, *sections):
+    """Append numpydoc sections (unindented text) to ``func.__doc__``; return ``func``.
+
+    The wrappers share their Parameters and Returns sections: they are written
+    once and appended at import (nothing is appended under ``python -OO``).
+
+    Examples
+    --------
+    >>> def f(x):
+    ...     "Twice x."
+    >>> print(append_doc_sections(f, "Notes", "Exact.").__doc__)
+    Twice x.
+    <BLANKLINE>
+    Notes
+    <BLANKLINE>
+    Exact.
+    """
+    if func.__doc__ is not None:
+        func.__doc__ = "\n\n".join([inspect.cleandoc(func.__doc__), *sections])
+    return func

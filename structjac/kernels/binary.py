@@ -22,36 +22,19 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._config import JIT, JIT_PARALLEL, as_float_array, float_dtype, pick, prepare_out
+from ._config import as_float_array, float_dtype, pick, prepare_out, serial_and_parallel
 
 __all__ = ["multiply_vjp", "divide_vjp", "divide_jacobians"]
 
 
-@numba.njit(**JIT)
-def _multiply_vjp_serial(u, v, g, out1, out2):
-    for i in range(u.size):
-        gi = g[i]
-        out1[i] = gi * v[i]
-        out2[i] = gi * u[i]
-
-@numba.njit(**JIT_PARALLEL)
-def _multiply_vjp_parallel(u, v, g, out1, out2):
+def _multiply_vjp(u, v, g, out1, out2):
     for i in numba.prange(u.size):
         gi = g[i]
         out1[i] = gi * v[i]
         out2[i] = gi * u[i]
 
 
-@numba.njit(**JIT)
-def _divide_vjp_serial(u, v, g, out1, out2):
-    for i in range(u.size):
-        vi = v[i]
-        r = g[i] / vi
-        out1[i] = r
-        out2[i] = -(r * (u[i] / vi))
-
-@numba.njit(**JIT_PARALLEL)
-def _divide_vjp_parallel(u, v, g, out1, out2):
+def _divide_vjp(u, v, g, out1, out2):
     for i in numba.prange(u.size):
         vi = v[i]
         r = g[i] / vi
@@ -59,22 +42,18 @@ def _divide_vjp_parallel(u, v, g, out1, out2):
         out2[i] = -(r * (u[i] / vi))
 
 
-@numba.njit(**JIT)
-def _divide_jacobians_serial(u, v, out1, out2):
-    one = u.dtype.type(1)
-    for i in range(u.size):
-        r = one / v[i]
-        out1[i] = r
-        out2[i] = -(u[i] * r) * r
-
-@numba.njit(**JIT_PARALLEL)
-def _divide_jacobians_parallel(u, v, out1, out2):
+def _divide_jacobians(u, v, out1, out2):
     one = u.dtype.type(1)
     for i in numba.prange(u.size):
         r = one / v[i]
         out1[i] = r
         out2[i] = -(u[i] * r) * r
 
+
+# one body each, compiled serial and parallel (structjac.kernels._config.serial_and_parallel)
+_multiply_vjp_serial, _multiply_vjp_parallel = serial_and_parallel(_multiply_vjp)
+_divide_vjp_serial, _divide_vjp_parallel = serial_and_parallel(_divide_vjp)
+_divide_jacobians_serial, _divide_jacobians_parallel = serial_and_parallel(_divide_jacobians)
 
 
 def _pair(serial, parallel, arrays, out):

@@ -36,7 +36,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._config import JIT, JIT_PARALLEL, bce_eps, float_dtype, pick, prepare_out
+from ._config import (
+    append_doc_sections, bce_eps, float_dtype, pick, prepare_out, serial_and_parallel,
+)
 from ._exp import vexp
 
 __all__ = [
@@ -46,25 +48,7 @@ __all__ = [
 ]
 
 
-@numba.njit(**JIT)
-def _mse_per_sample_serial(y2, h2, out):
-    for k in range(h2.shape[0]):
-        y = y2[k]
-        h = h2[k]
-        acc = 0.0
-        for i in range(h.size):
-            r = y[i] - h[i]
-            acc += r * r
-        out[k] = acc
-
-@numba.njit(**JIT)
-def _mse_grad_serial(y, h, scale, out):
-    two = h.dtype.type(2)
-    for i in range(h.size):
-        out[i] = scale * (two * (h[i] - y[i]))
-
-@numba.njit(**JIT_PARALLEL)
-def _mse_per_sample_parallel(y2, h2, out):
+def _mse_per_sample(y2, h2, out):
     for k in numba.prange(h2.shape[0]):
         y = y2[k]
         h = h2[k]
@@ -74,41 +58,14 @@ def _mse_per_sample_parallel(y2, h2, out):
             acc += r * r
         out[k] = acc
 
-@numba.njit(**JIT_PARALLEL)
-def _mse_grad_parallel(y, h, scale, out):
+
+def _mse_grad(y, h, scale, out):
     two = h.dtype.type(2)
     for i in numba.prange(h.size):
         out[i] = scale * (two * (h[i] - y[i]))
 
 
-@numba.njit(**JIT)
-def _bce_per_sample_serial(y2, h2, eps, out):
-    one = h2.dtype.type(1)
-    hi_clip = one - eps
-    for k in range(h2.shape[0]):
-        y = y2[k]
-        h = h2[k]
-        acc = 0.0
-        for i in range(h.size):
-            c = h[i]
-            c = eps if c < eps else c
-            c = hi_clip if c > hi_clip else c
-            yi = y[i]
-            acc += -(yi * np.log(c) + (one - yi) * np.log1p(-c))
-        out[k] = acc
-
-@numba.njit(**JIT)
-def _bce_grad_serial(y, h, eps, scale, out):
-    one = h.dtype.type(1)
-    hi_clip = one - eps
-    for i in range(h.size):
-        c = h[i]
-        c = eps if c < eps else c
-        c = hi_clip if c > hi_clip else c
-        out[i] = scale * ((c - y[i]) / (c * (one - c)))
-
-@numba.njit(**JIT_PARALLEL)
-def _bce_per_sample_parallel(y2, h2, eps, out):
+def _bce_per_sample(y2, h2, eps, out):
     one = h2.dtype.type(1)
     hi_clip = one - eps
     for k in numba.prange(h2.shape[0]):
@@ -123,8 +80,8 @@ def _bce_per_sample_parallel(y2, h2, eps, out):
             acc += -(yi * np.log(c) + (one - yi) * np.log1p(-c))
         out[k] = acc
 
-@numba.njit(**JIT_PARALLEL)
-def _bce_grad_parallel(y, h, eps, scale, out):
+
+def _bce_grad(y, h, eps, scale, out):
     one = h.dtype.type(1)
     hi_clip = one - eps
     for i in numba.prange(h.size):
@@ -134,34 +91,7 @@ def _bce_grad_parallel(y, h, eps, scale, out):
         out[i] = scale * ((c - y[i]) / (c * (one - c)))
 
 
-@numba.njit(**JIT)
-def _bce_with_logits_per_sample_serial(y2, h2, out):
-    one = h2.dtype.type(1)
-    zero = h2.dtype.type(0)
-    for k in range(h2.shape[0]):
-        y = y2[k]
-        h = h2[k]
-        acc = 0.0
-        for i in range(h.size):
-            z = h[i]
-            m = z if z > zero else zero
-            acc += m - z * y[i] + np.log1p(vexp(-abs(z)))
-        out[k] = acc
-
-@numba.njit(**JIT)
-def _bce_with_logits_grad_serial(y, h, scale, out):
-    one = h.dtype.type(1)
-    zero = h.dtype.type(0)
-    for i in range(h.size):
-        z = h[i]
-        e = vexp(-abs(z))
-        s = one / (one + e)
-        s = s if z >= zero else e * s
-        out[i] = scale * (s - y[i])
-
-@numba.njit(**JIT_PARALLEL)
-def _bce_with_logits_per_sample_parallel(y2, h2, out):
-    one = h2.dtype.type(1)
+def _bce_with_logits_per_sample(y2, h2, out):
     zero = h2.dtype.type(0)
     for k in numba.prange(h2.shape[0]):
         y = y2[k]
@@ -173,8 +103,8 @@ def _bce_with_logits_per_sample_parallel(y2, h2, out):
             acc += m - z * y[i] + np.log1p(vexp(-abs(z)))
         out[k] = acc
 
-@numba.njit(**JIT_PARALLEL)
-def _bce_with_logits_grad_parallel(y, h, scale, out):
+
+def _bce_with_logits_grad(y, h, scale, out):
     one = h.dtype.type(1)
     zero = h.dtype.type(0)
     for i in numba.prange(h.size):
@@ -184,6 +114,17 @@ def _bce_with_logits_grad_parallel(y, h, scale, out):
         s = s if z >= zero else e * s
         out[i] = scale * (s - y[i])
 
+
+# one body each, compiled serial and parallel (structjac.kernels._config.serial_and_parallel);
+# the per-sample kernels run the samples (axis 0) in parallel, each sum serially
+_mse_per_sample_serial, _mse_per_sample_parallel = serial_and_parallel(_mse_per_sample)
+_mse_grad_serial, _mse_grad_parallel = serial_and_parallel(_mse_grad)
+_bce_per_sample_serial, _bce_per_sample_parallel = serial_and_parallel(_bce_per_sample)
+_bce_grad_serial, _bce_grad_parallel = serial_and_parallel(_bce_grad)
+_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel = \
+    serial_and_parallel(_bce_with_logits_per_sample)
+_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel = \
+    serial_and_parallel(_bce_with_logits_grad)
 
 
 def _prepare(y, y_hat):
@@ -221,120 +162,73 @@ def _grad(serial, parallel, y, y_hat, params, scale, out):
     return out
 
 
+# The sections every per-sample wrapper and every gradient wrapper share.
+_PER_SAMPLE_SECTIONS = (
+    "Parameters\n----------\n"
+    "y, y_hat : array_like\n"
+    "    Targets and predictions, the same shape ``(N, ...)`` (axis 0 is the batch).\n"
+    "out : ndarray, optional\n"
+    "    Shape ``(N,)``, dtype of the result.",
+    "Returns\n-------\nndarray\n    Shape ``(N,)``.\n",
+)
+_GRAD_SECTIONS = (
+    "Parameters\n----------\n"
+    "y, y_hat : array_like\n"
+    "    The same shape; never written to.\n"
+    "scale : float\n"
+    "    ``1/N`` for the lecture's mean over samples.\n"
+    "out : ndarray, optional\n"
+    "    Shape of ``y_hat``, dtype of the result.",
+    "Returns\n-------\nndarray\n    Shape of ``y_hat``.\n",
+)
+
 
 def mse_per_sample(y, y_hat, out=None):
-    """Per-sample loss J0^(k) = sum over the non-batch axes of (y - y_hat)**2.
-
-    Parameters
-    ----------
-    y, y_hat : array_like
-        Targets and predictions, the same shape ``(N, ...)`` (axis 0 is the batch).
-    out : ndarray, optional
-        Shape ``(N,)``, dtype of the result.
-
-    Returns
-    -------
-    ndarray
-        Shape ``(N,)``.
-    """
+    """Per-sample loss J0^(k) = sum over the non-batch axes of (y - y_hat)**2."""
     return _per_sample(_mse_per_sample_serial, _mse_per_sample_parallel, y, y_hat, (), out)
 
 
+append_doc_sections(mse_per_sample, *_PER_SAMPLE_SECTIONS)
+
+
 def mse_grad(y, y_hat, scale=1.0, out=None):
-    """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = -2 (y - y_hat), element-wise.
-
-    Parameters
-    ----------
-    y, y_hat : array_like
-        The same shape; never written to.
-    scale : float
-        ``1/N`` for the lecture's mean over samples.
-    out : ndarray, optional
-        Shape of ``y_hat``, dtype of the result.
-
-    Returns
-    -------
-    ndarray
-        Shape of ``y_hat``.
-    """
+    """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = -2 (y - y_hat), element-wise."""
     return _grad(_mse_grad_serial, _mse_grad_parallel, y, y_hat, (), scale, out)
 
 
+append_doc_sections(mse_grad, *_GRAD_SECTIONS)
+
+
 def bce_per_sample(y, y_hat, out=None):
-    """Per-sample loss J0^(k) = sum over the non-batch axes of -[y log c + (1 - y) log(1 - c)], c = clip(y_hat, eps, 1 - eps).
-
-    Parameters
-    ----------
-    y, y_hat : array_like
-        Targets and predictions, the same shape ``(N, ...)`` (axis 0 is the batch).
-    out : ndarray, optional
-        Shape ``(N,)``, dtype of the result.
-
-    Returns
-    -------
-    ndarray
-        Shape ``(N,)``.
-    """
+    """Per-sample loss J0^(k) = sum over the non-batch axes of -[y log c + (1 - y) log(1 - c)], c = clip(y_hat, eps, 1 - eps)."""
     return _per_sample(_bce_per_sample_serial, _bce_per_sample_parallel, y, y_hat, (bce_eps(_dtype_of(y, y_hat)),), out)
 
 
+append_doc_sections(bce_per_sample, *_PER_SAMPLE_SECTIONS)
+
+
 def bce_grad(y, y_hat, scale=1.0, out=None):
-    """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = (c - y) / (c (1 - c)), element-wise.
-
-    Parameters
-    ----------
-    y, y_hat : array_like
-        The same shape; never written to.
-    scale : float
-        ``1/N`` for the lecture's mean over samples.
-    out : ndarray, optional
-        Shape of ``y_hat``, dtype of the result.
-
-    Returns
-    -------
-    ndarray
-        Shape of ``y_hat``.
-    """
+    """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = (c - y) / (c (1 - c)), element-wise."""
     return _grad(_bce_grad_serial, _bce_grad_parallel, y, y_hat, (bce_eps(_dtype_of(y, y_hat)),), scale, out)
 
 
+append_doc_sections(bce_grad, *_GRAD_SECTIONS)
+
+
 def bce_with_logits_per_sample(y, y_hat, out=None):
-    """Per-sample loss J0^(k) = sum over the non-batch axes of max(z, 0) - z y + log1p(exp(-|z|)) with z = y_hat (logits).
-
-    Parameters
-    ----------
-    y, y_hat : array_like
-        Targets and predictions, the same shape ``(N, ...)`` (axis 0 is the batch).
-    out : ndarray, optional
-        Shape ``(N,)``, dtype of the result.
-
-    Returns
-    -------
-    ndarray
-        Shape ``(N,)``.
-    """
+    """Per-sample loss J0^(k) = sum over the non-batch axes of max(z, 0) - z y + log1p(exp(-|z|)) with z = y_hat (logits)."""
     return _per_sample(_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel, y, y_hat, (), out)
 
 
+append_doc_sections(bce_with_logits_per_sample, *_PER_SAMPLE_SECTIONS)
+
+
 def bce_with_logits_grad(y, y_hat, scale=1.0, out=None):
-    """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = sigmoid(z) - y, element-wise.
-
-    Parameters
-    ----------
-    y, y_hat : array_like
-        The same shape; never written to.
-    scale : float
-        ``1/N`` for the lecture's mean over samples.
-    out : ndarray, optional
-        Shape of ``y_hat``, dtype of the result.
-
-    Returns
-    -------
-    ndarray
-        Shape of ``y_hat``.
-    """
+    """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = sigmoid(z) - y, element-wise."""
     return _grad(_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel, y, y_hat, (), scale, out)
 
+
+append_doc_sections(bce_with_logits_grad, *_GRAD_SECTIONS)
 
 
 def _dtype_of(y, y_hat):

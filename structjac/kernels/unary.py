@@ -1,8 +1,9 @@
 """Element-wise (unary) Numba kernels: values, derivatives and fused vjps.
 
-Every kernel here is a module-level ``numba.njit`` function on flat, C-contiguous
-float32 or float64 arrays, written twice: ``_<name>_serial`` (a plain loop) and
-``_<name>_parallel`` (``prange``, ``parallel=True``).  The public wrappers
+Every kernel body here is written once, as ``_<name>`` with a ``prange`` loop over
+flat, C-contiguous float32 or float64 arrays, and compiled at module level by
+:func:`~structjac.kernels._config.serial_and_parallel` into ``_<name>_serial``
+(a plain loop) and ``_<name>_parallel`` (``parallel=True``).  The public wrappers
 (:func:`sigmoid_vjp`, ...) accept any real array, make it contiguous only when
 needed, allocate or check ``out`` and call the serial or the parallel kernel
 according to :data:`structjac.kernels._config.PARALLEL_THRESHOLD`.
@@ -25,16 +26,16 @@ True
 array([ 0.,  1.,  1., nan])
 """
 
-# This file was generated from a small table of formulas; each kernel is
-# deliberately plain code so that Numba can cache it on disk (factory-made
-# closures share one cache index and cannot be cached safely).
-
 from __future__ import annotations
+
+import inspect
 
 import numba
 import numpy as np
 
-from ._config import JIT, JIT_PARALLEL, as_float_array, float_dtype, pick, prepare_out
+from ._config import (
+    append_doc_sections, as_float_array, float_dtype, pick, prepare_out, serial_and_parallel,
+)
 from ._exp import vexp
 
 __all__ = []
@@ -54,18 +55,7 @@ _MEMORY_BOUND = frozenset(
 )
 
 
-@numba.njit(**JIT)
-def _sigmoid_serial(x, out):  # sigma(x) = 1 / (1 + exp(-x)), evaluated as 1/(1+e) or e/(1+e) with e = exp(-|x|) (no overflow)
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        e = vexp(-abs(v))
-        s = one / (one + e)
-        out[i] = s if v >= zero else e * s
-
-@numba.njit(**JIT_PARALLEL)
-def _sigmoid_parallel(x, out):  # sigma(x) = 1 / (1 + exp(-x)), evaluated as 1/(1+e) or e/(1+e) with e = exp(-|x|) (no overflow)
+def _sigmoid(x, out):  # sigma(x) = 1/(1+e) for x >= 0, e/(1+e) for x < 0, e = exp(-|x|) (no overflow)
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
@@ -75,16 +65,7 @@ def _sigmoid_parallel(x, out):  # sigma(x) = 1 / (1 + exp(-x)), evaluated as 1/(
         out[i] = s if v >= zero else e * s
 
 
-@numba.njit(**JIT)
-def _sigmoid_derivative_serial(x, out):  # sigma'(x) = e / (1 + e)**2 with e = exp(-|x|): accurate in both tails
-    one = x.dtype.type(1)
-    for i in range(x.size):
-        e = vexp(-abs(x[i]))
-        d = one + e
-        out[i] = e / (d * d)
-
-@numba.njit(**JIT_PARALLEL)
-def _sigmoid_derivative_parallel(x, out):  # sigma'(x) = e / (1 + e)**2 with e = exp(-|x|): accurate in both tails
+def _sigmoid_derivative(x, out):  # sigma'(x) = e / (1 + e)**2, e = exp(-|x|)
     one = x.dtype.type(1)
     for i in numba.prange(x.size):
         e = vexp(-abs(x[i]))
@@ -92,16 +73,7 @@ def _sigmoid_derivative_parallel(x, out):  # sigma'(x) = e / (1 + e)**2 with e =
         out[i] = e / (d * d)
 
 
-@numba.njit(**JIT)
-def _sigmoid_vjp_serial(x, g, out):  # g * sigma'(x), fused
-    one = x.dtype.type(1)
-    for i in range(x.size):
-        e = vexp(-abs(x[i]))
-        d = one + e
-        out[i] = g[i] * (e / (d * d))
-
-@numba.njit(**JIT_PARALLEL)
-def _sigmoid_vjp_parallel(x, g, out):  # g * sigma'(x), fused
+def _sigmoid_vjp(x, g, out):  # g * sigma'(x), fused
     one = x.dtype.type(1)
     for i in numba.prange(x.size):
         e = vexp(-abs(x[i]))
@@ -109,58 +81,26 @@ def _sigmoid_vjp_parallel(x, g, out):  # g * sigma'(x), fused
         out[i] = g[i] * (e / (d * d))
 
 
-@numba.njit(**JIT)
-def _sigmoid_derivative_from_output_serial(a, out):  # sigma'(x) = a (1 - a) from the output a = sigma(x)
-    one = a.dtype.type(1)
-    for i in range(a.size):
-        v = a[i]
-        out[i] = v * (one - v)
-
-@numba.njit(**JIT_PARALLEL)
-def _sigmoid_derivative_from_output_parallel(a, out):  # sigma'(x) = a (1 - a) from the output a = sigma(x)
+def _sigmoid_derivative_from_output(a, out):  # a (1 - a)
     one = a.dtype.type(1)
     for i in numba.prange(a.size):
         v = a[i]
         out[i] = v * (one - v)
 
 
-@numba.njit(**JIT)
-def _sigmoid_vjp_from_output_serial(a, g, out):  # g * a (1 - a), fused, from the output a = sigma(x)
-    one = a.dtype.type(1)
-    for i in range(a.size):
-        v = a[i]
-        out[i] = g[i] * v * (one - v)
-
-@numba.njit(**JIT_PARALLEL)
-def _sigmoid_vjp_from_output_parallel(a, g, out):  # g * a (1 - a), fused, from the output a = sigma(x)
+def _sigmoid_vjp_from_output(a, g, out):  # g * a (1 - a)
     one = a.dtype.type(1)
     for i in numba.prange(a.size):
         v = a[i]
         out[i] = g[i] * v * (one - v)
 
 
-@numba.njit(**JIT)
-def _tanh_serial(x, out):  # tanh(x)
-    for i in range(x.size):
-        out[i] = np.tanh(x[i])
-
-@numba.njit(**JIT_PARALLEL)
-def _tanh_parallel(x, out):  # tanh(x)
+def _tanh(x, out):
     for i in numba.prange(x.size):
         out[i] = np.tanh(x[i])
 
 
-@numba.njit(**JIT)
-def _tanh_derivative_serial(x, out):  # tanh'(x) = 1/cosh(x)**2 = 4 e / (1 + e)**2 with e = exp(-2|x|): accurate in both tails
-    one = x.dtype.type(1)
-    four = x.dtype.type(4)
-    for i in range(x.size):
-        e = vexp(-abs(x[i] + x[i]))
-        d = one + e
-        out[i] = four * e / (d * d)
-
-@numba.njit(**JIT_PARALLEL)
-def _tanh_derivative_parallel(x, out):  # tanh'(x) = 1/cosh(x)**2 = 4 e / (1 + e)**2 with e = exp(-2|x|): accurate in both tails
+def _tanh_derivative(x, out):  # 4 e / (1 + e)**2, e = exp(-2|x|)
     one = x.dtype.type(1)
     four = x.dtype.type(4)
     for i in numba.prange(x.size):
@@ -169,17 +109,7 @@ def _tanh_derivative_parallel(x, out):  # tanh'(x) = 1/cosh(x)**2 = 4 e / (1 + e
         out[i] = four * e / (d * d)
 
 
-@numba.njit(**JIT)
-def _tanh_vjp_serial(x, g, out):  # g * tanh'(x), fused
-    one = x.dtype.type(1)
-    four = x.dtype.type(4)
-    for i in range(x.size):
-        e = vexp(-abs(x[i] + x[i]))
-        d = one + e
-        out[i] = g[i] * (four * e / (d * d))
-
-@numba.njit(**JIT_PARALLEL)
-def _tanh_vjp_parallel(x, g, out):  # g * tanh'(x), fused
+def _tanh_vjp(x, g, out):  # g * tanh'(x), fused
     one = x.dtype.type(1)
     four = x.dtype.type(4)
     for i in numba.prange(x.size):
@@ -188,63 +118,28 @@ def _tanh_vjp_parallel(x, g, out):  # g * tanh'(x), fused
         out[i] = g[i] * (four * e / (d * d))
 
 
-@numba.njit(**JIT)
-def _tanh_derivative_from_output_serial(a, out):  # tanh'(x) = (1 + a)(1 - a) from the output a = tanh(x) (the lecture's form; about 1000x more accurate in float32 than 1 - a**2)
-    one = a.dtype.type(1)
-    for i in range(a.size):
-        v = a[i]
-        out[i] = (one + v) * (one - v)
-
-@numba.njit(**JIT_PARALLEL)
-def _tanh_derivative_from_output_parallel(a, out):  # tanh'(x) = (1 + a)(1 - a) from the output a = tanh(x) (the lecture's form; about 1000x more accurate in float32 than 1 - a**2)
+def _tanh_derivative_from_output(a, out):  # (1 + a)(1 - a)
     one = a.dtype.type(1)
     for i in numba.prange(a.size):
         v = a[i]
         out[i] = (one + v) * (one - v)
 
 
-@numba.njit(**JIT)
-def _tanh_vjp_from_output_serial(a, g, out):  # g * (1 + a)(1 - a), fused, from the output a = tanh(x)
-    one = a.dtype.type(1)
-    for i in range(a.size):
-        v = a[i]
-        out[i] = g[i] * ((one + v) * (one - v))
-
-@numba.njit(**JIT_PARALLEL)
-def _tanh_vjp_from_output_parallel(a, g, out):  # g * (1 + a)(1 - a), fused, from the output a = tanh(x)
+def _tanh_vjp_from_output(a, g, out):  # g * (1 + a)(1 - a)
     one = a.dtype.type(1)
     for i in numba.prange(a.size):
         v = a[i]
         out[i] = g[i] * ((one + v) * (one - v))
 
 
-@numba.njit(**JIT)
-def _relu_serial(x, out):  # max(x, 0); NaN stays NaN
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        out[i] = zero if v <= zero else v
-
-@numba.njit(**JIT_PARALLEL)
-def _relu_parallel(x, out):  # max(x, 0); NaN stays NaN
+def _relu(x, out):  # NaN stays NaN (NaN <= 0 is false)
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
         v = x[i]
         out[i] = zero if v <= zero else v
 
 
-@numba.njit(**JIT)
-def _relu_derivative_serial(x, at_zero, out):  # 1 for x > 0, 0 for x < 0, at_zero at x == 0, NaN for NaN
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        r = one if v > zero else zero
-        r = at_zero if v == zero else r
-        out[i] = v if v != v else r
-
-@numba.njit(**JIT_PARALLEL)
-def _relu_derivative_parallel(x, at_zero, out):  # 1 for x > 0, 0 for x < 0, at_zero at x == 0, NaN for NaN
+def _relu_derivative(x, at_zero, out):
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
@@ -254,19 +149,7 @@ def _relu_derivative_parallel(x, at_zero, out):  # 1 for x > 0, 0 for x < 0, at_
         out[i] = v if v != v else r
 
 
-@numba.njit(**JIT)
-def _relu_vjp_serial(x, g, at_zero, out):  # g * relu'(x), fused (relu'(0) = at_zero, NaN for NaN)
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        r = one if v > zero else zero
-        r = at_zero if v == zero else r
-        r = v if v != v else r
-        out[i] = g[i] * r
-
-@numba.njit(**JIT_PARALLEL)
-def _relu_vjp_parallel(x, g, at_zero, out):  # g * relu'(x), fused (relu'(0) = at_zero, NaN for NaN)
+def _relu_vjp(x, g, at_zero, out):
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
@@ -277,33 +160,14 @@ def _relu_vjp_parallel(x, g, at_zero, out):  # g * relu'(x), fused (relu'(0) = a
         out[i] = g[i] * r
 
 
-@numba.njit(**JIT)
-def _leaky_relu_serial(x, slope, out):  # x for x >= 0, slope * x for x < 0; NaN stays NaN
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        out[i] = slope * v if v < zero else v
-
-@numba.njit(**JIT_PARALLEL)
-def _leaky_relu_parallel(x, slope, out):  # x for x >= 0, slope * x for x < 0; NaN stays NaN
+def _leaky_relu(x, slope, out):
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
         v = x[i]
         out[i] = slope * v if v < zero else v
 
 
-@numba.njit(**JIT)
-def _leaky_relu_derivative_serial(x, slope, at_zero, out):  # 1 for x > 0, slope for x < 0, at_zero at x == 0, NaN for NaN
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        r = one if v > zero else slope
-        r = at_zero if v == zero else r
-        out[i] = v if v != v else r
-
-@numba.njit(**JIT_PARALLEL)
-def _leaky_relu_derivative_parallel(x, slope, at_zero, out):  # 1 for x > 0, slope for x < 0, at_zero at x == 0, NaN for NaN
+def _leaky_relu_derivative(x, slope, at_zero, out):
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
@@ -313,19 +177,7 @@ def _leaky_relu_derivative_parallel(x, slope, at_zero, out):  # 1 for x > 0, slo
         out[i] = v if v != v else r
 
 
-@numba.njit(**JIT)
-def _leaky_relu_vjp_serial(x, g, slope, at_zero, out):  # g * leaky_relu'(x), fused
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        r = one if v > zero else slope
-        r = at_zero if v == zero else r
-        r = v if v != v else r
-        out[i] = g[i] * r
-
-@numba.njit(**JIT_PARALLEL)
-def _leaky_relu_vjp_parallel(x, g, slope, at_zero, out):  # g * leaky_relu'(x), fused
+def _leaky_relu_vjp(x, g, slope, at_zero, out):
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
@@ -336,73 +188,33 @@ def _leaky_relu_vjp_parallel(x, g, slope, at_zero, out):  # g * leaky_relu'(x), 
         out[i] = g[i] * r
 
 
-@numba.njit(**JIT)
-def _exp_serial(x, out):  # exp(x) (also its own derivative)
-    for i in range(x.size):
-        out[i] = vexp(x[i])
-
-@numba.njit(**JIT_PARALLEL)
-def _exp_parallel(x, out):  # exp(x) (also its own derivative)
+def _exp(x, out):
     for i in numba.prange(x.size):
         out[i] = vexp(x[i])
 
 
-@numba.njit(**JIT)
-def _exp_vjp_serial(x, g, out):  # g * exp(x), fused
-    for i in range(x.size):
-        out[i] = g[i] * vexp(x[i])
-
-@numba.njit(**JIT_PARALLEL)
-def _exp_vjp_parallel(x, g, out):  # g * exp(x), fused
+def _exp_vjp(x, g, out):
     for i in numba.prange(x.size):
         out[i] = g[i] * vexp(x[i])
 
 
-@numba.njit(**JIT)
-def _log_serial(x, out):  # log(x): NaN for x < 0, -inf at 0
-    for i in range(x.size):
-        out[i] = np.log(x[i])
-
-@numba.njit(**JIT_PARALLEL)
-def _log_parallel(x, out):  # log(x): NaN for x < 0, -inf at 0
+def _log(x, out):
     for i in numba.prange(x.size):
         out[i] = np.log(x[i])
 
 
-@numba.njit(**JIT)
-def _log_derivative_serial(x, out):  # 1 / x
-    one = x.dtype.type(1)
-    for i in range(x.size):
-        out[i] = one / x[i]
-
-@numba.njit(**JIT_PARALLEL)
-def _log_derivative_parallel(x, out):  # 1 / x
+def _log_derivative(x, out):
     one = x.dtype.type(1)
     for i in numba.prange(x.size):
         out[i] = one / x[i]
 
 
-@numba.njit(**JIT)
-def _log_vjp_serial(x, g, out):  # g / x, fused
-    for i in range(x.size):
-        out[i] = g[i] / x[i]
-
-@numba.njit(**JIT_PARALLEL)
-def _log_vjp_parallel(x, g, out):  # g / x, fused
+def _log_vjp(x, g, out):
     for i in numba.prange(x.size):
         out[i] = g[i] / x[i]
 
 
-@numba.njit(**JIT)
-def _softplus_serial(x, out):  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)) (no overflow, no cancellation)
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        m = v if v > zero else zero
-        out[i] = m + np.log1p(vexp(-abs(v)))
-
-@numba.njit(**JIT_PARALLEL)
-def _softplus_parallel(x, out):  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)) (no overflow, no cancellation)
+def _softplus(x, out):  # max(x, 0) + log1p(exp(-|x|))
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
         v = x[i]
@@ -410,18 +222,7 @@ def _softplus_parallel(x, out):  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)
         out[i] = m + np.log1p(vexp(-abs(v)))
 
 
-@numba.njit(**JIT)
-def _softplus_vjp_serial(x, g, out):  # g * sigma(x) (softplus' = sigmoid), fused
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        e = vexp(-abs(v))
-        s = one / (one + e)
-        out[i] = g[i] * (s if v >= zero else e * s)
-
-@numba.njit(**JIT_PARALLEL)
-def _softplus_vjp_parallel(x, g, out):  # g * sigma(x) (softplus' = sigmoid), fused
+def _softplus_vjp(x, g, out):  # g * sigma(x), as in _sigmoid
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for i in numba.prange(x.size):
@@ -431,645 +232,227 @@ def _softplus_vjp_parallel(x, g, out):  # g * sigma(x) (softplus' = sigmoid), fu
         out[i] = g[i] * (s if v >= zero else e * s)
 
 
+# The compiled kernels: one serial and one parallel dispatcher per body, each with
+# its own disk-cache index (see structjac.kernels._config.serial_and_parallel).
+_sigmoid_serial, _sigmoid_parallel = serial_and_parallel(_sigmoid)
+_sigmoid_derivative_serial, _sigmoid_derivative_parallel = serial_and_parallel(_sigmoid_derivative)
+_sigmoid_vjp_serial, _sigmoid_vjp_parallel = serial_and_parallel(_sigmoid_vjp)
+_sigmoid_derivative_from_output_serial, _sigmoid_derivative_from_output_parallel = \
+    serial_and_parallel(_sigmoid_derivative_from_output)
+_sigmoid_vjp_from_output_serial, _sigmoid_vjp_from_output_parallel = \
+    serial_and_parallel(_sigmoid_vjp_from_output)
+_tanh_serial, _tanh_parallel = serial_and_parallel(_tanh)
+_tanh_derivative_serial, _tanh_derivative_parallel = serial_and_parallel(_tanh_derivative)
+_tanh_vjp_serial, _tanh_vjp_parallel = serial_and_parallel(_tanh_vjp)
+_tanh_derivative_from_output_serial, _tanh_derivative_from_output_parallel = \
+    serial_and_parallel(_tanh_derivative_from_output)
+_tanh_vjp_from_output_serial, _tanh_vjp_from_output_parallel = \
+    serial_and_parallel(_tanh_vjp_from_output)
+_relu_serial, _relu_parallel = serial_and_parallel(_relu)
+_relu_derivative_serial, _relu_derivative_parallel = serial_and_parallel(_relu_derivative)
+_relu_vjp_serial, _relu_vjp_parallel = serial_and_parallel(_relu_vjp)
+_leaky_relu_serial, _leaky_relu_parallel = serial_and_parallel(_leaky_relu)
+_leaky_relu_derivative_serial, _leaky_relu_derivative_parallel = \
+    serial_and_parallel(_leaky_relu_derivative)
+_leaky_relu_vjp_serial, _leaky_relu_vjp_parallel = serial_and_parallel(_leaky_relu_vjp)
+_exp_serial, _exp_parallel = serial_and_parallel(_exp)
+_exp_vjp_serial, _exp_vjp_parallel = serial_and_parallel(_exp_vjp)
+_log_serial, _log_parallel = serial_and_parallel(_log)
+_log_derivative_serial, _log_derivative_parallel = serial_and_parallel(_log_derivative)
+_log_vjp_serial, _log_vjp_parallel = serial_and_parallel(_log_vjp)
+_softplus_serial, _softplus_parallel = serial_and_parallel(_softplus)
+_softplus_vjp_serial, _softplus_vjp_parallel = serial_and_parallel(_softplus_vjp)
 
+
+# --- public wrappers --------------------------------------------------------------
+# Each docstring gives the mathematics; @_public appends the Parameters and Returns
+# sections, which are the same for every wrapper, from the signature.
+
+_PARAMETER_DOCS = {
+    "x": "x : array_like\n    Input values (any shape, any memory layout; never written to).",
+    "a": "a : array_like\n    The op's output values (any shape; never written to).",
+    "g": "g : array_like\n    Cotangent, same shape as the first argument.",
+    "slope": "slope : float, default 0.01\n    Slope for negative inputs.",
+    "at_zero": ("at_zero : float, default 1.0\n"
+                "    Derivative used at exactly 0 (the lecture: 1; PyTorch/JAX: 0)."),
+    "out": ("out : ndarray, optional\n"
+            "    Where to write the result: same shape as the input, dtype of the\n"
+            "    result, C-contiguous.  Checked; a ``ValueError`` says what differs."),
+}
+
+
+def _public(wrapper):
+    """Complete the wrapper's numpydoc docstring and add it to ``__all__``."""
+    names = list(inspect.signature(wrapper).parameters)
+    __all__.append(wrapper.__name__)
+    return append_doc_sections(
+        wrapper,
+        "Parameters\n----------\n" + "\n".join(_PARAMETER_DOCS[n] for n in names),
+        "Returns\n-------\nndarray\n"
+        f"    Same shape as ``{names[0]}``; float32 for float32 input, float64 for\n"
+        "    integer, bool and float64 input (mixed inputs: ``np.result_type``).\n",
+    )
+
+
+@_public
 def sigmoid(x, out=None):
-    """Element-wise kernel wrapper ``sigmoid``.
+    """Logistic sigmoid, sigma(x) = 1 / (1 + exp(-x)), element-wise.
 
-    Computes sigma(x) = 1 / (1 + exp(-x)), evaluated as 1/(1+e) or e/(1+e) with e = exp(-|x|) (no overflow).
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
+    Evaluated as 1/(1+e) for x >= 0 and e/(1+e) for x < 0 with e = exp(-|x|):
+    no overflow.
     """
     return _map(_sigmoid_serial, _sigmoid_parallel, (x,), (), out)
 
-__all__.append("sigmoid")
 
-
-
+@_public
 def sigmoid_derivative(x, out=None):
-    """Element-wise kernel wrapper ``sigmoid_derivative``.
-
-    Computes sigma'(x) = e / (1 + e)**2 with e = exp(-|x|): accurate in both tails.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """sigma'(x) = e / (1 + e)**2 with e = exp(-|x|), element-wise: accurate in both tails."""
     return _map(_sigmoid_derivative_serial, _sigmoid_derivative_parallel, (x,), (), out)
 
-__all__.append("sigmoid_derivative")
 
-
-
+@_public
 def sigmoid_vjp(x, g, out=None):
-    """Element-wise kernel wrapper ``sigmoid_vjp``.
-
-    Computes g * sigma'(x), fused.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    g : array_like
-        Cotangent, same shape as the first argument.
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_sigmoid_vjp_serial, _sigmoid_vjp_parallel, (x, g,), (), out)
-
-__all__.append("sigmoid_vjp")
+    """g * sigma'(x), fused (no temporary for sigma'(x))."""
+    return _map(_sigmoid_vjp_serial, _sigmoid_vjp_parallel, (x, g), (), out)
 
 
-
+@_public
 def sigmoid_derivative_from_output(a, out=None):
-    """Element-wise kernel wrapper ``sigmoid_derivative_from_output``.
-
-    Computes sigma'(x) = a (1 - a) from the output a = sigma(x).
-
-    Parameters
-    ----------
-    a : array_like
-        The op's output values (any shape; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``a``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_sigmoid_derivative_from_output_serial, _sigmoid_derivative_from_output_parallel, (a,), (), out)
-
-__all__.append("sigmoid_derivative_from_output")
+    """sigma'(x) = a (1 - a) from the output a = sigma(x)."""
+    return _map(_sigmoid_derivative_from_output_serial, _sigmoid_derivative_from_output_parallel,
+                (a,), (), out)
 
 
-
+@_public
 def sigmoid_vjp_from_output(a, g, out=None):
-    """Element-wise kernel wrapper ``sigmoid_vjp_from_output``.
-
-    Computes g * a (1 - a), fused, from the output a = sigma(x).
-
-    Parameters
-    ----------
-    a : array_like
-        The op's output values (any shape; never written to).
-    g : array_like
-        Cotangent, same shape as the first argument.
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``a``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_sigmoid_vjp_from_output_serial, _sigmoid_vjp_from_output_parallel, (a, g,), (), out)
-
-__all__.append("sigmoid_vjp_from_output")
+    """g * a (1 - a), fused, from the output a = sigma(x)."""
+    return _map(_sigmoid_vjp_from_output_serial, _sigmoid_vjp_from_output_parallel,
+                (a, g), (), out)
 
 
-
+@_public
 def tanh(x, out=None):
-    """Element-wise kernel wrapper ``tanh``.
-
-    Computes tanh(x).
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """tanh(x), element-wise."""
     return _map(_tanh_serial, _tanh_parallel, (x,), (), out)
 
-__all__.append("tanh")
 
-
-
+@_public
 def tanh_derivative(x, out=None):
-    """Element-wise kernel wrapper ``tanh_derivative``.
-
-    Computes tanh'(x) = 1/cosh(x)**2 = 4 e / (1 + e)**2 with e = exp(-2|x|): accurate in both tails.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """tanh'(x) = 1/cosh(x)**2 = 4 e / (1 + e)**2 with e = exp(-2|x|): accurate in both tails."""
     return _map(_tanh_derivative_serial, _tanh_derivative_parallel, (x,), (), out)
 
-__all__.append("tanh_derivative")
 
-
-
+@_public
 def tanh_vjp(x, g, out=None):
-    """Element-wise kernel wrapper ``tanh_vjp``.
-
-    Computes g * tanh'(x), fused.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    g : array_like
-        Cotangent, same shape as the first argument.
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_tanh_vjp_serial, _tanh_vjp_parallel, (x, g,), (), out)
-
-__all__.append("tanh_vjp")
+    """g * tanh'(x), fused."""
+    return _map(_tanh_vjp_serial, _tanh_vjp_parallel, (x, g), (), out)
 
 
-
+@_public
 def tanh_derivative_from_output(a, out=None):
-    """Element-wise kernel wrapper ``tanh_derivative_from_output``.
+    """tanh'(x) = (1 + a)(1 - a) from the output a = tanh(x).
 
-    Computes tanh'(x) = (1 + a)(1 - a) from the output a = tanh(x) (the lecture's form; about 1000x more accurate in float32 than 1 - a**2).
-
-    Parameters
-    ----------
-    a : array_like
-        The op's output values (any shape; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``a``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
+    The lecture's form; about 1000x more accurate in float32 than 1 - a**2.
     """
-    return _map(_tanh_derivative_from_output_serial, _tanh_derivative_from_output_parallel, (a,), (), out)
-
-__all__.append("tanh_derivative_from_output")
-
+    return _map(_tanh_derivative_from_output_serial, _tanh_derivative_from_output_parallel,
+                (a,), (), out)
 
 
+@_public
 def tanh_vjp_from_output(a, g, out=None):
-    """Element-wise kernel wrapper ``tanh_vjp_from_output``.
-
-    Computes g * (1 + a)(1 - a), fused, from the output a = tanh(x).
-
-    Parameters
-    ----------
-    a : array_like
-        The op's output values (any shape; never written to).
-    g : array_like
-        Cotangent, same shape as the first argument.
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``a``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_tanh_vjp_from_output_serial, _tanh_vjp_from_output_parallel, (a, g,), (), out)
-
-__all__.append("tanh_vjp_from_output")
+    """g * (1 + a)(1 - a), fused, from the output a = tanh(x)."""
+    return _map(_tanh_vjp_from_output_serial, _tanh_vjp_from_output_parallel, (a, g), (), out)
 
 
-
+@_public
 def relu(x, out=None):
-    """Element-wise kernel wrapper ``relu``.
-
-    Computes max(x, 0); NaN stays NaN.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """max(x, 0), element-wise; NaN stays NaN."""
     return _map(_relu_serial, _relu_parallel, (x,), (), out)
 
-__all__.append("relu")
 
-
-
+@_public
 def relu_derivative(x, at_zero=1.0, out=None):
-    """Element-wise kernel wrapper ``relu_derivative``.
-
-    Computes 1 for x > 0, 0 for x < 0, at_zero at x == 0, NaN for NaN.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    at_zero : float, default 1.0
-        Derivative used at exactly 0 (the lecture: 1; PyTorch/JAX: 0).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """relu'(x): 1 for x > 0, 0 for x < 0, ``at_zero`` at x == 0, NaN for NaN."""
     return _map(_relu_derivative_serial, _relu_derivative_parallel, (x,), (at_zero,), out)
 
-__all__.append("relu_derivative")
 
-
-
+@_public
 def relu_vjp(x, g, at_zero=1.0, out=None):
-    """Element-wise kernel wrapper ``relu_vjp``.
-
-    Computes g * relu'(x), fused (relu'(0) = at_zero, NaN for NaN).
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    g : array_like
-        Cotangent, same shape as the first argument.
-    at_zero : float, default 1.0
-        Derivative used at exactly 0 (the lecture: 1; PyTorch/JAX: 0).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_relu_vjp_serial, _relu_vjp_parallel, (x, g,), (at_zero,), out)
-
-__all__.append("relu_vjp")
+    """g * relu'(x), fused (relu'(0) = ``at_zero``, NaN for NaN)."""
+    return _map(_relu_vjp_serial, _relu_vjp_parallel, (x, g), (at_zero,), out)
 
 
-
+@_public
 def leaky_relu(x, slope=0.01, out=None):
-    """Element-wise kernel wrapper ``leaky_relu``.
-
-    Computes x for x >= 0, slope * x for x < 0; NaN stays NaN.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    slope : float, default 0.01
-        Slope for negative inputs.
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """x for x >= 0, slope * x for x < 0, element-wise; NaN stays NaN."""
     return _map(_leaky_relu_serial, _leaky_relu_parallel, (x,), (slope,), out)
 
-__all__.append("leaky_relu")
 
-
-
+@_public
 def leaky_relu_derivative(x, slope=0.01, at_zero=1.0, out=None):
-    """Element-wise kernel wrapper ``leaky_relu_derivative``.
-
-    Computes 1 for x > 0, slope for x < 0, at_zero at x == 0, NaN for NaN.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    slope : float, default 0.01
-        Slope for negative inputs.
-    at_zero : float, default 1.0
-        Derivative used at exactly 0 (the lecture: 1; PyTorch/JAX: 0).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_leaky_relu_derivative_serial, _leaky_relu_derivative_parallel, (x,), (slope, at_zero,), out)
-
-__all__.append("leaky_relu_derivative")
+    """1 for x > 0, slope for x < 0, ``at_zero`` at x == 0, NaN for NaN."""
+    return _map(_leaky_relu_derivative_serial, _leaky_relu_derivative_parallel,
+                (x,), (slope, at_zero), out)
 
 
-
+@_public
 def leaky_relu_vjp(x, g, slope=0.01, at_zero=1.0, out=None):
-    """Element-wise kernel wrapper ``leaky_relu_vjp``.
-
-    Computes g * leaky_relu'(x), fused.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    g : array_like
-        Cotangent, same shape as the first argument.
-    slope : float, default 0.01
-        Slope for negative inputs.
-    at_zero : float, default 1.0
-        Derivative used at exactly 0 (the lecture: 1; PyTorch/JAX: 0).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_leaky_relu_vjp_serial, _leaky_relu_vjp_parallel, (x, g,), (slope, at_zero,), out)
-
-__all__.append("leaky_relu_vjp")
+    """g * leaky_relu'(x), fused."""
+    return _map(_leaky_relu_vjp_serial, _leaky_relu_vjp_parallel, (x, g), (slope, at_zero), out)
 
 
-
+@_public
 def exp(x, out=None):
-    """Element-wise kernel wrapper ``exp``.
-
-    Computes exp(x) (also its own derivative).
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """exp(x), element-wise (also its own derivative)."""
     return _map(_exp_serial, _exp_parallel, (x,), (), out)
 
-__all__.append("exp")
 
-
-
+@_public
 def exp_vjp(x, g, out=None):
-    """Element-wise kernel wrapper ``exp_vjp``.
-
-    Computes g * exp(x), fused.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    g : array_like
-        Cotangent, same shape as the first argument.
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_exp_vjp_serial, _exp_vjp_parallel, (x, g,), (), out)
-
-__all__.append("exp_vjp")
+    """g * exp(x), fused."""
+    return _map(_exp_vjp_serial, _exp_vjp_parallel, (x, g), (), out)
 
 
-
+@_public
 def log(x, out=None):
-    """Element-wise kernel wrapper ``log``.
-
-    Computes log(x): NaN for x < 0, -inf at 0.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """log(x), element-wise: NaN for x < 0, -inf at 0."""
     return _map(_log_serial, _log_parallel, (x,), (), out)
 
-__all__.append("log")
 
-
-
+@_public
 def log_derivative(x, out=None):
-    """Element-wise kernel wrapper ``log_derivative``.
-
-    Computes 1 / x.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """log'(x) = 1 / x."""
     return _map(_log_derivative_serial, _log_derivative_parallel, (x,), (), out)
 
-__all__.append("log_derivative")
 
-
-
+@_public
 def log_vjp(x, g, out=None):
-    """Element-wise kernel wrapper ``log_vjp``.
-
-    Computes g / x, fused.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    g : array_like
-        Cotangent, same shape as the first argument.
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_log_vjp_serial, _log_vjp_parallel, (x, g,), (), out)
-
-__all__.append("log_vjp")
+    """g / x, fused."""
+    return _map(_log_vjp_serial, _log_vjp_parallel, (x, g), (), out)
 
 
-
+@_public
 def softplus(x, out=None):
-    """Element-wise kernel wrapper ``softplus``.
-
-    Computes log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)) (no overflow, no cancellation).
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow, no cancellation."""
     return _map(_softplus_serial, _softplus_parallel, (x,), (), out)
 
-__all__.append("softplus")
 
-
-
+@_public
 def softplus_vjp(x, g, out=None):
-    """Element-wise kernel wrapper ``softplus_vjp``.
-
-    Computes g * sigma(x) (softplus' = sigmoid), fused.
-
-    Parameters
-    ----------
-    x : array_like
-        Input values (any shape, any memory layout; never written to).
-    g : array_like
-        Cotangent, same shape as the first argument.
-    out : ndarray, optional
-        Where to write the result: same shape as the input, dtype of the
-        result, C-contiguous.  Checked; a ``ValueError`` says what differs.
-
-    Returns
-    -------
-    ndarray
-        Same shape as ``x``; float32 for float32 input, float64 for
-        integer, bool and float64 input (mixed inputs: ``np.result_type``).
-    """
-    return _map(_softplus_vjp_serial, _softplus_vjp_parallel, (x, g,), (), out)
-
-__all__.append("softplus_vjp")
+    """g * sigma(x) (softplus' = sigmoid), fused."""
+    return _map(_softplus_vjp_serial, _softplus_vjp_parallel, (x, g), (), out)
 
 
-
+@_public
 def exp_derivative(x, out=None):
-    """exp'(x) = exp(x) (the same kernel as :func:`exp`).
-
-    Parameters
-    ----------
-    x : array_like
-    out : ndarray, optional
-
-    Returns
-    -------
-    ndarray
-    """
+    """exp'(x) = exp(x) (the same kernel as :func:`exp`)."""
     return exp(x, out=out)
 
 
+@_public
 def softplus_derivative(x, out=None):
-    """softplus'(x) = sigmoid(x) (the same kernel as :func:`sigmoid`).
-
-    Parameters
-    ----------
-    x : array_like
-    out : ndarray, optional
-
-    Returns
-    -------
-    ndarray
-    """
+    """softplus'(x) = sigmoid(x) (the same kernel as :func:`sigmoid`)."""
     return sigmoid(x, out=out)
-
-
-__all__ += ["exp_derivative", "softplus_derivative"]
 
 
 def _map(serial, parallel, arrays, params, out):
