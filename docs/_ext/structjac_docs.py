@@ -139,7 +139,8 @@ def _no_plots_note() -> str:
         "      $ python -m pip install -e \".[bench]\"",
     ]
     if (ROOT / "benchmarks" / "asv.conf.json").exists():
-        lines.append("      $ (cd benchmarks && asv run --python=same --quick)")
+        lines.append("      $ (cd benchmarks && asv machine --yes && "
+                     "asv run -E existing:same --set-commit-hash \"$(git rev-parse HEAD)\")")
     if (ROOT / "benchmarks" / "plot_results.py").exists():
         lines.append("      $ python benchmarks/plot_results.py  "
                      "# writes docs/_static/benchmarks/*.png")
