@@ -368,7 +368,7 @@ def _tree_str(tree, names):
     return f"({_tree_str(tree[0], names)} @ {_tree_str(tree[1], names)})"
 
 
-def chain_plan(*factors, names=None) -> ChainPlan:
+def chain_plan(*factors, names=None, alternatives=True) -> ChainPlan:
     r"""Plan the product of ``factors`` in the cheapest association order (matrix-chain DP).
 
     Parameters
@@ -378,6 +378,9 @@ def chain_plan(*factors, names=None) -> ChainPlan:
         array last is a column vector; 2-D arrays are ``Dense``.
     names : list of str, optional
         Names for :attr:`ChainPlan.order`.
+    alternatives : bool, default True
+        Also price every other association order (for :meth:`ChainPlan.explain`);
+        :func:`chain` skips it.
 
     Returns
     -------
@@ -416,7 +419,9 @@ def chain_plan(*factors, names=None) -> ChainPlan:
 
     chosen = tree(0, n - 1)
     order = _tree_str(chosen, names)
-    if n <= 8:
+    if not alternatives:
+        alts = [(order, best[(0, n - 1)][0])]
+    elif n <= 8:
         alts = [(_tree_str(t, names), _tree_cost(t, descs)[0]) for t in _orders(0, n - 1)]
     else:
         ld = 0
@@ -452,4 +457,4 @@ def chain(*factors):
     >>> chain(np.array([1.0, 1.0]), D, sj.Dense(np.eye(2)))
     array([1., 2.])
     """
-    return chain_plan(*factors).evaluate()
+    return chain_plan(*factors, alternatives=False).evaluate()
