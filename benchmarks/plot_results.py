@@ -162,7 +162,7 @@ def plot_family(plt, family, entries, ylabel, path):
         ax.set_title(name.split(".")[1].replace("_", " "), fontsize=7 if ncols > 1 else 8)
         ax.tick_params(labelsize=6 if ncols > 1 else 7)
         ax.grid(True, which="major", lw=0.3)
-    handles, labels = {}, []
+    handles = {}
     for ax in axes.flat:
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)

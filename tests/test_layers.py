@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import structjac as sj
-from structjac import ops
 from structjac.layers import DenseLayer, dense_jacobians, neuron_jacobians
 from structjac.structures import RowScaled, StackedKronecker
 
