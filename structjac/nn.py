@@ -24,20 +24,36 @@ matrix product:
     \operatorname{vec}_r(G)^T (\mathbf 1_N \otimes I) = \mathbf 1^T G, \quad
     \operatorname{vec}_r(G)^T (I_N \otimes W) = \operatorname{vec}_r(G W).
 
-:func:`value_and_grad` runs exactly these products (``method="fused"``: the fused vjp
-kernels with ``out=`` in place, the sigmoid and tanh derivatives from the saved outputs,
-BLAS in the input dtype) or builds the structures and multiplies them by the rule table
-(``method="structures"``, the reference). No :math:`N \times N` (or :math:`Nm \times Nd`)
-array is ever formed. float32 stays float32.
+:func:`value_and_grad` runs exactly these products (``method="fused"``) or builds the
+structures and multiplies them by the rule table (``method="structures"``, the reference).
+The fused path makes, per layer, one BLAS call and one pass over the :math:`N \times m`
+array each way (:mod:`structjac.kernels.layer`):
+
+* forward: :math:`Z = A_{l-1} W_l^T` (BLAS, into a workspace buffer), then bias and
+  activation in one pass, in place for sigmoid and tanh (their derivatives come from the
+  saved output, the lecture's :math:`a(1-a)` and :math:`(1+a)(1-a)`) and with no
+  activation; relu, leaky_relu and softplus keep :math:`Z + b` and write :math:`A`;
+* backward: :math:`G \odot g'` written over :math:`G`, fused with the bias gradient
+  :math:`\mathbf 1^T G` (chunked sums, float64 across chunks); :math:`G^T A_{l-1}` and
+  :math:`G W` by BLAS.  Below a layer of one unit :math:`G W = g w^T` is an outer
+  product and is formed inside the next vjp pass instead.
+
+The element-wise passes run serially by default (``parallel_passes``): between two
+multi-threaded BLAS calls, parallel passes compete with BLAS's spinning threads.
+No :math:`N \times N` (or :math:`Nm \times Nd`) array is ever formed. float32 stays
+float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import ops as _ops
+from . import kernels as _kernels
+from .kernels import layer as _layer
 from .layers import activation_name, get_activation
 from .structures import (
     Dense,
@@ -188,39 +204,58 @@ def _check(params, X, y, activations):
     return params, X, y, [get_activation(a) for a in activations]
 
 
+def _fused_activation(op):
+    """``(name, params)`` of the fused layer kernel for ``op`` (None: the identity), or
+    None when ``op`` has none (then the op's own kernels are used).
+
+    Exact types only: a subclass may change the value or the derivative.
+    """
+    if op is None:
+        return "identity", ()
+    kind = type(op)
+    if kind is _ops.Sigmoid:
+        return "sigmoid", ()
+    if kind is _ops.Tanh:
+        return "tanh", ()
+    if kind is _ops.ReLU:
+        return "relu", (op.at_zero,)
+    if kind is _ops.LeakyReLU:
+        return "leaky_relu", (op.slope, op.at_zero)
+    if kind is _ops.Softplus:
+        return "softplus", ()
+    return None
+
+
 def _forward(params, X, acts, buffers=_Fresh):
-    """Return the saved values per layer: (input A_{l-1}, pre-activation Z_l or None, output A_l)."""
+    """Return the saved values per layer: (input A_{l-1}, pre-activation Z_l or None, output A_l).
+
+    Per layer one BLAS call into the buffer ``Z`` and one fused pass (bias + activation):
+    in place in ``Z`` when the backward pass needs only the output (sigmoid, tanh, no
+    activation), else ``Z += b`` kept and the output written to a second buffer.
+    """
     saved = []
     A = X
     for l, ((W, b), op) in enumerate(zip(params, acts)):
         Z = buffers.get(f"Z{l}", (A.shape[0], W.shape[0]), A.dtype)
         np.matmul(A, W.T, out=Z)
-        Z += b
-        if op is None:
-            out, keep_z = Z, None
-        elif isinstance(op, _ops.OutputUnaryOp):
-            out, keep_z = _value_in_place(op, Z), None  # derivative from the output: Z not kept
+        fused = _fused_activation(op)
+        if fused is None:                                  # an op without a fused kernel
+            Z += b
+            if isinstance(op, _ops.OutputUnaryOp):
+                out, keep_z = op(Z, out=Z), None           # derivative from the output
+            else:
+                out, keep_z = op(Z, out=buffers.get(f"A{l}", Z.shape, Z.dtype)), Z
         else:
-            out, keep_z = op(Z, out=buffers.get(f"A{l}", Z.shape, Z.dtype)), Z
+            name, p = fused
+            if name == "identity" or _layer.ACTIVATIONS[name]:
+                out, keep_z = _layer.bias_activation(Z, b, name, p), None
+            else:                                          # g' needs z: keep Z + b
+                out = _layer.bias_activation(Z, b, name, p,
+                                             out=buffers.get(f"A{l}", Z.shape, Z.dtype))
+                keep_z = Z
         saved.append((A, keep_z, out))
         A = out
     return saved
-
-
-def _value_in_place(op, Z):
-    """g(Z) written over Z. sigmoid and tanh by numpy's vectorised ufuncs in place (no
-    temporary; several times faster than a scalar loop on large batches); other ops by
-    their kernel."""
-    if op is _ops.sigmoid:
-        with np.errstate(over="ignore"):
-            np.negative(Z, out=Z)
-            np.exp(Z, out=Z)                 # e^{-z}; inf for z < -88 (float32): 1/inf = 0
-            Z += 1
-            np.reciprocal(Z, out=Z)          # 1 / (1 + e^{-z})
-        return Z
-    if op is _ops.tanh:
-        return np.tanh(Z, out=Z)
-    return op(Z, out=Z)
 
 
 def forward(params, X, activations):
@@ -238,18 +273,24 @@ def forward(params, X, activations):
     return _forward(params, X, acts)[-1][2]
 
 
-def _activation_vjp(op, Z, A, G, inplace):
-    """G * g'(Z), fused; from the output A for sigmoid and tanh (the lecture's forms)."""
-    out = G if inplace else None
-    if op is None:
-        return G
+def _activation_vjp_bias_grad(op, Z, A, G):
+    """G * g'(Z) written over G, and the bias gradient 1^T G, in one fused pass; g' from
+    the output A for sigmoid and tanh (the lecture's forms)."""
+    fused = _fused_activation(op)
+    if fused is not None:
+        name, p = fused
+        S = A if _layer.ACTIVATIONS[name] else Z
+        return G, _layer.activation_vjp_bias_grad(G, S, name, p)
     if isinstance(op, _ops.OutputUnaryOp):
-        return op.vjp_from_output(A, G, out=out)
-    return op.vjp(Z, G, out=out)
+        G = op.vjp_from_output(A, G, out=G)
+    else:
+        G = op.vjp(Z, G, out=G)
+    return G, G.sum(axis=0)
 
 
 def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", method="fused",
-                   return_jacobians=False, per_sample=False, workspace=None) -> GradResult:
+                   return_jacobians=False, per_sample=False, workspace=None,
+                   parallel_passes=False) -> GradResult:
     r"""The loss of an MLP on a batch and its gradient with respect to every ``W`` and ``b``.
 
     Parameters
@@ -278,6 +319,13 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         Reuse its buffers for the activations and cotangents (``MLP`` passes its own).
         Not used with ``return_jacobians``, ``per_sample`` or ``method="structures"``,
         whose results keep those arrays.
+    parallel_passes : bool, default False
+        Run the element-wise passes (bias + activation, loss, vjp + bias gradient) on
+        Numba's threads.  Off by default: they sit between multi-threaded BLAS calls,
+        and OpenBLAS's idle threads spin after each call as Numba's OpenMP threads do
+        after each kernel, so on shared cores the two slow each other down (measured
+        on 2 cores: the 32-64-64-1 step 30 % slower with parallel passes).  Worth
+        turning on with a single-threaded BLAS or a non-spinning threading layer.
 
     Returns
     -------
@@ -307,6 +355,13 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
     lossf = get_loss(loss)
     keeps_arrays = return_jacobians or per_sample or method == "structures"
     buffers = _Fresh if workspace is None or keeps_arrays else workspace
+    with contextlib.nullcontext() if parallel_passes else _kernels.serial_only():
+        return _value_and_grad(params, X, y, acts, lossf, reduction, method,
+                               return_jacobians, per_sample, buffers)
+
+
+def _value_and_grad(params, X, y, acts, lossf, reduction, method, return_jacobians,
+                    per_sample, buffers):
     saved = _forward(params, X, acts, buffers)
     out = saved[-1][2]
     value = lossf(y, out, reduction=reduction)
@@ -370,13 +425,15 @@ def _backward_structures(params, saved, acts, lossf, y, out, reduction):
 
 def _backward_fused(params, saved, acts, lossf, y, out, reduction, keep_jacobians, keep_G,
                     buffers=_Fresh):
-    """The same products, in place: fused vjp kernels and one BLAS call per factor."""
+    """The same products, in place: per layer one fused pass (vjp + bias gradient) and
+    BLAS for the weight gradient and the next cotangent."""
     L = len(params)
     grads = [None] * L
     jacs = [None] * L if keep_jacobians else None
     Gs = [None] * L
     G = lossf.grad(y, out, reduction=reduction,                # the loss row, (N, m_L)
                    out=buffers.get(f"G{L - 1}", out.shape, out.dtype))
+    outer = None           # (g, W): G = g W, an outer product not yet formed
     for l in range(L - 1, -1, -1):
         W, _ = params[l]
         A_prev, Z, A = saved[l]
@@ -385,16 +442,31 @@ def _backward_fused(params, saved, acts, lossf, y, out, reduction, keep_jacobian
             if l == L - 1:
                 S = {"dJ/da (loss row)": lossf.jacobian(y, out, reduction=reduction), **S}
             jacs[l] = {f"layer {l + 1} {k}": v for k, v in S.items()}
-        # row @ diag(g'): fused, written over G (G is ours: from the loss or G @ W)
-        G = _activation_vjp(acts[l], Z, A, G, inplace=True)
+        # row @ diag(g') written over G (G is ours: from the loss or G @ W), fused with
+        # row @ (1_N (x) I) = 1^T G, the bias gradient
+        fused = _fused_activation(acts[l])
+        if outer is not None and fused is not None:
+            # G = g W (one unit above) formed inside the vjp pass
+            name, p = fused
+            G, gb = _layer.outer_activation_vjp_bias_grad(
+                outer[0], outer[1], A if _layer.ACTIVATIONS[name] else Z, name, p,
+                out=buffers.get(f"G{l}", A.shape, A.dtype))
+        else:
+            if outer is not None:
+                G = np.multiply(outer[0], outer[1], out=buffers.get(f"G{l}", A.shape, A.dtype))
+            G, gb = _activation_vjp_bias_grad(acts[l], Z, A, G)
+        outer = None
         if keep_G:
             Gs[l] = G
         gW = G.T @ A_prev                                      # row @ dZ/dW: vec(G^T A_prev)
-        gb = G.sum(axis=0)                                     # row @ (1_N (x) I): 1^T G
         grads[l] = (gW, gb)
         if l:
-            # row @ (I_N (x) W): G W
-            G = np.matmul(G, W, out=buffers.get(f"G{l - 1}", A_prev.shape, G.dtype))
+            # row @ (I_N (x) W): G W.  With one unit, the outer product g w^T: left to
+            # the next vjp pass (BLAS takes ~5x a memory pass for k = 1)
+            if G.shape[1] == 1:
+                outer = (G, W)
+            else:
+                G = np.matmul(G, W, out=buffers.get(f"G{l - 1}", A_prev.shape, G.dtype))
     return grads, jacs, Gs
 
 

@@ -193,3 +193,76 @@ def test_workspace_reuses_buffers_and_gives_the_same_result():
     # MLP keeps its own workspace and uses it by default
     net.value_and_grad(params, X, y)
     assert net.workspace.nbytes == ws.nbytes
+
+
+# ------------------------------------------------------------ the fused layer passes
+BELOW_ONE_UNIT = ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", None, "exp"]
+
+
+@pytest.mark.parametrize("below", BELOW_ONE_UNIT)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_unit_output_outer_product_path_equals_structures(below, dtype):
+    """A last layer of one unit: G W is the outer product g w^T, formed inside the next
+    vjp pass (or by a broadcast product for an op without a fused kernel, here exp)."""
+    rng = np.random.default_rng(8)
+    acts = ["tanh", ops.exp if below == "exp" else below, "sigmoid"]
+    params = [((0.5 * rng.standard_normal((m, d))).astype(dtype),
+               (0.1 * rng.standard_normal(m)).astype(dtype))
+              for d, m in ((3, 5), (5, 4), (4, 1))]
+    X = rng.standard_normal((300, 3)).astype(dtype)
+    y = (rng.random(300) > 0.5).astype(dtype)
+    res = nn.value_and_grad(params, X, y, acts, "bce", per_sample=True)
+    ref = nn.value_and_grad(params, X, y, acts, "bce", method="structures")
+    tol = dict(rtol=1e-13, atol=1e-15) if dtype == np.float64 else dict(rtol=2e-5, atol=1e-7)
+    for (a, b), (c, d) in zip(res.grads, ref.grads):
+        assert a.dtype == dtype and b.dtype == dtype
+        np.testing.assert_allclose(a, c, **tol)
+        np.testing.assert_allclose(b, d, **tol)
+    ws = nn.Workspace()
+    for _ in range(2):                                   # fresh buffers, then reused ones
+        v, grads = nn.value_and_grad(params, X, y, acts, "bce", workspace=ws)
+        for (a, b), (c, d) in zip(grads, res.grads):
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(b, d)
+
+
+def test_parallel_passes_give_the_same_result():
+    from structjac import kernels
+
+    net, params, X, y = _problem(["sigmoid", "tanh", "sigmoid"], "bce", N=70_000)
+    old = kernels.set_parallel_threshold(0)
+    try:
+        v1, g1 = net.value_and_grad(params, X, y)
+        v2, g2 = net.value_and_grad(params, X, y, parallel_passes=True)
+    finally:
+        kernels.set_parallel_threshold(old)
+    assert v1 == pytest.approx(v2, rel=1e-14)
+    for (a, b), (c, d) in zip(g1, g2):
+        np.testing.assert_allclose(a, c, rtol=1e-13)
+        np.testing.assert_array_equal(b, d)              # chunked sums: the same bits
+
+
+def test_subclassed_activation_takes_its_own_kernels():
+    class Doubled(ops.Tanh):                             # not the fused kernel's tanh
+        def _value(self, x, out):
+            return np.multiply(2.0, ops.tanh(x), out=out)
+
+        def _vjp_from_output(self, a, g, out):
+            return np.multiply(g, 2.0 * (1 + a / 2) * (1 - a / 2), out=out)
+
+        def _derivative_from_output(self, a, out):
+            return np.multiply(2.0, (1 + a / 2) * (1 - a / 2), out=out)
+
+    rng = np.random.default_rng(9)
+    params = [(rng.standard_normal((3, 2)), rng.standard_normal(3)),
+              (rng.standard_normal((1, 3)), rng.standard_normal(1))]
+    X = rng.standard_normal((6, 2))
+    y = rng.standard_normal(6)
+    res = nn.value_and_grad(params, X, y, [Doubled(), None], "mse")
+    h = 2 * np.tanh(X @ params[0][0].T + params[0][1])
+    out = h @ params[1][0].T + params[1][1]
+    assert float(res.loss) == pytest.approx(np.mean((y - out[:, 0]) ** 2), rel=1e-14)
+    ref = nn.value_and_grad(params, X, y, [Doubled(), None], "mse", method="structures")
+    for (a, b), (c, d) in zip(res.grads, ref.grads):
+        np.testing.assert_allclose(a, c, rtol=1e-13)
+        np.testing.assert_allclose(b, d, rtol=1e-13)

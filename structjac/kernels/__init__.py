@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import numba
 
-from . import _config, binary, losses, unary
-from ._config import BCE_EPS, FASTMATH
+from . import _config, binary, layer, losses, unary
+from ._config import BCE_EPS, FASTMATH, serial_only
 from .binary import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .unary import *  # noqa: F401,F403
@@ -141,6 +141,6 @@ def set_parallel_threshold(n):
 
 __all__ = (
     ["set_num_threads", "get_num_threads", "get_parallel_threshold",
-     "set_parallel_threshold", "BCE_EPS", "FASTMATH"]
+     "set_parallel_threshold", "serial_only", "BCE_EPS", "FASTMATH"]
     + unary.__all__ + binary.__all__ + losses.__all__
 )

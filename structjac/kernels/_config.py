@@ -36,7 +36,9 @@ index file.  ``tests/kernels/test_cache_and_threads.py`` checks this end to end.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import threading
 import types
 
 import numba
@@ -53,6 +55,7 @@ __all__ = [
     "float_dtype",
     "prepare_out",
     "pick",
+    "serial_only",
     "bce_eps",
     "serial_and_parallel",
     "append_doc_sections",
@@ -189,18 +192,49 @@ def prepare_out(out, shape, dtype, name="out"):
     return out, out.reshape(-1)
 
 
+_LOCAL = threading.local()
+
+
+@contextlib.contextmanager
+def serial_only():
+    """Within the block, the calling thread runs every kernel serially.
+
+    For element-wise passes between multi-threaded BLAS calls (as in
+    :func:`structjac.nn.value_and_grad`): OpenBLAS's idle threads keep spinning
+    after a call and Numba's OpenMP threads after a kernel, so parallel passes
+    and BLAS calls slow each other down when they share the cores (measured on
+    2 cores: a 32-64-64-1 MLP step 30 % slower than with serial passes).  Other
+    threads are not affected; the blocks nest.
+
+    Examples
+    --------
+    >>> with serial_only():
+    ...     pick("s", "p", 10**6)
+    's'
+    >>> pick("s", "p", 10**6)
+    'p'
+    """
+    old = getattr(_LOCAL, "serial", False)
+    _LOCAL.serial = True
+    try:
+        yield
+    finally:
+        _LOCAL.serial = old
+
+
 def pick(serial, parallel, n, memory_bound=False):
     """Return ``parallel`` when ``n >= PARALLEL_THRESHOLD``, else ``serial``.
 
     A ``memory_bound`` kernel is parallel only for
-    ``PARALLEL_THRESHOLD <= n < MEMORY_BOUND_PARALLEL_LIMIT``.
+    ``PARALLEL_THRESHOLD <= n < MEMORY_BOUND_PARALLEL_LIMIT``; within
+    :func:`serial_only` every kernel is serial.
 
     Examples
     --------
     >>> pick("s", "p", 10), pick("s", "p", 10**7), pick("s", "p", 10**7, memory_bound=True)
     ('s', 'p', 's')
     """
-    if n < PARALLEL_THRESHOLD:
+    if n < PARALLEL_THRESHOLD or getattr(_LOCAL, "serial", False):
         return serial
     if memory_bound and n >= MEMORY_BOUND_PARALLEL_LIMIT:
         return serial
@@ -219,19 +253,21 @@ def bce_eps(dtype):
     return BCE_EPS[np.dtype(dtype)]
 
 
-def _renamed(py_func, suffix):
+def _renamed(py_func, suffix, bind=None):
     """A copy of ``py_func`` (same code, globals, defaults) named ``<name><suffix>``.
 
     Numba reads ``__qualname__`` from the function object (the cache file name) and
     ``__name__`` (messages); the code object is renamed too where Python allows it,
-    so that tracebacks and profiles tell the two copies apart.
+    so that tracebacks and profiles tell the two copies apart.  ``bind`` (a dict)
+    replaces some of the copy's globals (a copy of the module's dict is used then).
     """
     name = py_func.__name__ + suffix
     qualname = py_func.__qualname__ + suffix
     code = py_func.__code__.replace(co_name=name)
     if hasattr(code, "co_qualname"):                     # Python >= 3.11
         code = code.replace(co_qualname=qualname)
-    func = types.FunctionType(code, py_func.__globals__, name,
+    globs = py_func.__globals__ if not bind else {**py_func.__globals__, **bind}
+    func = types.FunctionType(code, globs, name,
                               py_func.__defaults__, py_func.__closure__)
     func.__qualname__ = qualname
     func.__doc__ = py_func.__doc__
@@ -239,7 +275,7 @@ def _renamed(py_func, suffix):
     return func
 
 
-def serial_and_parallel(py_func):
+def serial_and_parallel(py_func, variant="", bind=None):
     """Compile one kernel body twice: a serial loop and a ``prange`` loop.
 
     ``py_func`` writes its batch loop with ``numba.prange``; compiled with
@@ -247,10 +283,21 @@ def serial_and_parallel(py_func):
     dispatchers compile renamed copies, ``<name>_serial`` and ``<name>_parallel``,
     so that each has its own disk-cache index (see the module docstring).
 
+    A body that calls a scalar function by a global name (``_g(v)``) can be
+    specialised: ``bind={"_g": f}`` compiles copies whose global ``_g`` is ``f``
+    (Numba reads globals as compile-time constants, so the call is direct and
+    LLVM inlines it), named ``<name>_<variant>_serial`` and
+    ``<name>_<variant>_parallel``.  Give every binding its own ``variant``: the
+    cache index is found by name and keyed by bytecode, not by globals.
+
     Parameters
     ----------
     py_func : function
         A module-level kernel body; it is not modified.
+    variant : str, optional
+        Appended to the names (required with ``bind``).
+    bind : dict, optional
+        Globals of the copies that replace the module's.
 
     Returns
     -------
@@ -268,8 +315,11 @@ def serial_and_parallel(py_func):
     >>> "parallel" in serial.targetoptions
     False
     """
-    return (numba.njit(**JIT)(_renamed(py_func, "_serial")),
-            numba.njit(**JIT_PARALLEL)(_renamed(py_func, "_parallel")))
+    if bind and not variant:
+        raise ValueError("serial_and_parallel: a bind needs its own variant name")
+    suffix = f"_{variant}" if variant else ""
+    return (numba.njit(**JIT)(_renamed(py_func, suffix + "_serial", bind)),
+            numba.njit(**JIT_PARALLEL)(_renamed(py_func, suffix + "_parallel", bind)))
 
 
 def append_doc_sections(func, *sections):

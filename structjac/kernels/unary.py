@@ -37,12 +37,14 @@ from ._config import (
     append_doc_sections, as_float_array, float_dtype, pick, prepare_out, serial_and_parallel,
 )
 from ._exp import vexp
+from ._tanh import vtanh
 
 __all__ = []
 
 #: Kernels without a libm call: arithmetic only, or ``exp`` through the vectorised
 #: :func:`~structjac.kernels._exp.vexp` (see ``MEMORY_BOUND_PARALLEL_LIMIT``).
-#: ``tanh``, ``log`` and ``softplus`` still call libm and stay parallel.
+#: ``log`` and ``softplus`` still call libm and stay parallel; ``tanh`` is
+#: :func:`~structjac.kernels._tanh.vtanh` (arithmetic and vexp, vectorised).
 _MEMORY_BOUND = frozenset(
     "_" + name + "_serial"
     for name in ("sigmoid", "sigmoid_derivative", "sigmoid_vjp",
@@ -95,9 +97,9 @@ def _sigmoid_vjp_from_output(a, g, out):  # g * a (1 - a)
         out[i] = g[i] * v * (one - v)
 
 
-def _tanh(x, out):
+def _tanh(x, out):  # the vectorised vtanh (within 2 ulp), not libm's tanh per element
     for i in numba.prange(x.size):
-        out[i] = np.tanh(x[i])
+        out[i] = vtanh(x[i])
 
 
 def _tanh_derivative(x, out):  # 4 e / (1 + e)**2, e = exp(-2|x|)
@@ -332,7 +334,14 @@ def sigmoid_vjp_from_output(a, g, out=None):
 
 @_public
 def tanh(x, out=None):
-    """tanh(x), element-wise."""
+    """tanh(x), element-wise, within 2 ulp of ``np.tanh`` (float32: of the correctly
+    rounded value).
+
+    For |x| >= 0.625, 1 - 2/(exp(2|x|) + 1); below, Cephes' odd polynomial (float32)
+    or rational function (float64) in x^2; the sign of x restored by copysign, so
+    -0.0 gives -0.0, +-inf gives +-1 and NaN gives NaN.  Vectorised (see
+    :mod:`structjac.kernels._tanh`).
+    """
     return _map(_tanh_serial, _tanh_parallel, (x,), (), out)
 
 
