@@ -4,8 +4,15 @@ JAX (jit) and PyTorch (eager autograd) in one run, and measure peak memory.
     python scripts/perf_nn.py [--n 262144] [--repeat 7] [--threads T]
 
 Reports the median and min of ``--repeat`` timed calls after warm-up, the ratios from the
-same run, and the peak of traced numpy allocations during one structjac call (tracemalloc)
-against the bytes of the activations the backward pass must keep (A1, A2, A3).
+same run (structjac also with ``parallel_passes=True``, the element-wise passes on Numba's
+threads), and the memory of one structjac call: the workspace it keeps between calls
+(``MLP.workspace``: Z1, Z2, Z3 and the cotangents G0, G1, G2) plus the peak of what it
+allocates during the call (tracemalloc: gradients, chunk sums, small temporaries), against
+the bytes of the activations the backward pass must keep (A1, A2, A3).
+
+``--threads 1`` also pins the process to one CPU (``os.sched_setaffinity``) before jax and
+torch are imported: XLA's thread pool does not follow the thread settings and would use
+every core.  Set ``OPENBLAS_NUM_THREADS=1`` too (OpenBLAS starts its threads at import).
 JAX and PyTorch are optional; they are skipped when not installed.
 """
 
@@ -42,18 +49,26 @@ def main():
 
     if args.threads:
         kernels.set_num_threads(args.threads)
+        if args.threads == 1 and hasattr(os, "sched_setaffinity"):
+            # one core for all three: XLA's thread pool ignores the thread settings (and
+            # XLA_FLAGS=--xla_cpu_multi_thread_eigen=false did not limit it); threads made
+            # from here on (Numba's, XLA's, torch's) inherit the calling thread's affinity
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     N = args.n
     rng = np.random.default_rng(0)
     net = MLP([32, 64, 64, 1], ["sigmoid", "tanh", "sigmoid"], loss="bce", dtype=np.float32)
     params = net.init(rng)
     X = rng.standard_normal((N, 32)).astype(np.float32)
     y = (rng.random(N) > 0.5).astype(np.float32)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"N = {N:,}, float32, 32-64-64-1 sigmoid/tanh/sigmoid, BCE (mean); "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"numba threads {kernels.get_num_threads()}, cpus {os.cpu_count()}")
+          f"numba threads {kernels.get_num_threads()}, cpus usable {cpus} of {os.cpu_count()}")
 
     results = {}
     results["structjac"] = _timeit(lambda: net.value_and_grad(params, X, y), args.repeat)
+    results["  par. passes"] = _timeit(
+        lambda: net.value_and_grad(params, X, y, parallel_passes=True), args.repeat)
 
     try:
         import jax
@@ -101,16 +116,20 @@ def main():
     for name, (med, mn) in results.items():
         print(f"{name:<14} {med * 1e3:>8.1f} ms {mn * 1e3:>8.1f} ms {med / base:>19.2f}x")
 
-    # peak memory of one structjac call vs the activations it keeps
+    # memory of one structjac call vs the activations it keeps: the workspace (allocated
+    # by the first call and kept) + the peak of what the call itself allocates
+    net.workspace.clear()
+    net.value_and_grad(params, X, y)                 # fills the workspace
     tracemalloc.start()
     tracemalloc.reset_peak()
     net.value_and_grad(params, X, y)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    held = net.workspace.nbytes
     acts = N * (64 + 64 + 1) * 4
-    print(f"peak traced memory {peak / 1e6:.1f} MB; activations kept {acts / 1e6:.1f} MB; "
-          f"ratio {peak / acts:.2f}x")
-
+    print(f"memory: workspace {held / 1e6:.1f} MB + traced peak during the call "
+          f"{peak / 1e6:.1f} MB = {(held + peak) / 1e6:.1f} MB; activations kept "
+          f"{acts / 1e6:.1f} MB; ratio {(held + peak) / acts:.2f}x")
 
 if __name__ == "__main__":
     main()

@@ -479,5 +479,37 @@ def _map(serial, parallel, arrays, params, out):
     out, flat_out = prepare_out(out, shape, dtype)
     kernel = pick(serial, parallel, flat_out.size,
                   memory_bound=serial.__name__ in _MEMORY_BOUND)
-    kernel(*flats, *typed, flat_out)
+    aliased = False
+    for i, f in enumerate(flats):
+        if np.shares_memory(f, flat_out):
+            if f.ctypes.data == flat_out.ctypes.data:   # out=x: the same elements
+                aliased = True
+            else:                                       # partial overlap: copy, as NumPy does
+                flats[i] = f.copy()
+    if aliased and kernel is serial:
+        _in_place_chunks(kernel, flats, typed, flat_out)
+    else:
+        kernel(*flats, *typed, flat_out)
     return out
+
+
+#: Elements per chunk of an in-place call (out=x): 256 kB of float32, in L2.
+IN_PLACE_CHUNK = 1 << 16
+
+
+def _in_place_chunks(kernel, flats, typed, flat_out):
+    """Run ``kernel`` with ``out`` aliasing an input, chunk by chunk through a temporary.
+
+    LLVM vectorises ``out[i] = f(x[i])`` behind a run-time check that ``x`` and ``out``
+    do not overlap; when they are the same array the check fails and the scalar loop
+    runs (the serial sigmoid 11x slower on 1.7e7 float32).  Writing each chunk into a
+    small temporary (cache-resident) and copying it back keeps the vectorised loop.
+    (The parallel kernels are called directly: measured not to suffer.)
+    """
+    n = flat_out.size
+    tmp = np.empty(min(n, IN_PLACE_CHUNK), dtype=flat_out.dtype)
+    for start in range(0, n, IN_PLACE_CHUNK):
+        stop = min(n, start + IN_PLACE_CHUNK)
+        t = tmp[:stop - start]
+        kernel(*[f[start:stop] for f in flats], *typed, t)
+        flat_out[start:stop] = t

@@ -300,3 +300,42 @@ def test_serial_and_parallel_paths_agree(name):
     np.testing.assert_allclose(op.derivative(x), df(x), rtol=1e-12)
     np.testing.assert_array_equal(op.vjp(x[small], g[small]), op.vjp(x, g)[small])  # serial
     np.testing.assert_array_equal(op(x[small]), op(x)[small])
+
+
+# ------------------------------------------------------------ out aliasing an input
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", NAMES)
+def test_out_aliasing_an_input_gives_the_same_result(name, dtype, parallel):
+    """op(x, out=x), op.derivative(x, out=x), op.vjp(x, g, out=g) and out=x, and the
+    from-output vjp with out=g: the values of the out-of-place call, across the chunks of
+    the in-place path (IN_PLACE_CHUNK) and with a partial overlap (copied first)."""
+    op = REF[name][0]
+    rng = np.random.default_rng(12)
+    n = 3 * K.unary.IN_PLACE_CHUNK + 17
+    lo, hi = REF[name][3]
+    x0 = rng.uniform(lo, hi, n).astype(dtype)
+    x0[:3] = [np.nan, np.inf, -np.inf] if name != "log" else [np.nan, np.inf, 0.0]
+    g0 = rng.uniform(-2, 2, n).astype(dtype)
+    old = K.set_parallel_threshold(0 if parallel else 1 << 62)
+    try:
+        with np.errstate(all="ignore"):
+            calls = [(lambda x, g, out: op(x, out=out), "x"),
+                     (lambda x, g, out: op.derivative(x, out=out), "x"),
+                     (lambda x, g, out: op.vjp(x, g, out=out), "g"),
+                     (lambda x, g, out: op.vjp(x, g, out=out), "x")]
+            if hasattr(op, "vjp_from_output"):
+                calls.append((lambda x, g, out: op.vjp_from_output(x, g, out=out), "g"))
+            for call, which in calls:
+                ref = call(x0, g0, None)
+                x, g = x0.copy(), g0.copy()
+                target = x if which == "x" else g
+                assert call(x, g, target) is target
+                np.testing.assert_array_equal(target, ref)
+            # partial overlap: out is x shifted by one element
+            buf = np.concatenate([x0, x0[:1]])
+            ref = op(buf[:-1])
+            got = op(buf[:-1], out=buf[1:])
+            np.testing.assert_array_equal(got, ref)
+    finally:
+        K.set_parallel_threshold(old)
