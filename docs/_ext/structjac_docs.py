@@ -55,6 +55,8 @@ def _type_name(t) -> str:
 
 
 def _type_cell(t, public: set[str]) -> str:
+    if isinstance(t, tuple):  # a rule that may return one of several types
+        return " or ".join(_type_cell(x, public) for x in t)
     name = _type_name(t)
     if name in public:
         return f":class:`~structjac.{name}`"
