@@ -3,8 +3,11 @@
 Run:  OPENBLAS_NUM_THREADS=1 /work/venv/bin/python scripts/perf_ops.py [--n 20000000]
 
 Prints, from one run: for the fused vjps of sigmoid (from z and from the output),
-tanh (from x and from the output) and relu, and for the sigmoid vjp written with
-``np.exp`` (a libm call per element, the kernels before ``structjac.kernels._exp``), the time against the bandwidth floor
+tanh (from x and from the output) and relu, for the sigmoid vjp written with
+``np.exp`` (a libm call per element, the kernels before ``structjac.kernels._exp``),
+and for the log-based kernels (softplus value, log value, the per-sample BCE losses;
+softplus also written with libm's ``np.log1p``, the kernel before
+``structjac.kernels._log``), the time against the bandwidth floor
 ``np.multiply(a, g, out=o)`` on the same arrays (target <= 1.25x) and against the
 equivalent NumPy expression (target >= 2.5x faster); float32 against float64; the
 serial/parallel crossover; and the first call after import with a warm disk cache
@@ -27,7 +30,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from structjac import kernels as K  # noqa: E402
-from structjac.kernels import unary  # noqa: E402
+from structjac.kernels import losses, unary  # noqa: E402
 from structjac.kernels._config import JIT_PARALLEL  # noqa: E402
 
 
@@ -39,6 +42,20 @@ def _sigmoid_vjp_libm(x, g, out):
         e = np.exp(-abs(x[i]))
         d = one + e
         out[i] = g[i] * (e / (d * d))
+
+
+@numba.njit(**dict(JIT_PARALLEL, cache=False))
+def _softplus_libm(x, out):
+    """softplus with libm's log1p (what the wrappers ran before ``structjac.kernels._log``)."""
+    zero = x.dtype.type(0)
+    for i in numba.prange(x.size):
+        v = x[i]
+        m = v if v > zero else zero
+        out[i] = m + np.log1p(np.exp(-abs(v)))
+
+
+_softplus_libm_serial = numba.njit(**dict(JIT_PARALLEL, cache=False, parallel=False))(
+    _softplus_libm.py_func)
 
 
 def best(fn, repeat):
@@ -64,6 +81,23 @@ def cases(x, g, o):
         e = np.exp(-np.abs(x + x))
         return g * (4 * e) / (one + e) ** 2
 
+    def np_softplus():
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    def np_bce_logits(y, z):
+        return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+
+    def np_bce(y, h):
+        return -(y * np.log(h) + (one - y) * np.log1p(-h))
+
+    # per-sample losses: a 1-D batch (N samples of one entry, the lecture's case) and
+    # rows of 64 entries; targets a = sigmoid(x), probabilities s = clip(sigmoid(x/2))
+    eps = x.dtype.type(K.BCE_EPS[x.dtype])
+    s = np.clip(K.sigmoid(x * x.dtype.type(0.5)), eps, one - eps)
+    o1 = np.empty(x.size, x.dtype)
+    a2, x2, s2 = a.reshape(-1, 1), x.reshape(-1, 1), s.reshape(-1, 1)
+    a64, x64 = a[: x.size // 64 * 64].reshape(-1, 64), x[: x.size // 64 * 64].reshape(-1, 64)
+    o64 = np.empty(a64.shape[0], x.dtype)
     return a, [
         ("sigmoid vjp (from z)", lambda: K.sigmoid_vjp(x, g, out=o), np_sigmoid_z),
         ("  same, libm np.exp", lambda: _sigmoid_vjp_libm(x, g, o), np_sigmoid_z),
@@ -73,6 +107,21 @@ def cases(x, g, o):
         ("tanh vjp (from a)", lambda: K.tanh_vjp_from_output(t, g, out=o),
          lambda: g * (one + t) * (one - t)),
         ("relu vjp", lambda: K.relu_vjp(x, g, out=o), lambda: np.where(x >= 0, g, 0)),
+        ("softplus (value)", lambda: K.softplus(x, out=o), np_softplus),
+        ("  serial kernel", lambda: unary._softplus_serial(x, o), np_softplus),
+        ("  same, libm, 2 threads", lambda: _softplus_libm(x, o), np_softplus),
+        ("  same, libm, serial", lambda: _softplus_libm_serial(x, o), np_softplus),
+        ("log (value)", lambda: K.log(a, out=o), lambda: np.log(a)),
+        ("  serial kernel", lambda: unary._log_serial(a, o), lambda: np.log(a)),
+        ("bce_logits per-sample", lambda: K.bce_with_logits_per_sample(a, x, out=o1),
+         lambda: np_bce_logits(a, x)),
+        ("  serial kernel", lambda: losses._bce_with_logits_per_sample_serial(a2, x2, o1),
+         lambda: np_bce_logits(a, x)),
+        ("  rows of 64", lambda: K.bce_with_logits_per_sample(a64, x64, out=o64),
+         lambda: np_bce_logits(a64, x64).sum(axis=1)),
+        ("bce per-sample", lambda: K.bce_per_sample(a, s, out=o1), lambda: np_bce(a, s)),
+        ("  serial kernel", lambda: losses._bce_per_sample_serial(a2, s2, eps, o1),
+         lambda: np_bce(a, s)),
     ]
 
 
@@ -134,7 +183,8 @@ def main():
             print(f"  {name:24s} {tf * 1e3:8.2f} {tf / floor:7.2f} {tn * 1e3:9.2f} {tn / tf:11.2f}")
     print("\nfloat32 / float64 time:")
     for name in ("sigmoid vjp (from z)", "  same, libm np.exp", "tanh vjp (from x)",
-                 "sigmoid vjp (from a)", "tanh vjp (from a)", "relu vjp"):
+                 "sigmoid vjp (from a)", "tanh vjp (from a)", "relu vjp", "softplus (value)",
+                 "log (value)", "bce_logits per-sample", "bce per-sample"):
         print(f"  {name:24s} {results[(name, 'float32')] / results[(name, 'float64')]:.2f}")
     print("\nserial vs parallel (float64, us): n, sigmoid serial, parallel, relu serial, parallel")
     for n_, ts, tp, ts2, tp2 in crossover(args.repeat):

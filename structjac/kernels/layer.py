@@ -26,7 +26,7 @@ name              g(z)                                           g' (from)      
 ``"tanh"``        :func:`~structjac.kernels._tanh.vtanh`         (1 + a)(1 - a)  (output a)             --
 ``"relu"``        max(z, 0), NaN stays NaN                       1 (z>0), 0 (z<0), p1 (z=0), NaN (z)    at_zero
 ``"leaky_relu"``  z (z >= 0), p1 z (z < 0)                       1 (z>0), p1 (z<0), p2 (z=0), NaN (z)   slope, at_zero
-``"softplus"``    max(z, 0) + log1p(exp(-|z|))                   sigmoid(z)  (z)                        --
+``"softplus"``    max(z, 0) + log1p(exp(-|z|)) (vexp, vlog1p)    sigmoid(z)  (z)                        --
 ``"identity"``    z                                              1                                      --
 ================  =============================================  =====================================  ===========
 
@@ -86,6 +86,7 @@ from numba.core.extending import overload
 
 from ._config import JIT, as_float_array, float_dtype, pick, serial_and_parallel
 from ._exp import vexp
+from ._log import vlog1p
 from ._tanh import vtanh
 
 __all__ = ["ACTIVATIONS", "DEFAULT_PARAMS", "SUM_CHUNK_ROWS", "bias_activation",
@@ -183,7 +184,7 @@ def _leaky_relu_grad(v, slope, at_zero):
 def _softplus_value(v, p1, p2):         # max(v, 0) + log1p(exp(-|v|))
     zero = _zero(v)
     m = v if v > zero else zero
-    return m + np.log1p(vexp(-abs(v)))
+    return m + vlog1p(vexp(-abs(v)))
 
 
 @numba.njit(**_SCALAR)
