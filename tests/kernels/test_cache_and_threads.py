@@ -3,10 +3,7 @@ float32 kept in float32 inside the compiled code."""
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +11,10 @@ import pytest
 
 import structjac
 from structjac import kernels as K
+from .support import run_python as _run
 
 PACKAGE = Path(structjac.__file__).resolve().parent
 NOBODY = 65534
-
-
-def _run(code, env_extra=None, timeout=240):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
-    env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 def _readonly_tree(root):

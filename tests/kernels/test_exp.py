@@ -3,12 +3,8 @@ ulp distance to NumPy's libm-based ``np.exp`` over the whole float64 range (subn
 results, underflow to 0, overflow to inf, -0.0, +-inf, NaN), float32 against the
 correctly rounded value, and the compiled loops are vectorised (no libm call)."""
 
-import os
 import platform
-import subprocess
-import sys
 import tempfile
-import textwrap
 
 import numba
 import numpy as np
@@ -16,16 +12,8 @@ import pytest
 
 from structjac import kernels as K
 from structjac.kernels._exp import vexp
+from .support import run_python as _run, ulp_distance as _ulp_distance
 
-
-
-def _run(code, env_extra=None, timeout=240):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
-    env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 @numba.njit(cache=False)
@@ -34,24 +22,6 @@ def _vexp_array(x):
     for i in range(x.size):
         out[i] = vexp(x[i])
     return out
-
-
-def _ulp_distance(a, b):
-    """Number of representable floats between a and b (0 when both are NaN)."""
-    a = np.asarray(a)
-    b = np.asarray(b)
-    assert a.dtype == b.dtype
-    ity = np.int64 if a.dtype == np.float64 else np.int32
-    ia = a.view(ity).astype(np.int64)
-    ib = b.view(ity).astype(np.int64)
-    lowest = np.int64(np.iinfo(ity).min)
-    ia = np.where(ia < 0, lowest - ia, ia)          # monotone map: -0.0 and +0.0 both -> 0
-    ib = np.where(ib < 0, lowest - ib, ib)
-    d = np.abs(ia - ib)
-    both_nan = np.isnan(a) & np.isnan(b)
-    d[both_nan] = 0
-    d[np.isnan(a) ^ np.isnan(b)] = np.iinfo(np.int64).max
-    return d
 
 
 SPECIAL64 = np.array([

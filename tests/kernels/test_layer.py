@@ -4,12 +4,8 @@ references in float32 and float64, serial and parallel, NaN and inf, inputs unto
 the chunked bias-gradient sum against float64 and NumPy, vectorised loops, no float64
 promotion in float32 kernels."""
 
-import os
 import platform
-import subprocess
-import sys
 import tempfile
-import textwrap
 
 import numpy as np
 import pytest
@@ -17,6 +13,7 @@ import scipy.special as sps
 
 from structjac import kernels as K
 from structjac.kernels import layer
+from .support import run_python as _run
 
 NAMES = sorted(layer.ACTIVATIONS)
 PARAMS = {"relu": (0.5,), "leaky_relu": (0.1, 0.25)}     # not the defaults, to see them used
@@ -228,15 +225,6 @@ def test_empty_batch():
     layer.bias_activation(Z, np.zeros(4, np.float32), "tanh")
     gb = layer.activation_vjp_bias_grad(Z, Z.copy(), "tanh")
     assert gb.shape == (4,) and gb.dtype == np.float32 and not gb.any()
-
-
-def _run(code, env_extra=None, timeout=300):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
-    env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),

@@ -5,12 +5,8 @@ ulp distance to ``np.log``/``np.log1p`` (float64) and to the correctly rounded v
 softplus and per-sample BCE kernels against NumPy, and the compiled loops are vectorised
 (no libm call)."""
 
-import os
 import platform
-import subprocess
-import sys
 import tempfile
-import textwrap
 
 import numba
 import numpy as np
@@ -20,23 +16,7 @@ from structjac import kernels as K
 from structjac.kernels import layer, losses
 from structjac.kernels._config import FASTMATH
 from structjac.kernels._log import vlog, vlog1p
-
-
-def _ulp_distance(a, b):
-    """Number of representable floats between a and b (0 when both are NaN)."""
-    a = np.asarray(a)
-    b = np.asarray(b)
-    assert a.dtype == b.dtype
-    ity = np.int64 if a.dtype == np.float64 else np.int32
-    lowest = np.int64(np.iinfo(ity).min)
-    ia = a.view(ity).astype(np.int64)
-    ib = b.view(ity).astype(np.int64)
-    ia = np.where(ia < 0, lowest - ia, ia)          # monotone map: -0.0 and +0.0 both -> 0
-    ib = np.where(ib < 0, lowest - ib, ib)
-    d = np.abs(ia - ib)
-    d[np.isnan(a) & np.isnan(b)] = 0
-    d[np.isnan(a) ^ np.isnan(b)] = np.iinfo(np.int64).max
-    return d
+from .support import run_python as _run, ulp_distance as _ulp_distance
 
 
 # compiled with the kernels' flags (reassoc included): the helpers keep their own
@@ -277,15 +257,6 @@ def test_per_sample_flat_path_equals_the_row_sums():
             losses._bce_per_sample_serial(yc, hc, eps, rows)
             np.testing.assert_allclose(rows, 2.0 * flat.reshape(500, 3)[:, j].astype(np.float64),
                                        rtol=4 * np.finfo(dtype).eps, atol=0)
-
-
-def _run(code, env_extra=None, timeout=300):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
-    env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),

@@ -3,12 +3,8 @@ ulp distance to ``np.tanh`` (float64) and to the correctly rounded value (float3
 dense sweeps, the special values (+-0, +-inf, NaN, the branch point 0.625, subnormals),
 and the compiled loop is vectorised (no libm call)."""
 
-import os
 import platform
-import subprocess
-import sys
 import tempfile
-import textwrap
 
 import numba
 import numpy as np
@@ -17,24 +13,8 @@ import pytest
 from structjac import kernels as K
 from structjac.kernels._config import FASTMATH
 from structjac.kernels._tanh import vtanh
+from .support import run_python as _run, ulp_distance as _ulp_distance
 
-
-
-def _ulp_distance(a, b):
-    """Number of representable floats between a and b (0 when both are NaN)."""
-    a = np.asarray(a)
-    b = np.asarray(b)
-    assert a.dtype == b.dtype
-    ity = np.int64 if a.dtype == np.float64 else np.int32
-    lowest = np.int64(np.iinfo(ity).min)
-    ia = a.view(ity).astype(np.int64)
-    ib = b.view(ity).astype(np.int64)
-    ia = np.where(ia < 0, lowest - ia, ia)          # monotone map: -0.0 and +0.0 both -> 0
-    ib = np.where(ib < 0, lowest - ib, ib)
-    d = np.abs(ia - ib)
-    d[np.isnan(a) & np.isnan(b)] = 0
-    d[np.isnan(a) ^ np.isnan(b)] = np.iinfo(np.int64).max
-    return d
 
 
 @numba.njit(cache=False, fastmath=set(FASTMATH), error_model="numpy")
@@ -108,15 +88,6 @@ def test_tanh_value_kernel_uses_vtanh(dtype, parallel):
     np.testing.assert_array_equal(x, before)                   # input not written
     np.testing.assert_array_equal(got, _vtanh_array(x))
     assert got.dtype == dtype
-
-
-def _run(code, env_extra=None, timeout=240):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
-    env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
