@@ -328,3 +328,20 @@ def test_matmul_with_scipy_sparse_operands():
     D = sj.Diagonal(np.arange(1.0, 5.0))
     np.testing.assert_allclose((D @ S).to_dense(), np.diag(np.arange(1.0, 5.0)) @ S.toarray())
     np.testing.assert_allclose((S @ D).to_dense(), S.toarray() @ np.diag(np.arange(1.0, 5.0)))
+
+
+def test_complex_linear_operator_adjoint_conjugates():
+    rng = np.random.default_rng(7)
+    M = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
+    d = rng.standard_normal(3) + 1j * rng.standard_normal(3)
+    for J, dense in [(sj.Dense(M), M), (sj.Diagonal(d), np.diag(d)),
+                     (sj.Kronecker(sj.Dense(M[:1, :2]), sj.Diagonal(d)), np.kron(M[:1, :2], np.diag(d)))]:
+        A = J.aslinearoperator()
+        y = rng.standard_normal(dense.shape[0]) + 1j * rng.standard_normal(dense.shape[0])
+        x = rng.standard_normal(dense.shape[1]) + 1j * rng.standard_normal(dense.shape[1])
+        assert A.dtype == np.complex128
+        np.testing.assert_allclose(A.matvec(x), dense @ x)
+        np.testing.assert_allclose(A.rmatvec(y), dense.conj().T @ y)
+        np.testing.assert_allclose(A.H.matvec(y), dense.conj().T @ y)
+        np.testing.assert_allclose(A.H.rmatvec(x), dense @ x)
+        np.testing.assert_allclose(A.T.matvec(y), dense.T @ y)
