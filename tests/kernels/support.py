@@ -1,10 +1,12 @@
-"""Helpers shared by the kernel tests: a fresh Python process, and ulp distances."""
+"""Helpers shared by the kernel tests: a fresh Python process, ulp distances, and a scan of
+compiled kernels for packed SIMD arithmetic and libm calls."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -35,3 +37,36 @@ def ulp_distance(a, b):
     d[np.isnan(a) & np.isnan(b)] = 0
     d[np.isnan(a) ^ np.isnan(b)] = np.iinfo(np.int64).max
     return d
+
+
+#: Run in the fresh process after the caller's code, which defines ``kernels_for(dt)``
+#: returning ``[(dispatcher, args), ...]``: compile each kernel by calling it, then count
+#: packed multiply/FMA instructions in its assembly and look for libm calls in its IR.
+_SCAN = r"""
+import re
+import numpy as np
+res = []
+for dt in (np.float32, np.float64):
+    for k, args in kernels_for(dt):
+        k(*args)
+        sig = k.signatures[-1]
+        asm = k.inspect_asm(sig)
+        llvm = k.inspect_llvm(sig)
+        suffix = "ps" if dt == np.float32 else "pd"
+        packed = len(re.findall(r"\b(?:" + PACKED + ")" + suffix + r"\s+[^\n]*%[xyz]mm", asm))
+        libm = bool(re.search(LIBM, llvm))
+        res.append(f"{k.__name__}:{np.dtype(dt).name}:{packed}:{int(libm)}")
+print(" ".join(res))
+"""
+
+
+def vectorisation_report(kernels_code, libm, packed=r"v?mul|vfn?madd\w*"):
+    """Compile kernels fresh (empty cache, so the code is inspectable) in a new process.
+
+    Returns rows ``[name, dtype, packed instruction count, "1" if a libm call matched]``.
+    """
+    code = "\n".join([textwrap.dedent(kernels_code), f"PACKED = {packed!r}",
+                      f"LIBM = {libm!r}", _SCAN])
+    with tempfile.TemporaryDirectory() as cache:
+        out = run_python(code, {"NUMBA_CACHE_DIR": cache})
+    return [row.split(":") for row in out.split()]

@@ -6,7 +6,6 @@ softplus and per-sample BCE kernels against NumPy, and the compiled loops are ve
 (no libm call)."""
 
 import platform
-import tempfile
 
 import numba
 import numpy as np
@@ -16,7 +15,7 @@ from structjac import kernels as K
 from structjac.kernels import layer, losses
 from structjac.kernels._config import FASTMATH
 from structjac.kernels._log import vlog, vlog1p
-from .support import run_python as _run, ulp_distance as _ulp_distance
+from .support import vectorisation_report, ulp_distance as _ulp_distance
 
 
 # compiled with the kernels' flags (reassoc included): the helpers keep their own
@@ -265,39 +264,25 @@ def test_log_kernels_vectorise():
     """Fresh compile (no cache): packed arithmetic and no libm log/log1p in the log and
     softplus kernels, the fused softplus layer forward and the per-sample BCE losses (one
     entry per sample: the flat loop; rows of 16: the inner loop)."""
-    code = """
-        import re
+    rows = vectorisation_report("""
         import numpy as np
         from structjac.kernels import layer, losses, unary
-        res = []
-        for dt in (np.float32, np.float64):
+
+        def kernels_for(dt):
             x = np.linspace(0.1, 3, 64).astype(dt)
             Z = x.reshape(4, 16).copy()
             b = np.zeros(16, dt)
             fwd, keep = layer._KERNELS["softplus"][:2]
             o = np.empty(64, dt)
-            kernels = [(unary._log_serial, (x, x.copy())),
-                       (unary._log_parallel, (x, x.copy())),
-                       (unary._softplus_serial, (x, x.copy())),
-                       (fwd[0], (Z, b, dt(0), dt(0))),
-                       (keep[0], (Z, b, dt(0), dt(0), Z.copy())),
-                       (losses._bce_per_sample_serial, (x.reshape(-1, 1), x.reshape(-1, 1) / 4, dt(1e-7), o)),
-                       (losses._bce_with_logits_per_sample_serial, (x.reshape(-1, 1), x.reshape(-1, 1), o)),
-                       (losses._bce_with_logits_per_sample_serial, (Z, Z, o[:4]))]
-            for k, args in kernels:
-                k(*args)
-                sig = k.signatures[-1]
-                asm = k.inspect_asm(sig)
-                llvm = k.inspect_llvm(sig)
-                suffix = "ps" if dt == np.float32 else "pd"
-                packed = len(re.findall(r"\\b(?:v?mul|vfn?madd\\w*|v?div)" + suffix + r"\\s+[^\\n]*%[xyz]mm", asm))
-                libm = bool(re.search(r"@(?:llvm\\.)?log(?:1p)?f?\\b|@(?:__)?exp[f]?\\(|llvm\\.exp\\.", llvm))
-                res.append(f"{k.__name__}:{np.dtype(dt).name}:{packed}:{int(libm)}")
-        print(" ".join(res))
-    """
-    with tempfile.TemporaryDirectory() as cache:
-        out = _run(code, {"NUMBA_CACHE_DIR": cache})
-    rows = [r.split(":") for r in out.split()]
-    assert len(rows) == 16, out
+            return [(unary._log_serial, (x, x.copy())),
+                    (unary._log_parallel, (x, x.copy())),
+                    (unary._softplus_serial, (x, x.copy())),
+                    (fwd[0], (Z, b, dt(0), dt(0))),
+                    (keep[0], (Z, b, dt(0), dt(0), Z.copy())),
+                    (losses._bce_per_sample_serial, (x.reshape(-1, 1), x.reshape(-1, 1) / 4, dt(1e-7), o)),
+                    (losses._bce_with_logits_per_sample_serial, (x.reshape(-1, 1), x.reshape(-1, 1), o)),
+                    (losses._bce_with_logits_per_sample_serial, (Z, Z, o[:4]))]
+    """, r'@(?:llvm\.)?log(?:1p)?f?\b|@(?:__)?exp[f]?\(|llvm\.exp\.', packed=r'v?mul|vfn?madd\w*|v?div')
+    assert len(rows) == 16, rows
     for name, dt, packed, libm in rows:
-        assert int(packed) >= 4 and libm == "0", (name, dt, packed, libm, out)
+        assert int(packed) >= 4 and libm == "0", (name, dt, packed, libm, rows)

@@ -4,7 +4,6 @@ dense sweeps, the special values (+-0, +-inf, NaN, the branch point 0.625, subno
 and the compiled loop is vectorised (no libm call)."""
 
 import platform
-import tempfile
 
 import numba
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from structjac import kernels as K
 from structjac.kernels._config import FASTMATH
 from structjac.kernels._tanh import vtanh
-from .support import run_python as _run, ulp_distance as _ulp_distance
+from .support import vectorisation_report, ulp_distance as _ulp_distance
 
 
 
@@ -95,34 +94,20 @@ def test_tanh_value_kernel_uses_vtanh(dtype, parallel):
 def test_tanh_kernels_vectorise():
     """Fresh compile (no cache): packed arithmetic, no libm tanh or exp, in the tanh value
     kernel and the fused tanh layer kernels."""
-    code = """
-        import re
+    rows = vectorisation_report("""
         import numpy as np
         from structjac.kernels import unary, layer
-        res = []
-        for dt in (np.float32, np.float64):
+
+        def kernels_for(dt):
             x = np.linspace(-3, 3, 64).astype(dt)
             Z = x.reshape(4, 16).copy()
             b = np.zeros(16, dt)
             fwd, keep, vjp, outer = layer._KERNELS["tanh"]
-            kernels = [(unary._tanh_serial, (x, x.copy())),
-                       (unary._tanh_parallel, (x, x.copy())),
-                       (fwd[0], (Z, b, dt(0), dt(0))),
-                       (keep[0], (Z, b, dt(0), dt(0), Z.copy()))]
-            for k, args in kernels:
-                k(*args)
-                sig = k.signatures[-1]
-                asm = k.inspect_asm(sig)
-                llvm = k.inspect_llvm(sig)
-                suffix = "ps" if dt == np.float32 else "pd"
-                packed = len(re.findall(r"\\b(?:v?mul|vfn?madd\\w*)" + suffix + r"\\s+[^\\n]*%[xyz]mm", asm))
-                libm = bool(re.search(r"@(?:__)?(?:tanh|exp)f?\\(|llvm\\.exp\\.|call\\s+[^\\n]*\\b(?:tanh|exp)f?\\b", llvm))
-                res.append(f"{k.__name__}:{np.dtype(dt).name}:{packed}:{int(libm)}")
-        print(" ".join(res))
-    """
-    with tempfile.TemporaryDirectory() as cache:
-        out = _run(code, {"NUMBA_CACHE_DIR": cache})
-    rows = [r.split(":") for r in out.split()]
-    assert len(rows) == 8, out
+            return [(unary._tanh_serial, (x, x.copy())),
+                    (unary._tanh_parallel, (x, x.copy())),
+                    (fwd[0], (Z, b, dt(0), dt(0))),
+                    (keep[0], (Z, b, dt(0), dt(0), Z.copy()))]
+    """, r'@(?:__)?(?:tanh|exp)f?\(|llvm\.exp\.|call\s+[^\n]*\b(?:tanh|exp)f?\b')
+    assert len(rows) == 8, rows
     for name, dt, packed, libm in rows:
-        assert int(packed) >= 4 and libm == "0", (name, dt, packed, libm, out)
+        assert int(packed) >= 4 and libm == "0", (name, dt, packed, libm, rows)
