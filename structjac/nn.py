@@ -206,24 +206,10 @@ def _check(params, X, y, activations):
 
 def _fused_activation(op):
     """``(name, params)`` of the fused layer kernel for ``op`` (None: the identity), or
-    None when ``op`` has none (then the op's own kernels are used).
-
-    Exact types only: a subclass may change the value or the derivative.
-    """
+    None when ``op`` has none (then the op's own kernels are used)."""
     if op is None:
         return "identity", ()
-    kind = type(op)
-    if kind is _ops.Sigmoid:
-        return "sigmoid", ()
-    if kind is _ops.Tanh:
-        return "tanh", ()
-    if kind is _ops.ReLU:
-        return "relu", (op.at_zero,)
-    if kind is _ops.LeakyReLU:
-        return "leaky_relu", (op.slope, op.at_zero)
-    if kind is _ops.Softplus:
-        return "softplus", ()
-    return None
+    return op.layer_activation
 
 
 def _forward(params, X, acts, buffers=_Fresh):

@@ -60,6 +60,21 @@ class UnaryOp:
 
     name = "unary"
 
+    #: Exact types whose ``layer_activation`` is valid (a subclass may change the
+    #: value or the derivative, so it falls back to the op's own kernels).
+    _layer_kernel_owner = None
+
+    @property
+    def layer_activation(self):
+        """``(name, params)`` of the fused dense-layer kernels in
+        :mod:`structjac.kernels.layer` that compute this op, or None when it has none."""
+        if type(self) is not self._layer_kernel_owner:
+            return None
+        return self._layer_activation()
+
+    def _layer_activation(self):
+        return None
+
     def __call__(self, x, out=None):
         """Return :math:`f(x)` element-wise (shape of ``x``)."""
         return self._value(x, out)
@@ -151,6 +166,9 @@ class Sigmoid(OutputUnaryOp):
 
     name = "sigmoid"
 
+    def _layer_activation(self):
+        return "sigmoid", ()
+
     def _value(self, x, out):
         return _k.sigmoid(x, out=out)
 
@@ -191,6 +209,9 @@ class Tanh(OutputUnaryOp):
     """
 
     name = "tanh"
+
+    def _layer_activation(self):
+        return "tanh", ()
 
     def _value(self, x, out):
         return _k.tanh(x, out=out)
@@ -243,6 +264,9 @@ class ReLU(UnaryOp):
 
     name = "relu"
 
+    def _layer_activation(self):
+        return "relu", (self.at_zero,)
+
     def __init__(self, at_zero=1.0):
         self.at_zero = float(at_zero)
 
@@ -291,6 +315,9 @@ class LeakyReLU(UnaryOp):
     """
 
     name = "leaky_relu"
+
+    def _layer_activation(self):
+        return "leaky_relu", (self.slope, self.at_zero)
 
     def __init__(self, slope=0.01, at_zero=1.0):
         self.slope = float(slope)
@@ -395,6 +422,9 @@ class Softplus(UnaryOp):
 
     name = "softplus"
 
+    def _layer_activation(self):
+        return "softplus", ()
+
     def _value(self, x, out):
         return _k.softplus(x, out=out)
 
@@ -411,6 +441,10 @@ sigmoid = Sigmoid()
 tanh = Tanh()
 #: ReLU with the lecture's derivative 1 at 0 (see :class:`ReLU`).
 relu = ReLU()
+for _cls in (Sigmoid, Tanh, ReLU, LeakyReLU, Softplus):
+    _cls._layer_kernel_owner = _cls
+del _cls
+
 #: Leaky ReLU with slope 0.01 (see :class:`LeakyReLU`).
 leaky_relu = LeakyReLU()
 #: The exponential (see :class:`Exp`).
