@@ -24,6 +24,7 @@ import numpy as np
 from structjac import kernels as _k
 from structjac.structures import Diagonal, Identity, ScaledIdentity
 
+from ._dispatch import dispatched
 from ._checks import flat_copy, float_dtype, same_shape
 
 __all__ = ["BinaryOp", "Add", "Subtract", "Multiply", "Divide",
@@ -51,6 +52,7 @@ class BinaryOp:
         u, v = same_shape(u, v, "u", "v")
         return u, v, float_dtype(u, v)
 
+    @dispatched
     def __call__(self, u, v, out=None):
         """Return ``f(u, v)`` element-wise (same shape as ``u`` and ``v``)."""
         u, v, dtype = self._prepare(u, v)
@@ -60,11 +62,13 @@ class BinaryOp:
         res = self._ufunc(u, v, out=out, dtype=dtype, casting="unsafe")
         return np.asarray(res)
 
+    @dispatched
     def jacobians(self, u, v):
         """Return ``(J_u, J_v)``, structures of shape ``(u.size, u.size)``."""
         u, v, dtype = self._prepare(u, v)
         return self._jacobians(u, v, dtype)
 
+    @dispatched
     def vjp(self, u, v, g):
         """Return ``(g^T J_u, g^T J_v)`` reshaped like ``u`` (fresh arrays)."""
         u, v, dtype = self._prepare(u, v)
@@ -167,6 +171,7 @@ class Divide(BinaryOp):
     name = "divide"
     _ufunc = staticmethod(np.divide)
 
+    @dispatched
     def __call__(self, u, v, out=None):
         with np.errstate(divide="ignore", invalid="ignore"):
             return super().__call__(u, v, out=out)

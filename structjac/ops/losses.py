@@ -38,6 +38,7 @@ import numpy as np
 from structjac import kernels as _k
 from structjac.structures import BlockRow, Diagonal
 
+from ._dispatch import dispatched
 from ._checks import float_dtype, same_shape
 
 __all__ = ["Loss", "MSE", "BCE", "BCEWithLogits", "mse", "bce", "bce_with_logits",
@@ -75,11 +76,13 @@ class Loss:
             )
         return y, y_hat, float_dtype(y, y_hat)
 
+    @dispatched
     def per_sample(self, y, y_hat):
         """Return the per-sample losses :math:`J_0^{(k)}`, shape ``(N,)``."""
         y, y_hat, _ = self._prepare(y, y_hat)
         return self._per_sample(y, y_hat)
 
+    @dispatched
     def __call__(self, y, y_hat, reduction="mean"):
         """Return the loss, reduced as ``reduction`` says (a scalar of the input dtype, or ``(N,)``)."""
         _check_reduction(reduction)
@@ -100,6 +103,7 @@ class Loss:
             return 1.0 / y_hat.size
         return 1.0
 
+    @dispatched
     def grad(self, y, y_hat, reduction="mean", out=None):
         r"""Gradient of the reduced loss with respect to ``y_hat``, fused, shape of ``y_hat``.
 
@@ -113,6 +117,7 @@ class Loss:
         y, y_hat, _ = self._prepare(y, y_hat)
         return self._grad(y, y_hat, self._scale(y_hat, reduction), out)
 
+    @dispatched
     def jacobian(self, y, y_hat, reduction="mean"):
         r"""The Jacobian of the reduced loss with respect to ``y_hat`` (flattened row-major).
 

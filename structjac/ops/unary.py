@@ -33,6 +33,7 @@ from __future__ import annotations
 from structjac import kernels as _k
 from structjac.structures import Diagonal
 
+from ._dispatch import dispatched
 from ._checks import same_shape
 
 __all__ = [
@@ -75,24 +76,29 @@ class UnaryOp:
     def _layer_activation(self):
         return None
 
+    @dispatched
     def __call__(self, x, out=None):
         """Return :math:`f(x)` element-wise (shape of ``x``)."""
         return self._value(x, out)
 
+    @dispatched
     def derivative(self, x, out=None):
         """Return :math:`f'(x)` element-wise (shape of ``x``)."""
         return self._derivative(x, out)
 
+    @dispatched
     def jacobian(self, x):
         """Return ``Diagonal(f'(x).ravel())``, the Jacobian over ``x.size`` values."""
         d = self._derivative(x, None)
         return Diagonal(d.reshape(-1), copy=False)
 
+    @dispatched
     def vjp(self, x, g, out=None):
         """Return :math:`g \\odot f'(x)` in one fused pass; ``g`` must have the shape of ``x``."""
         x, g = same_shape(x, g, "x", "g")
         return self._vjp(x, g, out)
 
+    @dispatched
     def value_and_jacobian(self, x):
         """Return ``(f(x), jacobian(x))``."""
         return self._value(x, None), self.jacobian(x)
@@ -117,14 +123,17 @@ class OutputUnaryOp(UnaryOp):
     array([1.  , 0.75])
     """
 
+    @dispatched
     def derivative_from_output(self, a, out=None):
         """Return :math:`f'` computed from the output ``a`` (shape of ``a``)."""
         return self._derivative_from_output(a, out)
 
+    @dispatched
     def jacobian_from_output(self, a):
         """Return ``Diagonal`` of :math:`f'` computed from the output ``a``."""
         return Diagonal(self._derivative_from_output(a, None).reshape(-1), copy=False)
 
+    @dispatched
     def vjp_from_output(self, a, g, out=None):
         """Return :math:`g \\odot f'` computed from the output ``a``, fused."""
         a, g = same_shape(a, g, "a", "g")
