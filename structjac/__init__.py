@@ -31,6 +31,7 @@ from .ops import (
 )
 from .structures import (
     BlockColumn,
+    BlockDiagonal,
     BlockRow,
     Dense,
     Diagonal,
@@ -61,6 +62,7 @@ __all__ = [
     "StackedKronecker",
     "RowScaled",
     "Transposed",
+    "BlockDiagonal",
     "as_jacobian",
     "rules",
     "Rule",

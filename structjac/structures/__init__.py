@@ -16,6 +16,7 @@ from .dense import Dense
 from .sparse import Sparse
 from .stacked_kronecker import StackedKronecker
 from .row_scaled import RowScaled, Transposed
+from .block_diagonal import BlockDiagonal
 
 __all__ = [
     "Jacobian",
@@ -31,4 +32,5 @@ __all__ = [
     "StackedKronecker",
     "RowScaled",
     "Transposed",
+    "BlockDiagonal",
 ]

@@ -181,3 +181,36 @@ def tolerance(dtype):
     if np.dtype(dtype) == np.float32:
         return 2e-5, 2e-5
     return 1e-12, 1e-12
+
+
+# ---- block structures (BlockDiagonal, BlockMatrix) --------------------------------------
+def _block_count(shape):
+    """The number of blocks N the batch makers use for a shape: 2, 3 or 1, as make_row_scaled."""
+    rows, cols = shape
+    for N in (2, 3, 1):
+        if rows % N == 0 and cols % N == 0:
+            return N
+    return None
+
+
+def _block_diagonal_dense(blocks):
+    N, p, q = blocks.shape
+    M = np.zeros((N * p, N * q), dtype=blocks.dtype)
+    for k in range(N):
+        M[k * p:(k + 1) * p, k * q:(k + 1) * q] = blocks[k]
+    return M
+
+
+def make_block_diagonal(shape, rng, dtype):
+    """diag(B_1, ..., B_N) with N = 2, 3 or 1 blocks (as the other batch makers), square blocks well conditioned."""
+    N = _block_count(shape)
+    if N is None:
+        return None
+    p, q = shape[0] // N, shape[1] // N
+    blocks = _values(rng, (N, p, q), dtype)
+    if p == q:
+        blocks = blocks + 3 * np.eye(p, dtype=dtype)
+    return sj.BlockDiagonal(blocks), _block_diagonal_dense(blocks)
+
+
+MAKERS["BlockDiagonal"] = make_block_diagonal
