@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from ._warnings import structure_lost
 from .structures import (
+    BlockDiagonal,
     RowScaled,
     StackedKronecker,
     BlockColumn,
@@ -403,14 +404,15 @@ def _diagonal_at_kronecker(a, b):
     return RowScaled(a.values, b, copy=False)
 
 
-@_rule("matmul", Kronecker, Diagonal, Kronecker, condition="a factor has one column")
+@_rule("matmul", Kronecker, Diagonal, (Kronecker, BlockDiagonal),
+       condition="a factor has one column, else A is diagonal (then block diagonal)")
 def _kronecker_at_diagonal(a, b):
-    """(A (x) b) diag(d) = (A diag(d)) (x) b;  (a (x) B) diag(d) = a (x) (B diag(d))"""
+    """(A (x) b) diag(d) = (A diag(d)) (x) b;  (a (x) B) diag(d) = a (x) (B diag(d));  (diag(c) (x) B) diag(d) = diag(c_k B diag(d_k))"""
     if _one_col(a.B):
         return Kronecker(matmul(a.A, b), a.B)
     if _one_col(a.A):
         return Kronecker(a.A, matmul(a.B, b))
-    return NotImplemented
+    return _block_kronecker_at_diagonal(a, b)  # the block-diagonal section below
 
 
 # ---- block rows and columns: a few rows (columns) stay a few rows (columns) ----
@@ -600,3 +602,228 @@ def _diagonal_at_stacked_kronecker(a, b):
 def _diagonal_at_row_scaled(a, b):
     """diag(d) (diag(s) J) = diag(d * s) J"""
     return RowScaled(a.values * b.scales, b.inner, copy=False)
+
+
+# ===========================================================  block diagonals
+# Per-sample Jacobians: diag(B_1, ..., B_N). A Kronecker product with a diagonal left
+# factor, diag(a) (x) B = diag(a_1 B, ..., a_N B), and a RowScaled of such a product are
+# block diagonal too; their products and sums with a BlockDiagonal stay block diagonal
+# whenever the block boundaries fit (one block count divides the other).
+
+def _block_view(J: Jacobian):
+    """``(N, blocks)`` with ``blocks`` of shape ``(N, p, q)`` or ``(1, p, q)`` (N equal
+    blocks, broadcast) when ``J`` is block diagonal in its structure; else None."""
+    if isinstance(J, BlockDiagonal):
+        return J.n_blocks, J.blocks
+    if isinstance(J, Kronecker) and isinstance(J.A, Diagonal):
+        N = J.A.shape[0]
+        B = J.B.to_dense()[None]
+        if isinstance(J.A, ScaledIdentity):
+            return N, B * J.A.scalar if not isinstance(J.A, Identity) else B
+        return N, J.A.values[:, None, None] * B
+    if isinstance(J, RowScaled):
+        inner = _block_view(J.inner)
+        if inner is None:
+            return None
+        N, blocks = inner
+        p = J.shape[0] // N if N else 0
+        return N, J.scales.reshape(N, p, 1) * blocks
+    return None
+
+
+def _full(N: int, blocks: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(blocks, (N,) + blocks.shape[1:])
+
+
+def _blockwise_product(a: Jacobian, b: Jacobian):
+    """The product of two block-diagonal views whose boundaries fit, or NotImplemented."""
+    va, vb = _block_view(a), _block_view(b)
+    if va is None or vb is None:
+        return NotImplemented
+    (Na, A), (Nb, B) = va, vb
+    (pa, qa), (pb, qb) = A.shape[1:], B.shape[1:]
+    if Na == Nb:
+        if qa != pb:
+            return NotImplemented
+        out = np.matmul(A, B)
+        return BlockDiagonal(_full(Na, out), copy=out.shape[0] != Na)
+    if Na and Nb and Na % Nb == 0:
+        # each block of b spans t blocks of a: block k is [A_{kt+j} B_k[rows j]]_j stacked
+        t = Na // Nb
+        out = np.matmul(_full(Na, A).reshape(Nb, t, pa, qa), _full(Nb, B).reshape(Nb, t, qa, qb))
+        return BlockDiagonal(out.reshape(Nb, t * pa, qb), copy=False)
+    if Na and Nb and Nb % Na == 0:
+        # each block of a spans t blocks of b: block k is [A_k[:, cols j] B_{kt+j}]_j side by side
+        t = Nb // Na
+        out = np.einsum("kpjr,kjrs->kpjs", _full(Na, A).reshape(Na, pa, t, pb),
+                        _full(Nb, B).reshape(Na, t, pb, qb))
+        return BlockDiagonal(out.reshape(Na, pa, t * qb), copy=False)
+    return NotImplemented
+
+
+def _block_kronecker_at_diagonal(a: Kronecker, b: Diagonal):
+    """(diag(c) (x) B) diag(d) = diag(c_k B diag(d_k)), or NotImplemented (A not diagonal)."""
+    view = _block_view(a)
+    if view is None:
+        return NotImplemented
+    N, blocks = view
+    q = blocks.shape[2]
+    return BlockDiagonal(blocks * b.values.reshape(N, 1, q), copy=False)
+
+
+def _blockwise_sum(a: Jacobian, b: Jacobian):
+    """The sum of two block-diagonal views with equal blocks, or NotImplemented."""
+    va, vb = _block_view(a), _block_view(b)
+    if va is None or vb is None:
+        return NotImplemented
+    (Na, A), (Nb, B) = va, vb
+    if Na != Nb or A.shape[1:] != B.shape[1:]:
+        return NotImplemented
+    return BlockDiagonal(_full(Na, A + B), copy=True)
+
+
+_FITS = "the block boundaries fit (one block count divides the other)"
+
+
+@_rule("matmul", BlockDiagonal, BlockDiagonal, BlockDiagonal, condition=_FITS)
+def _block_diagonal_at_block_diagonal(a, b):
+    """diag(A_k) diag(B_k) = diag(A_k B_k)"""
+    return _blockwise_product(a, b)
+
+
+@_rule("matmul", Diagonal, BlockDiagonal, BlockDiagonal)
+def _diagonal_at_block_diagonal(a, b):
+    """diag(d) diag(B_k) = diag(diag(d_k) B_k): the rows of each block scaled"""
+    N, p, q = b.blocks.shape
+    return BlockDiagonal(a.values.reshape(N, p, 1) * b.blocks, copy=False)
+
+
+@_rule("matmul", BlockDiagonal, Diagonal, BlockDiagonal)
+def _block_diagonal_at_diagonal(a, b):
+    """diag(B_k) diag(d) = diag(B_k diag(d_k)): the columns of each block scaled"""
+    N, p, q = a.blocks.shape
+    return BlockDiagonal(a.blocks * b.values.reshape(N, 1, q), copy=False)
+
+
+@_rule("matmul", Kronecker, BlockDiagonal, BlockDiagonal,
+       condition="the left factor is diagonal and " + _FITS)
+def _kronecker_at_block_diagonal(a, b):
+    """(diag(c) (x) A) diag(B_k) = diag(c_k A B_k)  (I_N (x) A is diag(A, ..., A))"""
+    return _blockwise_product(a, b)
+
+
+@_rule("matmul", BlockDiagonal, Kronecker, BlockDiagonal,
+       condition="the left factor is diagonal and " + _FITS)
+def _block_diagonal_at_kronecker(a, b):
+    """diag(B_k) (diag(c) (x) A) = diag(c_k B_k A)"""
+    return _blockwise_product(a, b)
+
+
+@_rule("matmul", RowScaled, BlockDiagonal, BlockDiagonal,
+       condition="the scaled structure is block diagonal and " + _FITS)
+def _row_scaled_at_block_diagonal(a, b):
+    """diag(d) diag(A_k) diag(B_k) = diag(diag(d_k) A_k B_k)"""
+    return _blockwise_product(a, b)
+
+
+@_rule("matmul", BlockDiagonal, RowScaled, BlockDiagonal,
+       condition="the scaled structure is block diagonal and " + _FITS)
+def _block_diagonal_at_row_scaled(a, b):
+    """diag(B_k) diag(d) diag(A_k) = diag(B_k diag(d_k) A_k)"""
+    return _blockwise_product(a, b)
+
+
+@_rule("matmul", Kronecker, RowScaled, BlockDiagonal,
+       condition="both are block diagonal (a diagonal left Kronecker factor) and " + _FITS)
+def _kronecker_at_row_scaled(a, b):
+    """(I_N (x) W_2) diag(d) (I_N (x) W_1) = diag(W_2 diag(d_k) W_1): the per-sample Jacobians of a network"""
+    return _blockwise_product(a, b)
+
+
+@_rule("matmul", RowScaled, RowScaled, BlockDiagonal,
+       condition="both scaled structures are block diagonal and " + _FITS)
+def _row_scaled_at_row_scaled(a, b):
+    """diag(d) diag(A_k) diag(e) diag(B_k) = diag(diag(d_k) A_k diag(e_k) B_k)"""
+    return _blockwise_product(a, b)
+
+
+@_rule("matmul", RowScaled, Kronecker, (RowScaled, BlockDiagonal),
+       condition="Kronecker factors that fit, else both block diagonal and " + _FITS)
+def _row_scaled_at_kronecker(a, b):
+    """diag(d) (A (x) B)(C (x) D) = diag(d) (AC (x) BD);  else diag(d) diag(A_k) diag(c_k D) = diag(c_k diag(d_k) A_k D)"""
+    inner = a.inner
+    if (isinstance(inner, Kronecker) and inner.A.shape[1] == b.A.shape[0]
+            and inner.B.shape[1] == b.B.shape[0]):
+        return RowScaled(a.scales, matmul(inner, b), copy=False)
+    return _blockwise_product(a, b)
+
+
+@_rule("matmul", BlockDiagonal, BlockRow, BlockRow)
+def _block_diagonal_at_blockrow(a, b):
+    """diag(B_k) sum_j e_{i_j} r_j^T = sum_j sum_a e_{k_j p + a} (B_{k_j})_{a c_j} r_j^T, k_j = i_j // q, c_j = i_j % q: p rows per index"""
+    N, p, q = a.blocks.shape
+    k, c = np.divmod(b.indices, q)
+    rows_of = (k[:, None] * p + np.arange(p)).reshape(-1)              # (r*p,)
+    weights = a.blocks[k, :, c].reshape(-1)                             # B_{k_j}[:, c_j]
+    indices, where = np.unique(rows_of, return_inverse=True)
+    dtype = np.result_type(a.dtype, b.dtype)
+    rows = np.zeros((indices.size, b.shape[1]), dtype=dtype)
+    np.add.at(rows, where, weights[:, None] * np.repeat(b.rows, p, axis=0))
+    return BlockRow(indices, rows, a.shape[0], copy=False)
+
+
+@_rule("matmul", BlockColumn, BlockDiagonal, BlockColumn)
+def _blockcolumn_at_block_diagonal(a, b):
+    """(sum_j c_j e_{i_j}^T) diag(B_k) = (diag(B_k^T) sum_j e_{i_j} c_j^T)^T: q columns per index"""
+    return matmul(b.T, a.T).T
+
+
+# ---- sums ------------------------------------------------------------------------
+@_rule("add", BlockDiagonal, BlockDiagonal, BlockDiagonal, condition="equal block shapes")
+def _block_diagonal_plus_block_diagonal(a, b):
+    """diag(A_k) + diag(B_k) = diag(A_k + B_k)"""
+    return _blockwise_sum(a, b)
+
+
+@_rule("add", BlockDiagonal, Diagonal, BlockDiagonal)
+def _block_diagonal_plus_diagonal(a, b):
+    """diag(B_k) + diag(d) = diag(B_k + diag(d_k)) (a square BlockDiagonal has square blocks)"""
+    N, p, q = a.blocks.shape
+    blocks = np.array(a.blocks, dtype=np.result_type(a.dtype, b.dtype))
+    i = np.arange(p)
+    blocks[:, i, i] += np.asarray(b.values).reshape(N, p)
+    return BlockDiagonal(blocks, copy=False)
+
+
+@_rule("add", Diagonal, BlockDiagonal, BlockDiagonal)
+def _diagonal_plus_block_diagonal(a, b):
+    """diag(d) + diag(B_k) = diag(diag(d_k) + B_k)"""
+    return _block_diagonal_plus_diagonal(b, a)
+
+
+@_rule("add", BlockDiagonal, Kronecker, BlockDiagonal,
+       condition="the left factor is diagonal and the blocks are equal in shape")
+def _block_diagonal_plus_kronecker(a, b):
+    """diag(B_k) + diag(c) (x) A = diag(B_k + c_k A)"""
+    return _blockwise_sum(a, b)
+
+
+@_rule("add", Kronecker, BlockDiagonal, BlockDiagonal,
+       condition="the left factor is diagonal and the blocks are equal in shape")
+def _kronecker_plus_block_diagonal(a, b):
+    """diag(c) (x) A + diag(B_k) = diag(c_k A + B_k)"""
+    return _blockwise_sum(a, b)
+
+
+@_rule("add", BlockDiagonal, RowScaled, BlockDiagonal,
+       condition="the scaled structure is block diagonal with equal blocks")
+def _block_diagonal_plus_row_scaled(a, b):
+    """diag(B_k) + diag(d) diag(A_k) = diag(B_k + diag(d_k) A_k)"""
+    return _blockwise_sum(a, b)
+
+
+@_rule("add", RowScaled, BlockDiagonal, BlockDiagonal,
+       condition="the scaled structure is block diagonal with equal blocks")
+def _row_scaled_plus_block_diagonal(a, b):
+    """diag(d) diag(A_k) + diag(B_k) = diag(diag(d_k) A_k + B_k)"""
+    return _blockwise_sum(a, b)
