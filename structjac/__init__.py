@@ -32,6 +32,7 @@ from .ops import (
 from .structures import (
     BlockColumn,
     BlockDiagonal,
+    BlockMatrix,
     BlockRow,
     Dense,
     Diagonal,
@@ -44,6 +45,9 @@ from .structures import (
     StackedKronecker,
     Transposed,
     Zero,
+    block,
+    hstack,
+    vstack,
 )
 
 __version__ = "0.1.0"
@@ -63,6 +67,10 @@ __all__ = [
     "RowScaled",
     "Transposed",
     "BlockDiagonal",
+    "BlockMatrix",
+    "hstack",
+    "vstack",
+    "block",
     "as_jacobian",
     "rules",
     "Rule",

@@ -25,9 +25,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from ._warnings import structure_lost
+from ._warnings import StructureLostError, strict, structure_lost
 from .structures import (
     BlockDiagonal,
+    BlockMatrix,
     RowScaled,
     StackedKronecker,
     BlockColumn,
@@ -610,6 +611,19 @@ def _diagonal_at_row_scaled(a, b):
 # block diagonal too; their products and sums with a BlockDiagonal stay block diagonal
 # whenever the block boundaries fit (one block count divides the other).
 
+def _without_fall(build):
+    """``build()`` with every inner product kept structured, or NotImplemented.
+
+    A rule that combines blocks through the table declines as a whole when one inner
+    product would fall to Sparse: the caller's product then falls visibly, once.
+    """
+    with strict():
+        try:
+            return build()
+        except StructureLostError:
+            return NotImplemented
+
+
 def _block_view(J: Jacobian):
     """``(N, blocks)`` with ``blocks`` of shape ``(N, p, q)`` or ``(1, p, q)`` (N equal
     blocks, broadcast) when ``J`` is block diagonal in its structure; else None."""
@@ -754,7 +768,9 @@ def _row_scaled_at_kronecker(a, b):
     inner = a.inner
     if (isinstance(inner, Kronecker) and inner.A.shape[1] == b.A.shape[0]
             and inner.B.shape[1] == b.B.shape[0]):
-        return RowScaled(a.scales, matmul(inner, b), copy=False)
+        kept = _without_fall(lambda: RowScaled(a.scales, matmul(inner, b), copy=False))
+        if kept is not NotImplemented:
+            return kept
     return _blockwise_product(a, b)
 
 
@@ -827,3 +843,87 @@ def _block_diagonal_plus_row_scaled(a, b):
 def _row_scaled_plus_block_diagonal(a, b):
     """diag(d) diag(A_k) + diag(B_k) = diag(diag(d_k) A_k + B_k)"""
     return _blockwise_sum(a, b)
+
+
+# ===========================================================  block matrices
+# A grid of structures: products and sums go block by block through the table.
+
+
+def _split_diagonal(D: Diagonal, sizes) -> list:
+    offsets = BlockMatrix._offsets(sizes)
+    return [Diagonal(D.values[offsets[j]:offsets[j + 1]]) for j in range(len(sizes))]
+
+
+@_rule("matmul", BlockMatrix, Jacobian, (BlockMatrix, Dense, Sparse),
+       condition="one grid column, or J diagonal, dense or sparse")
+def _block_matrix_at(a, b):
+    """[A_i] J = [A_i J];  [A_ij] diag(d) = [A_ij diag(d_j)];  [A_ij] M = dense, block by block"""
+    return _without_fall(lambda: _block_matrix_at_parts(a, b))
+
+
+def _block_matrix_at_parts(a, b):
+    if isinstance(b, Diagonal):
+        parts = _split_diagonal(b, a.col_sizes)
+        return BlockMatrix([[matmul(A, parts[j]) for j, A in enumerate(row)] for row in a.grid])
+    if a.grid_shape[1] == 1:
+        return BlockMatrix([[matmul(row[0], b)] for row in a.grid])
+    if isinstance(b, Dense):
+        return Dense(a._matmat(b.matrix), copy=False)
+    if isinstance(b, Sparse):
+        return Sparse(sp.csr_array(a.to_sparse() @ b.csr), copy=False)
+    return NotImplemented
+
+
+@_rule("matmul", Jacobian, BlockMatrix, (BlockMatrix, Dense, Sparse),
+       condition="one grid row, or J diagonal, dense or sparse")
+def _at_block_matrix(a, b):
+    """J [B_j] = [J B_j];  diag(d) [B_ij] = [diag(d_i) B_ij];  M [B_ij] = dense, block by block"""
+    return _without_fall(lambda: _at_block_matrix_parts(a, b))
+
+
+def _at_block_matrix_parts(a, b):
+    if isinstance(a, Diagonal):
+        parts = _split_diagonal(a, b.row_sizes)
+        return BlockMatrix([[matmul(parts[i], B) for B in row] for i, row in enumerate(b.grid)])
+    if b.grid_shape[0] == 1:
+        return BlockMatrix([[matmul(a, B) for B in b.grid[0]]])
+    if isinstance(a, Dense):
+        return Dense(b._rmatmat(a.matrix), copy=False)
+    if isinstance(a, Sparse):
+        return Sparse(sp.csr_array(a.csr @ b.to_sparse()), copy=False)
+    return NotImplemented
+
+
+@_rule("matmul", BlockMatrix, BlockMatrix, BlockMatrix,
+       condition="the column partition of A is the row partition of B, or one grid column / row")
+def _block_matrix_at_block_matrix(a, b):
+    """[A_ij] [B_jk] = [sum_j A_ij B_jk]  (block product, when the partitions fit)"""
+    return _without_fall(lambda: _block_matrix_at_block_matrix_parts(a, b))
+
+
+def _block_matrix_at_block_matrix_parts(a, b):
+    if a.col_sizes == b.row_sizes:
+        grid = []
+        for row in a.grid:
+            out = []
+            for k in range(b.grid_shape[1]):
+                total = matmul(row[0], b.grid[0][k])
+                for j in range(1, len(row)):
+                    total = add(total, matmul(row[j], b.grid[j][k]))
+                out.append(total)
+            grid.append(out)
+        return BlockMatrix(grid)
+    if a.grid_shape[1] == 1:
+        return BlockMatrix([[matmul(row[0], b)] for row in a.grid])
+    if b.grid_shape[0] == 1:
+        return BlockMatrix([[matmul(a, B) for B in b.grid[0]]])
+    return NotImplemented
+
+
+@_rule("add", BlockMatrix, BlockMatrix, BlockMatrix, condition="equal partitions")
+def _block_matrix_plus_block_matrix(a, b):
+    """[A_ij] + [B_ij] = [A_ij + B_ij]"""
+    if a.row_sizes != b.row_sizes or a.col_sizes != b.col_sizes:
+        return NotImplemented
+    return _without_fall(lambda: BlockMatrix(
+        [[add(A, B) for A, B in zip(ra, rb)] for ra, rb in zip(a.grid, b.grid)]))

@@ -17,6 +17,7 @@ from .sparse import Sparse
 from .stacked_kronecker import StackedKronecker
 from .row_scaled import RowScaled, Transposed
 from .block_diagonal import BlockDiagonal
+from .block_matrix import BlockMatrix, block, hstack, vstack
 
 __all__ = [
     "Jacobian",
@@ -33,4 +34,8 @@ __all__ = [
     "RowScaled",
     "Transposed",
     "BlockDiagonal",
+    "BlockMatrix",
+    "hstack",
+    "vstack",
+    "block",
 ]

@@ -214,3 +214,55 @@ def make_block_diagonal(shape, rng, dtype):
 
 
 MAKERS["BlockDiagonal"] = make_block_diagonal
+
+
+def make_block_matrix_hstack(shape, rng, dtype):
+    """hstack([Dense (m, n//2), BlockRow (m, n - n//2)]): the Jacobian of a residual in two parameters."""
+    m, n = shape
+    if n < 2:
+        return None
+    k = n // 2
+    D = _values(rng, (m, k), dtype)
+    i = int(rng.integers(m))
+    row = _values(rng, n - k, dtype)
+    M = np.zeros(shape, dtype=dtype)
+    M[:, :k] = D
+    M[i, k:] = row
+    return sj.hstack([sj.Dense(D), sj.BlockRow(i, row, m)]), M
+
+
+def make_block_matrix_vstack(shape, rng, dtype):
+    """vstack([Dense (m//2, n), BlockColumn (m - m//2, n)])."""
+    m, n = shape
+    if m < 2:
+        return None
+    k = m // 2
+    D = _values(rng, (k, n), dtype)
+    j = int(rng.integers(n))
+    col = _values(rng, m - k, dtype)
+    M = np.zeros(shape, dtype=dtype)
+    M[:k] = D
+    M[k:, j] = col
+    return sj.vstack([sj.Dense(D), sj.BlockColumn(j, col, n)]), M
+
+
+def make_block_matrix_grid(shape, rng, dtype):
+    """[[Diagonal, 0], [Dense, c I]] with the partition (m//2, m - m//2) on both sides (square)."""
+    m, n = shape
+    if m != n or m < 2:
+        return None
+    k = m // 2
+    d = _values(rng, k, dtype, positive=True)
+    L = _values(rng, (m - k, k), dtype)
+    c = dtype(rng.uniform(0.5, 2.0))
+    M = np.zeros(shape, dtype=dtype)
+    M[np.arange(k), np.arange(k)] = d
+    M[k:, :k] = L
+    M[k:, k:] = c * np.eye(m - k, dtype=dtype)
+    J = sj.block([[sj.Diagonal(d), None], [sj.Dense(L), sj.ScaledIdentity(m - k, c, dtype=dtype)]])
+    return J, M
+
+
+MAKERS["BlockMatrix[hstack]"] = make_block_matrix_hstack
+MAKERS["BlockMatrix[vstack]"] = make_block_matrix_vstack
+MAKERS["BlockMatrix[2x2]"] = make_block_matrix_grid
