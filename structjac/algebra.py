@@ -726,11 +726,17 @@ def _kronecker_at_block_diagonal(a, b):
     return _blockwise_product(a, b)
 
 
-@_rule("matmul", BlockDiagonal, Kronecker, BlockDiagonal,
-       condition="the left factor is diagonal and " + _FITS)
+@_rule("matmul", BlockDiagonal, Kronecker, (BlockDiagonal, Dense),
+       condition="the left factor is diagonal and " + _FITS + "; a one-column left factor gives Dense")
 def _block_diagonal_at_kronecker(a, b):
-    """diag(B_k) (diag(c) (x) A) = diag(c_k B_k A)"""
-    return _blockwise_product(a, b)
+    """diag(B_k) (diag(c) (x) A) = diag(c_k B_k A);  diag(B_k) (c (x) A) = [c_k B_k A]_k stacked (no zero left: Dense)"""
+    result = _blockwise_product(a, b)
+    if result is NotImplemented and b.A.shape == (a.n_blocks, 1) and a.block_shape[1] == b.B.shape[0]:
+        N, p, q = a.blocks.shape
+        c = b.A.to_dense().reshape(N, 1, 1)
+        stacked = (c * a.blocks).reshape(N * p, q)
+        return Dense(b.B._rmatmat(stacked), copy=False)
+    return result
 
 
 @_rule("matmul", RowScaled, BlockDiagonal, BlockDiagonal,
@@ -740,25 +746,57 @@ def _row_scaled_at_block_diagonal(a, b):
     return _blockwise_product(a, b)
 
 
-@_rule("matmul", BlockDiagonal, RowScaled, BlockDiagonal,
-       condition="the scaled structure is block diagonal and " + _FITS)
+def _blocks_at_row_scaled(a: Jacobian, b: RowScaled):
+    """A diag(d) J: blockwise when J is block diagonal, else (A diag(d)) J through the table."""
+    result = _blockwise_product(a, b)
+    if result is not NotImplemented:
+        return result
+    va = _block_view(a)
+    if va is None:
+        return NotImplemented
+    N, A = va
+    q = A.shape[2]
+    if N == 0 or b.shape[0] != N * q:
+        return NotImplemented
+    scaled = BlockDiagonal(_full(N, A) * b.scales.reshape(N, 1, q), copy=False)
+    kept = _without_fall(lambda: matmul(scaled, b.inner))
+    if kept is NotImplemented or not isinstance(kept, (BlockDiagonal, Dense)):
+        return NotImplemented
+    return kept
+
+
+_THROUGH = "; otherwise (A diag(d)) J by the table when that is BlockDiagonal or Dense"
+
+
+@_rule("matmul", BlockDiagonal, RowScaled, (BlockDiagonal, Dense),
+       condition="the scaled structure is block diagonal and " + _FITS + _THROUGH)
 def _block_diagonal_at_row_scaled(a, b):
-    """diag(B_k) diag(d) diag(A_k) = diag(B_k diag(d_k) A_k)"""
-    return _blockwise_product(a, b)
+    """diag(B_k) diag(d) diag(A_k) = diag(B_k diag(d_k) A_k);  else diag(B_k diag(d_k)) J"""
+    return _blocks_at_row_scaled(a, b)
 
 
-@_rule("matmul", Kronecker, RowScaled, BlockDiagonal,
-       condition="both are block diagonal (a diagonal left Kronecker factor) and " + _FITS)
+@_rule("matmul", Kronecker, RowScaled, (BlockDiagonal, Dense),
+       condition="both are block diagonal (a diagonal left Kronecker factor) and " + _FITS + _THROUGH)
 def _kronecker_at_row_scaled(a, b):
     """(I_N (x) W_2) diag(d) (I_N (x) W_1) = diag(W_2 diag(d_k) W_1): the per-sample Jacobians of a network"""
-    return _blockwise_product(a, b)
+    return _blocks_at_row_scaled(a, b)
 
 
-@_rule("matmul", RowScaled, RowScaled, BlockDiagonal,
-       condition="both scaled structures are block diagonal and " + _FITS)
+@_rule("matmul", RowScaled, RowScaled, (BlockDiagonal, Dense),
+       condition="both scaled structures are block diagonal and " + _FITS + _THROUGH)
 def _row_scaled_at_row_scaled(a, b):
     """diag(d) diag(A_k) diag(e) diag(B_k) = diag(diag(d_k) A_k diag(e_k) B_k)"""
-    return _blockwise_product(a, b)
+    return _blocks_at_row_scaled(a, b)
+
+
+@_rule("matmul", BlockDiagonal, StackedKronecker, Dense, condition="N blocks of m columns")
+def _block_diagonal_at_stacked_kronecker(a, b):
+    """diag(B_k) [I_m (x) x^(k)T]_k = [B_k (x) x^(k)T]_k: every entry B_k[i, j] X[k, l] is a product, no zero left (Dense)"""
+    N, p, q = a.blocks.shape
+    if N != b.X.shape[0] or q != b.m:
+        return NotImplemented
+    out = np.einsum("kij,kl->kijl", a.blocks, b.X)
+    return Dense(out.reshape(N * p, q * b.X.shape[1]), copy=False)
 
 
 @_rule("matmul", RowScaled, Kronecker, (RowScaled, BlockDiagonal),
