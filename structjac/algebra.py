@@ -708,14 +708,14 @@ def _block_diagonal_at_block_diagonal(a, b):
 @_rule("matmul", Diagonal, BlockDiagonal, BlockDiagonal)
 def _diagonal_at_block_diagonal(a, b):
     """diag(d) diag(B_k) = diag(diag(d_k) B_k): the rows of each block scaled"""
-    N, p, q = b.blocks.shape
+    N, p, _ = b.blocks.shape
     return BlockDiagonal(a.values.reshape(N, p, 1) * b.blocks, copy=False)
 
 
 @_rule("matmul", BlockDiagonal, Diagonal, BlockDiagonal)
 def _block_diagonal_at_diagonal(a, b):
     """diag(B_k) diag(d) = diag(B_k diag(d_k)): the columns of each block scaled"""
-    N, p, q = a.blocks.shape
+    N, _, q = a.blocks.shape
     return BlockDiagonal(a.blocks * b.values.reshape(N, 1, q), copy=False)
 
 
@@ -815,7 +815,7 @@ def _row_scaled_at_kronecker(a, b):
 @_rule("matmul", BlockDiagonal, BlockRow, BlockRow)
 def _block_diagonal_at_blockrow(a, b):
     """diag(B_k) sum_j e_{i_j} r_j^T = sum_j sum_a e_{k_j p + a} (B_{k_j})_{a c_j} r_j^T, k_j = i_j // q, c_j = i_j % q: p rows per index"""
-    N, p, q = a.blocks.shape
+    _, p, q = a.blocks.shape
     k, c = np.divmod(b.indices, q)
     rows_of = (k[:, None] * p + np.arange(p)).reshape(-1)              # (r*p,)
     weights = a.blocks[k, :, c].reshape(-1)                             # B_{k_j}[:, c_j]
@@ -842,7 +842,7 @@ def _block_diagonal_plus_block_diagonal(a, b):
 @_rule("add", BlockDiagonal, Diagonal, BlockDiagonal)
 def _block_diagonal_plus_diagonal(a, b):
     """diag(B_k) + diag(d) = diag(B_k + diag(d_k)) (a square BlockDiagonal has square blocks)"""
-    N, p, q = a.blocks.shape
+    N, p, _ = a.blocks.shape
     blocks = np.array(a.blocks, dtype=np.result_type(a.dtype, b.dtype))
     i = np.arange(p)
     blocks[:, i, i] += np.asarray(b.values).reshape(N, p)

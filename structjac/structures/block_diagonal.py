@@ -140,7 +140,7 @@ class BlockDiagonal(Jacobian):
         return sp.csr_array((data, cols, indptr), shape=self.shape)
 
     def diagonal(self) -> np.ndarray:
-        N, p, q = self._blocks.shape
+        _, p, q = self._blocks.shape
         if p == q:
             return np.diagonal(self._blocks, axis1=1, axis2=2).reshape(-1).astype(self.dtype, copy=True)
         i = np.arange(min(self.shape))

@@ -94,7 +94,7 @@ def test_blocks_property_is_read_only_and_copied():
 
 
 def test_float32_stays_float32():
-    J, M = make("BlockDiagonal", (6, 6), np.random.default_rng(0), np.float32)
+    J, _ = make("BlockDiagonal", (6, 6), np.random.default_rng(0), np.float32)
     assert J.dtype == np.float32
     assert (J @ np.ones(6, dtype=np.float32)).dtype == np.float32
     assert J.T.dtype == J.inv().dtype == (2 * J).dtype == np.float32
