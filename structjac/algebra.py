@@ -626,12 +626,15 @@ def _without_fall(build):
 
 def _block_view(J: Jacobian):
     """``(N, blocks)`` with ``blocks`` of shape ``(N, p, q)`` or ``(1, p, q)`` (N equal
-    blocks, broadcast) when ``J`` is block diagonal in its structure; else None."""
+    blocks, broadcast) when ``J`` is block diagonal with dense blocks in its structure:
+    a BlockDiagonal, ``diag(c) (x) W`` with ``W`` Dense, a RowScaled of either; else None."""
     if isinstance(J, BlockDiagonal):
         return J.n_blocks, J.blocks
-    if isinstance(J, Kronecker) and isinstance(J.A, Diagonal):
+    if isinstance(J, Kronecker) and isinstance(J.A, Diagonal) and isinstance(J.B, Dense):
+        # Only a Dense right factor: its blocks are stored densely already, so the
+        # blockwise products densify nothing (a structured B would be).
         N = J.A.shape[0]
-        B = J.B.to_dense()[None]
+        B = J.B.matrix[None]
         if isinstance(J.A, ScaledIdentity):
             return N, B * J.A.scalar if not isinstance(J.A, Identity) else B
         return N, J.A.values[:, None, None] * B
@@ -720,14 +723,14 @@ def _block_diagonal_at_diagonal(a, b):
 
 
 @_rule("matmul", Kronecker, BlockDiagonal, BlockDiagonal,
-       condition="the left factor is diagonal and " + _FITS)
+       condition="the left factor is diagonal, the right one Dense, and " + _FITS)
 def _kronecker_at_block_diagonal(a, b):
     """(diag(c) (x) A) diag(B_k) = diag(c_k A B_k)  (I_N (x) A is diag(A, ..., A))"""
     return _blockwise_product(a, b)
 
 
 @_rule("matmul", BlockDiagonal, Kronecker, (BlockDiagonal, Dense),
-       condition="the left factor is diagonal and " + _FITS + "; a one-column left factor gives Dense")
+       condition="the left factor is diagonal, the right one Dense, and " + _FITS + "; a one-column left factor gives Dense")
 def _block_diagonal_at_kronecker(a, b):
     """diag(B_k) (diag(c) (x) A) = diag(c_k B_k A);  diag(B_k) (c (x) A) = [c_k B_k A]_k stacked (no zero left: Dense)"""
     result = _blockwise_product(a, b)
@@ -856,14 +859,14 @@ def _diagonal_plus_block_diagonal(a, b):
 
 
 @_rule("add", BlockDiagonal, Kronecker, BlockDiagonal,
-       condition="the left factor is diagonal and the blocks are equal in shape")
+       condition="the left factor is diagonal, the right one Dense, and the blocks are equal in shape")
 def _block_diagonal_plus_kronecker(a, b):
     """diag(B_k) + diag(c) (x) A = diag(B_k + c_k A)"""
     return _blockwise_sum(a, b)
 
 
 @_rule("add", Kronecker, BlockDiagonal, BlockDiagonal,
-       condition="the left factor is diagonal and the blocks are equal in shape")
+       condition="the left factor is diagonal, the right one Dense, and the blocks are equal in shape")
 def _kronecker_plus_block_diagonal(a, b):
     """diag(c) (x) A + diag(B_k) = diag(c_k A + B_k)"""
     return _blockwise_sum(a, b)

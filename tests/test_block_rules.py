@@ -233,3 +233,13 @@ def test_law_inverse_and_distributivity(N, p, seed):
     np.testing.assert_allclose((d @ (A + B)).to_dense(), np.diag(d.values) @ (MA + MB), rtol=1e-10, atol=1e-10)
     x = rng.standard_normal(N * p)
     np.testing.assert_allclose((A @ B) @ x, A @ (B @ x), rtol=1e-10, atol=1e-10)
+
+
+def test_kronecker_with_a_structured_right_factor_is_not_densified():
+    """I_2 (x) diag(d) @ BlockDiagonal: the rule would densify diag(d) into a block; it falls visibly."""
+    rng = np.random.default_rng(10)
+    K = sj.Kronecker(sj.Identity(2), sj.Diagonal(rng.uniform(1, 2, 3)))
+    B, MB = _bd(rng, 2, 3, 3)
+    with pytest.warns(sj.StructureLostWarning, match=r"matmul\(Kronecker, BlockDiagonal\)"):
+        C = K @ B
+    np.testing.assert_allclose(C.to_dense(), K.to_dense() @ MB, rtol=1e-12)

@@ -266,3 +266,15 @@ def make_block_matrix_grid(shape, rng, dtype):
 MAKERS["BlockMatrix[hstack]"] = make_block_matrix_hstack
 MAKERS["BlockMatrix[vstack]"] = make_block_matrix_vstack
 MAKERS["BlockMatrix[2x2]"] = make_block_matrix_grid
+
+
+def make_kronecker_identity_dense(shape, rng, dtype):
+    """I_N (x) W with W Dense, N = 2, 3 or 1 as the batch makers: dz/dX of a layer over a batch."""
+    N = _block_count(shape)
+    if N is None:
+        return None
+    W = _values(rng, (shape[0] // N, shape[1] // N), dtype)
+    return sj.Kronecker(sj.Identity(N, dtype=dtype), sj.Dense(W)), np.kron(np.eye(N, dtype=dtype), W)
+
+
+MAKERS["Kronecker[I (x) W]"] = make_kronecker_identity_dense

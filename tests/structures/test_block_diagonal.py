@@ -156,3 +156,13 @@ def test_applies_without_densifying(monkeypatch):
     X = np.random.default_rng(1).standard_normal((6, 3))
     np.testing.assert_allclose(J @ X, M @ X)
     np.testing.assert_allclose(X.T @ J, X.T @ M)
+
+
+class TestKroneckerIdentityDense(DenseOracle):
+    """I_N (x) W, the maker the block rules meet most (a block diagonal of N equal blocks)."""
+
+    kind = "Kronecker[I (x) W]"
+    shapes = [(6, 6), (3, 6), (6, 4), (3, 3)]
+
+    def expected_nnz(self, J, M):
+        return J.A.to_sparse().nnz * J.B.to_sparse().nnz
