@@ -1,7 +1,8 @@
 """Differentiable element-wise functions with structured Jacobians.
 
 Unary ops (:mod:`structjac.ops.unary`), user-defined ops
-(:func:`elementwise`), binary ops (:mod:`structjac.ops.binary`) and losses
+(:func:`elementwise`), binary ops (:mod:`structjac.ops.binary`), softmax and
+log-softmax over an axis (:mod:`structjac.ops.softmax`) and losses
 (:mod:`structjac.ops.losses`).  Each returns its value, its Jacobian as a
 structure (``Diagonal``, ``Identity``, ``ScaledIdentity``, ``BlockRow``) and a
 fused vector-Jacobian product computed by the kernels of
@@ -19,8 +20,10 @@ array([0., 1., 1.])
 from .binary import Add, BinaryOp, Divide, Multiply, Subtract, add, divide, multiply, subtract
 from .elementwise import ElementwiseOp, elementwise
 from .losses import (
-    BCE, MSE, REDUCTIONS, BCEWithLogits, Loss, bce, bce_with_logits, mse,
+    BCE, MSE, REDUCTIONS, BCEWithLogits, CrossEntropy, Loss, bce, bce_with_logits,
+    cross_entropy, mse,
 )
+from .softmax import LogSoftmax, Softmax, log_softmax, softmax
 from .unary import (
     Exp, LeakyReLU, Log, OutputUnaryOp, ReLU, Sigmoid, Softplus, Tanh, UnaryOp,
     exp, leaky_relu, log, relu, sigmoid, softplus, tanh,
@@ -35,6 +38,9 @@ __all__ = [
     # binary
     "add", "subtract", "multiply", "divide",
     "BinaryOp", "Add", "Subtract", "Multiply", "Divide",
+    # row-wise (softmax over an axis)
+    "softmax", "log_softmax", "Softmax", "LogSoftmax",
     # losses
-    "mse", "bce", "bce_with_logits", "Loss", "MSE", "BCE", "BCEWithLogits", "REDUCTIONS",
+    "mse", "bce", "bce_with_logits", "cross_entropy",
+    "Loss", "MSE", "BCE", "BCEWithLogits", "CrossEntropy", "REDUCTIONS",
 ]

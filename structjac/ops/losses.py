@@ -36,13 +36,14 @@ from __future__ import annotations
 import numpy as np
 
 from structjac import kernels as _k
-from structjac.structures import BlockRow, Diagonal
+from structjac.kernels import softmax as _ks
+from structjac.structures import BlockDiagonal, BlockRow, Diagonal, ScaledIdentity
 
 from ._dispatch import dispatched
 from ._checks import float_dtype, same_shape
 
-__all__ = ["Loss", "MSE", "BCE", "BCEWithLogits", "mse", "bce", "bce_with_logits",
-           "REDUCTIONS"]
+__all__ = ["Loss", "MSE", "BCE", "BCEWithLogits", "CrossEntropy", "mse", "bce",
+           "bce_with_logits", "cross_entropy", "REDUCTIONS"]
 
 #: The valid ``reduction=`` names.
 REDUCTIONS = ("mean", "sum", "none", "elementwise_mean")
@@ -144,6 +145,24 @@ class Loss:
         w = np.full(d.size, self._scale(y_hat, reduction), dtype=dtype)
         return BlockRow(0, w, 1, copy=False) @ Diagonal(d, copy=False)
 
+    @dispatched
+    def hessian(self, y, y_hat, reduction="mean"):
+        r"""The Hessian of the reduced loss with respect to ``y_hat`` (flattened row-major).
+
+        Each per-sample loss depends on its own sample only, so the Hessian is block
+        diagonal with the per-sample Hessians
+        :math:`\partial^2 J_0^{(k)} / \partial (\hat y^{(k)})^2` times the
+        reduction's weight (:math:`1/N` for ``"mean"``, 1 for ``"sum"``,
+        :math:`1/\text{y\_hat.size}` for ``"elementwise_mean"``).  ``"none"`` returns
+        the per-sample Hessians unweighted, placed block-diagonally (the Hessian of
+        ``"sum"``).  The structure is the tightest one: ``ScaledIdentity`` for the squared
+        error, ``Diagonal`` for the binary cross-entropies, ``BlockDiagonal`` of one
+        ``C x C`` block per sample for :data:`cross_entropy`.
+        """
+        _check_reduction(reduction)
+        y, y_hat, dtype = self._prepare(y, y_hat)
+        return self._hessian(y, y_hat, dtype, self._scale(y_hat, reduction))
+
     def __repr__(self):
         return f"structjac.ops.{self.name}"
 
@@ -174,6 +193,9 @@ class MSE(Loss):
 
     def _grad(self, y, y_hat, scale, out):
         return _k.mse_grad(y, y_hat, scale, out=out)
+
+    def _hessian(self, y, y_hat, dtype, scale):      # d2/dy_hat2 (y - y_hat)^2 = 2
+        return ScaledIdentity(y_hat.size, 2.0 * scale, dtype=dtype)
 
 
 class BCE(Loss):
@@ -212,6 +234,14 @@ class BCE(Loss):
     def _grad(self, y, y_hat, scale, out):
         return _k.bce_grad(y, y_hat, scale, out=out)
 
+    def _hessian(self, y, y_hat, dtype, scale):
+        # d/dc of (c - y) / (c (1 - c)) = y / c^2 + (1 - y) / (1 - c)^2, at the clamped c
+        eps = _k.BCE_EPS[dtype]
+        c = np.clip(np.asarray(y_hat, dtype=dtype), eps, 1 - eps).reshape(-1)
+        t = np.asarray(y, dtype=dtype).reshape(-1)
+        d = (t / (c * c) + (1 - t) / ((1 - c) * (1 - c))) * dtype.type(scale)
+        return Diagonal(d.astype(dtype, copy=False), copy=False)
+
 
 class BCEWithLogits(Loss):
     r"""Binary cross-entropy on logits :math:`z` (the second argument), stable form.
@@ -247,6 +277,122 @@ class BCEWithLogits(Loss):
     def _grad(self, y, y_hat, scale, out):
         return _k.bce_with_logits_grad(y, y_hat, scale, out=out)
 
+    def _hessian(self, y, y_hat, dtype, scale):      # d/dz (sigma(z) - y) = sigma'(z)
+        d = _k.sigmoid_derivative(np.asarray(y_hat, dtype=dtype)).reshape(-1)
+        if scale != 1.0:
+            d *= dtype.type(scale)
+        return Diagonal(d, copy=False)
+
+
+class CrossEntropy(Loss):
+    r"""Softmax cross-entropy of logits :math:`z` (rows of ``(N, C)``) against classes.
+
+    The targets (first argument) are integer class labels :math:`c_k`, shape ``(N,)``,
+    or target rows :math:`t^{(k)}` (one-hot or probabilities), shape ``(N, C)``:
+
+    .. math::
+
+        J_0^{(k)} = -\sum_j t^{(k)}_j \log \operatorname{softmax}(z^{(k)})_j
+                 = \Big(\sum_j t^{(k)}_j\Big)\operatorname{lse}(z^{(k)}) - t^{(k)T} z^{(k)},
+        \qquad
+        \frac{\partial J_0^{(k)}}{\partial z^{(k)}}
+                 = \Big(\sum_j t^{(k)}_j\Big) p^{(k)} - t^{(k)},
+
+    with :math:`p = \operatorname{softmax}(z)` and
+    :math:`\operatorname{lse}(z) = m + \log\sum_j e^{z_j - m}`, :math:`m = \max_j z_j`
+    (finite at logits of any size).  For a label :math:`t^{(k)} = e_{c_k}`: the loss is
+    :math:`\operatorname{lse}(z^{(k)}) - z^{(k)}_{c_k}` and the gradient of the mean is
+    :math:`\frac1N(p^{(k)} - e_{c_k})`.  The Hessian of each per-sample loss is
+    :math:`(\sum_j t_j)(\operatorname{diag}(p) - p p^T)`.
+
+    Reductions as for every loss: ``"mean"`` divides by :math:`N` (PyTorch's default
+    ``reduction="mean"`` for ``cross_entropy`` is this one), ``"sum"``, ``"none"``, and
+    ``"elementwise_mean"``, which divides by ``logits.size`` :math:`= NC` as it divides
+    by ``y_hat.size`` for the other losses.  The argument order is ``(labels, logits)``
+    like the other losses, the reverse of PyTorch's ``cross_entropy(input, target)``.
+    A label outside ``[0, C)`` raises ``IndexError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac.ops import cross_entropy, softmax
+    >>> z = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 1e4]])
+    >>> labels = np.array([0, 2])
+    >>> cross_entropy.per_sample(labels, z).round(6)
+    array([0.169846, 0.      ])
+    >>> g = cross_entropy.grad(labels, z)
+    >>> bool(np.allclose(g, (softmax(z) - np.eye(3)[labels]) / 2))
+    True
+    >>> bool(np.isclose(cross_entropy(np.eye(3)[labels], z), cross_entropy(labels, z)))
+    True
+    >>> cross_entropy.hessian(labels, z)
+    BlockDiagonal(shape=(6, 6), dtype=float64, stored=144 B, dense=288 B)
+    """
+
+    name = "cross_entropy"
+
+    def _prepare(self, y, y_hat):
+        y = np.asarray(y)
+        z = np.asarray(y_hat)
+        if z.ndim != 2:
+            raise ValueError(
+                f"cross_entropy needs logits of shape (N, C); got logits of shape {z.shape} "
+                f"(labels/targets of shape {y.shape})"
+            )
+        if y.shape == z.shape:
+            return y, z, float_dtype(y, z)
+        if y.ndim == 1 and y.shape[0] == z.shape[0]:
+            if y.dtype.kind not in "iu":
+                raise TypeError(
+                    f"class labels of shape {y.shape} must be integers, got dtype {y.dtype}; "
+                    f"pass integer labels or targets of the logits' shape {z.shape}"
+                )
+            return y, z, float_dtype(z)
+        raise ValueError(
+            f"labels/targets have shape {y.shape} but the logits have shape {z.shape}; pass "
+            f"integer labels of shape ({z.shape[0]},) or targets of shape {z.shape}"
+        )
+
+    @staticmethod
+    def _labelled(y, y_hat):
+        return y.ndim == 1 and y_hat.ndim == 2
+
+    def _per_sample(self, y, y_hat):
+        if self._labelled(y, y_hat):
+            return _ks.cross_entropy_labels_per_sample(y, y_hat)
+        return _ks.cross_entropy_targets_per_sample(y, y_hat)
+
+    def _grad(self, y, y_hat, scale, out):
+        if self._labelled(y, y_hat):
+            return _ks.cross_entropy_labels_grad(y, y_hat, scale, out=out)
+        return _ks.cross_entropy_targets_grad(y, y_hat, scale, out=out)
+
+    @dispatched
+    def jacobian(self, y, y_hat, reduction="mean"):
+        r"""The Jacobian of the reduced loss with respect to the logits (flattened row-major).
+
+        ``"mean"``, ``"sum"``, ``"elementwise_mean"``: the ``1 x NC`` row
+        ``BlockRow(0, w, 1) @ Diagonal(dJ0/dz)`` as for every loss.  ``"none"``: the
+        ``N x NC`` Jacobian of the per-sample vector, a ``BlockDiagonal`` of ``N``
+        blocks ``1 x C`` (block :math:`k` is :math:`\partial J_0^{(k)}/\partial z^{(k)}`).
+        """
+        if reduction != "none":
+            return Loss.jacobian.__wrapped__(self, y, y_hat, reduction)
+        y, y_hat, _ = self._prepare(y, y_hat)
+        d = self._grad(y, y_hat, 1.0, None)
+        return BlockDiagonal(d.reshape(d.shape[0], 1, d.shape[1]), copy=False)
+
+    def _hessian(self, y, y_hat, dtype, scale):
+        z = np.asarray(y_hat, dtype=dtype)
+        if self._labelled(y, y_hat):
+            # validates the labels (IndexError) as the loss does; the Hessian does not use them
+            _ks._labels(y, z)
+            return BlockDiagonal(_ks.softmax_hessian_blocks(z, scale), copy=False)
+        blocks = _ks.softmax_hessian_blocks(z, scale)
+        weight = np.asarray(y, dtype=dtype).sum(axis=1, dtype=np.float64).astype(dtype)
+        blocks *= weight[:, None, None]
+        return BlockDiagonal(blocks, copy=False)
+
 
 #: Squared error (see :class:`MSE`).
 mse = MSE()
@@ -254,3 +400,5 @@ mse = MSE()
 bce = BCE()
 #: Binary cross-entropy on logits (see :class:`BCEWithLogits`).
 bce_with_logits = BCEWithLogits()
+#: Softmax cross-entropy of logits against integer labels or target rows (see :class:`CrossEntropy`).
+cross_entropy = CrossEntropy()
