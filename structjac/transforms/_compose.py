@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import algebra
-from ..structures import BlockDiagonal, Diagonal, Identity, Kronecker, RowScaled
+from ..structures import BlockDiagonal, Diagonal, Identity, Kronecker, RowScaled, ScaledIdentity
 
 __all__ = ["compose", "accumulate", "per_sample_blocks"]
 
@@ -37,11 +37,13 @@ def per_sample_blocks(J, n_blocks=None):
         if n_blocks is None or blocks.shape[0] == n_blocks:
             return blocks
         return None
-    if isinstance(J, Kronecker) and type(J.A) is Identity:
+    if isinstance(J, Kronecker) and isinstance(J.A, ScaledIdentity):
         N = J.A.shape[0]
         if n_blocks is not None and N != n_blocks:
             return None
         B = J.B.to_dense()
+        if not isinstance(J.A, Identity):
+            B = J.A.scalar * B
         return np.broadcast_to(B, (N,) + B.shape)
     if isinstance(J, RowScaled):
         inner = per_sample_blocks(J.inner, n_blocks)
@@ -65,7 +67,7 @@ def per_sample_blocks(J, n_blocks=None):
 def _sample_count(J):
     if isinstance(J, BlockDiagonal):
         return J.blocks.shape[0]
-    if isinstance(J, Kronecker) and type(J.A) is Identity:
+    if isinstance(J, Kronecker) and isinstance(J.A, ScaledIdentity):
         return J.A.shape[0]
     if isinstance(J, RowScaled):
         return _sample_count(J.inner)
@@ -76,6 +78,17 @@ def _blockwise(a, b, operation):
     N = _sample_count(a) or _sample_count(b)
     if not N or N == 1:
         return None
+    if operation == "matmul" and isinstance(a, Diagonal) and _sample_count(b):
+        # diag(d) blockdiag(B_k) = blockdiag(diag(d^(k)) B_k), without expanding diag(d)
+        B = per_sample_blocks(b, N)
+        if B is None:
+            return None
+        return BlockDiagonal(np.asarray(a.values).reshape(N, -1, 1) * B, copy=False)
+    if operation == "matmul" and isinstance(b, Diagonal) and _sample_count(a):
+        A = per_sample_blocks(a, N)
+        if A is None:
+            return None
+        return BlockDiagonal(A * np.asarray(b.values).reshape(N, 1, -1), copy=False)
     A = per_sample_blocks(a, N)
     B = per_sample_blocks(b, N)
     if A is None or B is None:
@@ -89,21 +102,39 @@ def _blockwise(a, b, operation):
     return BlockDiagonal(A + B, copy=False)
 
 
+def _by_table(operation, a, b):
+    """The table's rule for ``(a, b)``, or NotImplemented when it has none or declines."""
+    rule = algebra.rule_for(operation, type(a), type(b))
+    if rule is None:
+        return NotImplemented
+    result = rule.function(a, b)
+    if result is NotImplemented:
+        return result
+    dtype = np.result_type(a.dtype, b.dtype)
+    return result if result.dtype == dtype else result.astype(dtype)
+
+
 def compose(a, b):
     """:math:`AB`: the rule table, or a per-sample block diagonal where the table has no rule."""
-    if algebra.rule_for("matmul", type(a), type(b)) is None and a.shape[1] == b.shape[0]:
-        blocks = _blockwise(a, b, "matmul")
-        if blocks is not None:
-            return blocks
-    return algebra.matmul(a, b)
+    if a.shape[1] != b.shape[0]:
+        return algebra.matmul(a, b)  # raises, naming both shapes
+    result = _by_table("matmul", a, b)
+    if result is NotImplemented:
+        result = _blockwise(a, b, "matmul")
+        if result is None:
+            return algebra.matmul(a, b)  # the table's exact fall-back, with its warning
+    return result
 
 
 def accumulate(a, b):
-    """:math:`A + B`, with the same per-sample fall-back as :func:`compose`."""
+    """:math:`A + B` (``a`` may be None: nothing yet), with the same per-sample fall-back."""
     if a is None:
         return b
-    if algebra.rule_for("add", type(a), type(b)) is None and a.shape == b.shape:
-        blocks = _blockwise(a, b, "add")
-        if blocks is not None:
-            return blocks
-    return algebra.add(a, b)
+    if a.shape != b.shape:
+        return algebra.add(a, b)  # raises, naming both shapes
+    result = _by_table("add", a, b)
+    if result is NotImplemented:
+        result = _blockwise(a, b, "add")
+        if result is None:
+            return algebra.add(a, b)
+    return result

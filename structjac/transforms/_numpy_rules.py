@@ -26,6 +26,8 @@ numpy                             local Jacobian                                
 ``A @ B``, ``np.dot``             :math:`I_p \otimes B^T` for A, :math:`A \otimes I_r` for B
 ``C @ W.T`` (W traced)            :class:`~structjac.StackedKronecker` ``(C, m)``
 ``np.sum``, ``np.mean``           a row :math:`c\mathbf 1^T` (all), :math:`I \otimes \mathbf 1^T` (axis)
+``np.max``, ``np.min``            the first extremal entry: per row a one-hot block
+                                  (BlockDiagonal) over trailing axes, else Sparse
 ``reshape``, ``ravel``            the input's Jacobian as it is
 ``.T``, ``np.transpose``          a permutation (Sparse)
 ``x[key]``                        a selection (Sparse), the identity for ``x[...]``
@@ -46,7 +48,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .. import kernels as _kernels
-from ..structures import Dense, Identity, Kronecker, StackedKronecker
+from ..structures import BlockDiagonal, Dense, Identity, Kronecker, StackedKronecker
 from ._local import (
     Local,
     elementwise_local,
@@ -518,6 +520,50 @@ def _mean(a, axis=None, dtype=None, out=None, keepdims=False, **rest):
     return _reduce("numpy.mean", a, axis, keepdims, True, dtype, out, **rest)
 
 
+def _extremum(name, chooser, a, axis=None, out=None, keepdims=False, **rest):
+    _no_out(name, out)
+    if rest:
+        raise TypeError(f"{name} of a traced value with {sorted(rest)} has no rule")
+    if type(a) is not Traced:
+        raise TypeError(f"{name}: the traced value must be the array argument")
+    xv = a.value
+    axes = _axes(axis, xv.ndim, name)
+    function = np.max if chooser is np.argmax else np.min
+    y = np.asarray(function(xv, axis=axis, keepdims=keepdims))
+    kept = [i for i in range(xv.ndim) if i not in axes]
+    order = kept + list(axes)
+    K = int(np.prod([xv.shape[i] for i in kept])) if kept else 1
+    positions = np.arange(xv.size).reshape(xv.shape).transpose(order).reshape(K, -1)
+    values = xv.transpose(order).reshape(K, -1)
+    # the first extremal entry of each reduced group carries the derivative
+    where = chooser(values, axis=1)
+    chosen = positions[np.arange(K), where]
+    per_sample = K > 1 and kept == list(range(len(kept)))
+
+    def jacobian():
+        if per_sample:
+            # the reduced axes trail: output k depends on sample k only, one entry each
+            blocks = np.zeros((K, 1, values.shape[1]), dtype=y.dtype)
+            blocks[np.arange(K), 0, where] = 1
+            return BlockDiagonal(blocks, copy=False)
+        return selection_jacobian(np.arange(K), chosen, (K, xv.size), y.dtype)
+
+    def vjp(g):
+        flat = np.zeros(xv.size, dtype=np.asarray(g).dtype)
+        flat[chosen] = np.reshape(g, -1)
+        return flat.reshape(xv.shape)
+
+    return record(a._trace, y, [(a, Local(jacobian, vjp))])
+
+
+def _max(a, axis=None, out=None, keepdims=False, **rest):
+    return _extremum("numpy.max", np.argmax, a, axis, out, keepdims, **rest)
+
+
+def _min(a, axis=None, out=None, keepdims=False, **rest):
+    return _extremum("numpy.min", np.argmin, a, axis, out, keepdims, **rest)
+
+
 # ============================================================  the rest
 def _where(condition, x=None, y=None):
     if x is None or y is None:
@@ -587,6 +633,10 @@ def _constant_like(function):
 FUNCTIONS = {
     np.sum: _sum,
     np.mean: _mean,
+    np.max: _max,
+    np.amax: _max,
+    np.min: _min,
+    np.amin: _min,
     np.reshape: _reshape,
     np.ravel: _ravel,
     np.transpose: _transpose,

@@ -355,6 +355,14 @@ class Traced:
         """Return the mean over ``axis``, traced (as ``ndarray.mean``)."""
         return _rules.call_function(np.mean, (self,), dict(axis=axis, keepdims=keepdims, **kwargs))
 
+    def max(self, axis=None, keepdims=False, **kwargs):
+        """Return the maximum over ``axis``, traced (as ``ndarray.max``)."""
+        return _rules.call_function(np.max, (self,), dict(axis=axis, keepdims=keepdims, **kwargs))
+
+    def min(self, axis=None, keepdims=False, **kwargs):
+        """Return the minimum over ``axis``, traced (as ``ndarray.min``)."""
+        return _rules.call_function(np.min, (self,), dict(axis=axis, keepdims=keepdims, **kwargs))
+
     def dot(self, other):
         """Return ``np.dot(self, other)``, traced."""
         return _rules.call_function(np.dot, (self, other), {})
