@@ -8,7 +8,7 @@ from ._warnings import StructureLostError, StructureLostWarning, strict
 from .algebra import Rule, as_jacobian, rules
 from .chain import ChainPlan, chain, chain_plan
 from .layers import DenseLayer, dense_jacobians, neuron_jacobians
-from .nn import MLP, value_and_grad
+from .nn import MLP
 from .linear_operator import JacobianLinearOperator
 from .ops import (
     LeakyReLU,
@@ -32,6 +32,7 @@ from .ops import (
     subtract,
     tanh,
 )
+from .transforms import grad, jacobian, jvp, value_and_grad, vjp
 from .structures import (
     BlockColumn,
     BlockDiagonal,
@@ -109,8 +110,13 @@ __all__ = [
     "dense_jacobians",
     "neuron_jacobians",
     "MLP",
-    "value_and_grad",
     "chain",
     "chain_plan",
     "ChainPlan",
+    # function transforms of the user's own numpy code (structjac.transforms)
+    "jacobian",
+    "jvp",
+    "vjp",
+    "grad",
+    "value_and_grad",
 ]

@@ -146,9 +146,9 @@ class BlockMatrix(Jacobian):
         super().__init__((sum(row_sizes), sum(col_sizes)), dtype)
         self._set(_grid=grid, _row_sizes=row_sizes, _col_sizes=col_sizes)
 
-    @classmethod
-    def _from_grid(cls, grid) -> "BlockMatrix":
-        return cls([list(row) for row in grid])
+    def __reduce__(self):
+        # Pickles whenever its blocks do (the grid of blocks rebuilds it).
+        return (BlockMatrix, ([list(row) for row in self._grid],))
 
     # ------------------------------------------------------------------ metadata
     @property

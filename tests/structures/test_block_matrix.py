@@ -140,3 +140,14 @@ def test_a_fall_inside_a_block_is_one_visible_fall():
     np.testing.assert_allclose(result.to_dense(), K.to_dense() @ J.to_dense(), rtol=1e-12)
     with sj.strict(), pytest.raises(sj.StructureLostError, match="BlockMatrix"):
         K @ J
+
+
+def test_pickle_round_trip_of_picklable_blocks():
+    import pickle
+
+    rng = np.random.default_rng(4)
+    blocks = rng.standard_normal((2, 2, 3))
+    J = sj.hstack([sj.BlockDiagonal(blocks), sj.BlockDiagonal(blocks[:, :, :1])])
+    K = pickle.loads(pickle.dumps(J))
+    assert isinstance(K, sj.BlockMatrix) and K.col_sizes == J.col_sizes
+    np.testing.assert_array_equal(K.to_dense(), J.to_dense())
