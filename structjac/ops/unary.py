@@ -68,7 +68,7 @@ class UnaryOp:
     @property
     def layer_activation(self):
         """``(name, params)`` of the fused dense-layer kernels in
-        :mod:`structjac.kernels.layer` that compute this op, or None when it has none."""
+        ``structjac.kernels.layer`` that compute this op, or None when it has none."""
         if type(self) is not self._layer_kernel_owner:
             return None
         return self._layer_activation()
