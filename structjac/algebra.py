@@ -1,7 +1,7 @@
 r"""The rule table: how two structures combine, in closed form.
 
-Every rule is a small function with its one line of mathematics, registered in a plain
-dict keyed by ``(operation, left type, right type)``. A pair of operands is looked up
+Every rule is a small function with its one line of mathematics, registered (in
+:mod:`structjac._registry`) under ``(operation, left type, right type)``. A pair of operands is looked up
 along both method resolution orders, so a rule written for :class:`Diagonal` serves
 :class:`ScaledIdentity` and :class:`Identity` too, and a rule written for a tighter
 type overrides it. Among the rules that match, the one whose types are closest to the
@@ -25,7 +25,20 @@ from typing import Callable, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from ._warnings import StructureLostError, strict, structure_lost
+from ._registry import (
+    SAME_AS_LEFT,
+    SAME_AS_RIGHT,
+    Rule,
+    add,
+    lookup as _lookup,
+    matmul,
+    register as _rule,
+    rule_for,
+    rules,
+    scale,
+    subtract,
+)
+from ._warnings import StructureLostError, strict
 from .structures import (
     BlockDiagonal,
     BlockMatrix,
@@ -42,6 +55,8 @@ from .structures import (
     Sparse,
     Zero,
 )
+from .structures._wrap import as_jacobian
+from .structures.base import coerce_operand
 
 __all__ = [
     "Rule",
@@ -54,247 +69,9 @@ __all__ = [
     "as_jacobian",
 ]
 
-#: Result marker: the result has the type of the left operand.
-SAME_AS_LEFT = "same as left"
-#: Result marker: the result has the type of the right operand.
-SAME_AS_RIGHT = "same as right"
-
-
-class Rule(NamedTuple):
-    """One row of the rule table."""
-
-    operation: str
-    """``"matmul"`` or ``"add"``."""
-    left: type
-    """The left operand's type (subclasses match too)."""
-    right: type
-    """The right operand's type (subclasses match too)."""
-    result: object
-    """The result's type, a tuple of the types it may have, or ``"same as left"`` / ``"same as right"``."""
-    math: str
-    """The rule's one line of mathematics."""
-    condition: str
-    """When the rule applies (empty: always); otherwise it declines."""
-    function: Callable
-    """The rule itself, ``function(left, right) -> Jacobian``."""
-    priority: int
-    """Tie-break among equally close matches; higher wins."""
-
-
-_RULES: dict[tuple[str, type, type], Rule] = {}
-
-
-def _rule(operation, left, right, result, *, condition="", priority=0):
-    def register(function):
-        math = (function.__doc__ or "").strip().splitlines()[0]
-        _RULES[(operation, left, right)] = Rule(
-            operation, left, right, result, math, condition, function, priority
-        )
-        _CACHE.clear()
-        return function
-
-    return register
-
-
-def rules() -> list[Rule]:
-    """Return the rule table, one :class:`Rule` per registered rule.
-
-    Returns
-    -------
-    list of Rule
-        Named tuples ``(operation, left, right, result, math, condition, function,
-        priority)``, sorted by operation and type names.
-
-    Examples
-    --------
-    >>> import structjac as sj
-    >>> row = [r for r in sj.rules() if r.operation == "matmul"
-    ...        and r.left is sj.Diagonal and r.right is sj.BlockRow][0]
-    >>> row.result.__name__, row.math
-    ('BlockRow', 'diag(d) sum_j e_{i_j} r_j^T = sum_j e_{i_j} (d_{i_j} r_j)^T')
-    """
-    return sorted(_RULES.values(), key=lambda r: (r.operation, r.left.__name__, r.right.__name__))
-
-
-_CACHE: dict[tuple[str, type, type], Rule | None] = {}
-
-
-def _lookup(operation: str, left: type, right: type) -> Rule | None:
-    key = (operation, left, right)
-    try:
-        return _CACHE[key]
-    except KeyError:
-        found = _CACHE[key] = _search(operation, left, right)
-        return found
-
-
-def _search(operation: str, left: type, right: type) -> Rule | None:
-    best = None
-    for i, L in enumerate(left.__mro__):
-        for j, R in enumerate(right.__mro__):
-            found = _RULES.get((operation, L, R))
-            if found is not None:
-                key = (i + j, -found.priority, i)
-                if best is None or key < best[0]:
-                    best = (key, found)
-    return None if best is None else best[1]
-
-
-def rule_for(operation: str, left: type, right: type) -> Rule | None:
-    """Return the rule the table applies to ``left <operation> right``, or None.
-
-    Parameters
-    ----------
-    operation : {"matmul", "add"}
-    left, right : type
-        Subclasses of :class:`~structjac.Jacobian`.
-
-    Returns
-    -------
-    Rule or None
-        None when no rule matches: the operands then fall to Sparse with a
-        :class:`~structjac.StructureLostWarning`. A rule with a ``condition`` may
-        still decline for particular shapes.
-
-    Examples
-    --------
-    >>> import structjac as sj
-    >>> sj.algebra.rule_for("matmul", sj.Identity, sj.Dense).math
-    'I J = J (the same object, no copy)'
-    """
-    if operation not in ("matmul", "add"):
-        raise ValueError(f"operation must be 'matmul' or 'add', got {operation!r}")
-    return _lookup(operation, left, right)
-
-
-def _fallback(operation: str, a: Jacobian, b: Jacobian) -> Jacobian:
-    structure_lost(
-        f"{operation}({type(a).__name__}, {type(b).__name__}) has no structured rule; "
-        f"the result is computed exactly as Sparse",
-        stacklevel=5,
-    )
-    left, right = a.to_sparse(), b.to_sparse()
-    product = left @ right if operation == "matmul" else left + right
-    return Sparse(sp.csr_array(product), copy=False)
-
-
-def _apply(operation: str, a: Jacobian, b: Jacobian) -> Jacobian:
-    found = _lookup(operation, type(a), type(b))
-    result = NotImplemented if found is None else found.function(a, b)
-    if result is NotImplemented:
-        result = _fallback(operation, a, b)
-    dtype = a._dtype if a._dtype == b._dtype else np.result_type(a._dtype, b._dtype)
-    if result._dtype != dtype:
-        result = result.astype(dtype)
-    return result
-
-
-def matmul(a: Jacobian, b: Jacobian) -> Jacobian:
-    r"""Compose two Jacobians, :math:`AB`, by the rule table.
-
-    Parameters
-    ----------
-    a, b : Jacobian
-        With ``a.shape[1] == b.shape[0]``.
-
-    Returns
-    -------
-    Jacobian
-        The tightest structure the table knows for the product.
-
-    Raises
-    ------
-    ValueError
-        When the inner dimensions differ; the message names both shapes.
-    """
-    if a._shape[1] != b._shape[0]:
-        raise ValueError(
-            f"A @ B: shapes do not fit: {type(a).__name__} of shape {a.shape} and "
-            f"{type(b).__name__} of shape {b.shape} (inner dimensions {a.shape[1]} != {b.shape[0]})"
-        )
-    return _apply("matmul", a, b)
-
-
-def add(a: Jacobian, b: Jacobian) -> Jacobian:
-    r"""Add two Jacobians of the same shape, :math:`A + B`, by the rule table.
-
-    Raises
-    ------
-    ValueError
-        When the shapes differ; the message names both.
-    """
-    if a.shape != b.shape:
-        raise ValueError(
-            f"A + B: shapes do not fit: {type(a).__name__} of shape {a.shape} and "
-            f"{type(b).__name__} of shape {b.shape}"
-        )
-    return _apply("add", a, b)
-
-
-def subtract(a: Jacobian, b: Jacobian) -> Jacobian:
-    r""":math:`A - B = A + (-1)B`: negation keeps every structure, then :func:`add`."""
-    if a.shape != b.shape:
-        raise ValueError(
-            f"A - B: shapes do not fit: {type(a).__name__} of shape {a.shape} and "
-            f"{type(b).__name__} of shape {b.shape}"
-        )
-    return _apply("add", a, b._scale(-1))
-
-
-def scale(a: Jacobian, c) -> Jacobian:
-    r""":math:`cA`, in the structure of :math:`A` (every structure scales in closed form)."""
-    return a._scale(c)
-
-
-def as_jacobian(obj, n: int | None = None) -> Jacobian:
-    """Wrap ``obj`` as a :class:`Jacobian`.
-
-    Parameters
-    ----------
-    obj : Jacobian, ndarray (2-D), scipy.sparse matrix or array, or scalar
-        A Jacobian is returned as it is; a 2-D array becomes :class:`Dense`, a sparse
-        matrix :class:`Sparse`, a scalar ``c`` the :class:`ScaledIdentity` ``c I_n``.
-    n : int, optional
-        The size of the scaled identity for a scalar (default 1).
-
-    Returns
-    -------
-    Jacobian
-
-    Examples
-    --------
-    >>> import numpy as np, scipy.sparse as sp, structjac as sj
-    >>> sj.as_jacobian(np.eye(2))
-    Dense(shape=(2, 2), dtype=float64, stored=32 B, dense=32 B)
-    >>> sj.as_jacobian(sp.eye_array(2))
-    Sparse(shape=(2, 2), dtype=float64, stored=36 B, dense=32 B)
-    >>> sj.as_jacobian(0.5, n=3)
-    ScaledIdentity(shape=(3, 3), dtype=float64, stored=8 B, dense=72 B)
-    """
-    if isinstance(obj, Jacobian):
-        return obj
-    if sp.issparse(obj):
-        return Sparse(obj)
-    if np.ndim(obj) == 0 and not isinstance(obj, (str, bytes)):
-        return ScaledIdentity(1 if n is None else n, np.asarray(obj)[()])
-    arr = np.asarray(obj)
-    if arr.ndim == 2:
-        return Dense(arr)
-    raise ValueError(
-        f"as_jacobian: cannot wrap an array of shape {arr.shape}; a Jacobian is 2-D "
-        "(use Diagonal(d) for a diagonal, Dense(v[None, :]) for a row)"
-    )
-
-
-def coerce_operand(obj):
-    """Operand of ``+``/``-``: a Jacobian, a 2-D ndarray or a sparse matrix; else NotImplemented."""
-    if isinstance(obj, Jacobian):
-        return obj
-    if sp.issparse(obj):
-        return Sparse(obj)
-    if isinstance(obj, np.ndarray) and obj.ndim == 2:
-        return Dense(obj)
-    return NotImplemented
+# The registry (structjac._registry) holds the table, looks rules up and applies them;
+# this module only registers the rules, after the classes exist, so that no structure
+# imports it.
 
 
 def _one_row(J: Jacobian) -> bool:

@@ -18,6 +18,7 @@ from .stacked_kronecker import StackedKronecker
 from .row_scaled import RowScaled, Transposed
 from .block_diagonal import BlockDiagonal
 from .block_matrix import BlockMatrix, block, hstack, vstack
+from ._wrap import as_jacobian
 
 __all__ = [
     "Jacobian",

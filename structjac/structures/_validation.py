@@ -12,6 +12,8 @@ import operator
 
 import numpy as np
 
+from .._dtypes import as_float_dtype
+
 __all__ = [
     "as_float_dtype",
     "frozen_array",
@@ -19,25 +21,6 @@ __all__ = [
     "check_scalar",
     "format_nbytes",
 ]
-
-
-def as_float_dtype(dtype) -> np.dtype:
-    """Return the dtype a structure computes in for input of ``dtype``.
-
-    Floating and complex dtypes are kept (float32 stays float32); integers and
-    booleans become float64, as in :func:`numpy.linalg.inv`.
-
-    Raises
-    ------
-    TypeError
-        For any other dtype (object, string, datetime ...), naming it.
-    """
-    dtype = np.dtype(dtype)
-    if dtype.kind in "fc":
-        return dtype
-    if dtype.kind in "biu":
-        return np.dtype(np.float64)
-    raise TypeError(f"structjac works on numbers; got an array of dtype {dtype}")
 
 
 def frozen_array(values, *, ndim: int, name: str, owner: str, copy: bool = True) -> np.ndarray:

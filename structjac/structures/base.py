@@ -3,31 +3,24 @@
 A :class:`Jacobian` is an immutable linear map :math:`J \\in \\mathbb{R}^{m \\times n}`
 kept in the structure the mathematics gives it. Subclasses say how they store
 themselves and how they apply to a block of vectors; everything that involves two
-structures (``@``, ``+``) is decided by the rule table in :mod:`structjac.algebra`.
+structures (``@``, ``+``) is decided by the rule table: :mod:`structjac._registry` looks
+the rules up and applies them, :mod:`structjac.algebra` registers them. This module
+imports neither the subclasses nor the rules.
 """
 
 from __future__ import annotations
 
+import abc
 import numbers
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import as_float_dtype, format_nbytes
+from .. import _registry
+from .._dtypes import as_float_dtype, result_dtype
+from ._validation import format_nbytes
 
 __all__ = ["Jacobian"]
-
-
-_ALGEBRA = []
-
-
-def _algebra():
-    # The rule table imports the structures; the structures reach it at call time only.
-    if not _ALGEBRA:
-        from .. import algebra
-
-        _ALGEBRA.append(algebra)
-    return _ALGEBRA[0]
 
 
 def _is_scalar(value) -> bool:
@@ -36,7 +29,16 @@ def _is_scalar(value) -> bool:
     return isinstance(value, (numbers.Number, np.number))
 
 
-class Jacobian:
+def coerce_operand(obj):
+    """Operand of ``+``/``-``: a Jacobian, a 2-D ndarray or a sparse matrix; else NotImplemented."""
+    if isinstance(obj, Jacobian):
+        return obj
+    if sp.issparse(obj) or (isinstance(obj, np.ndarray) and obj.ndim == 2):
+        return _registry.as_jacobian(obj)
+    return NotImplemented
+
+
+class Jacobian(abc.ABC):
     r"""A linear map :math:`J \in \mathbb{F}^{m \times n}` kept in its structure.
 
     Every structure has a ``shape`` ``(m, n)``, a ``dtype``, the number of bytes it
@@ -50,6 +52,11 @@ class Jacobian:
       ``J + K``, ``J - K``, ``-J``, ``c * J`` and ``J / c`` likewise.
 
     Structures are immutable: their arrays are read-only copies.
+
+    A subclass must give ``nbytes``, ``to_dense``, ``to_sparse``, ``diagonal``,
+    ``astype``, ``_transpose``, ``_scale`` and ``_matmat`` (abstract here); it builds
+    itself by calling ``Jacobian.__init__(shape, dtype)`` and then ``_set`` for its own
+    slots, once.
     """
 
     __slots__ = ("_shape", "_dtype")
@@ -89,9 +96,9 @@ class Jacobian:
         return 2
 
     @property
+    @abc.abstractmethod
     def nbytes(self) -> int:
         """int: bytes of the numbers this structure stores."""
-        raise NotImplementedError
 
     @property
     def dense_nbytes(self) -> int:
@@ -106,21 +113,21 @@ class Jacobian:
         )
 
     # ------------------------------------------------------- what subclasses give
+    @abc.abstractmethod
     def to_dense(self) -> np.ndarray:
         """Return the dense matrix as a new (writable) ndarray of shape ``shape``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def to_sparse(self) -> sp.csr_array:
         """Return the matrix as a new ``scipy.sparse.csr_array`` with its exact sparsity.
 
         Stored entries are the structural nonzeros: a one-row :class:`BlockRow` of
         length ``n`` has ``nnz == n`` even where the row holds zeros.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def diagonal(self) -> np.ndarray:
         """Return the main diagonal, ``min(m, n)`` numbers, as a new ndarray."""
-        raise NotImplementedError
 
     def inv(self) -> "Jacobian":
         """Return the inverse in closed form, kept structured.
@@ -134,25 +141,26 @@ class Jacobian:
         """
         raise NotImplementedError(f"{type(self).__name__} has no closed-form inverse")
 
+    @abc.abstractmethod
     def astype(self, dtype) -> "Jacobian":
         """Return the same structure with its numbers cast to ``dtype`` (self if equal)."""
-        raise NotImplementedError
 
     @property
     def T(self) -> "Jacobian":
         """Jacobian: the transpose, structure kept (a BlockRow becomes a BlockColumn)."""
         return self._transpose()
 
+    @abc.abstractmethod
     def _transpose(self) -> "Jacobian":
-        raise NotImplementedError
+        """Return the transpose in its structure."""
 
+    @abc.abstractmethod
     def _scale(self, c) -> "Jacobian":
         """Return ``c * self`` in the same structure (``c`` a scalar)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _matmat(self, X: np.ndarray) -> np.ndarray:
         """Return ``self @ X`` for a 2-D ``X`` of shape ``(n, k)``."""
-        raise NotImplementedError
 
     def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
         """Return ``Y @ self`` for a 2-D ``Y`` of shape ``(k, m)``."""
@@ -192,7 +200,7 @@ class Jacobian:
             With dtype ``np.result_type(J.dtype, x.dtype)``.
         """
         arr = self._operand(x, "right")
-        dtype = np.result_type(self._dtype, arr.dtype)
+        dtype = result_dtype(self._dtype, arr.dtype)
         if arr.ndim == 1:
             return self._matmat(arr[:, None]).reshape(self._shape[0]).astype(dtype, copy=False)
         return self._matmat(arr).astype(dtype, copy=False)
@@ -211,7 +219,7 @@ class Jacobian:
             With dtype ``np.result_type(J.dtype, x.dtype)``.
         """
         arr = self._operand(x, "left")
-        dtype = np.result_type(self._dtype, arr.dtype)
+        dtype = result_dtype(self._dtype, arr.dtype)
         if arr.ndim == 1:
             return self._rmatmat(arr[None, :]).reshape(self._shape[1]).astype(dtype, copy=False)
         return self._rmatmat(arr).astype(dtype, copy=False)
@@ -232,9 +240,9 @@ class Jacobian:
     # --------------------------------------------------------------- operators
     def __matmul__(self, other):
         if isinstance(other, Jacobian):
-            return (_ALGEBRA[0] if _ALGEBRA else _algebra()).matmul(self, other)
+            return _registry.matmul(self, other)
         if sp.issparse(other):
-            return _algebra().matmul(self, _algebra().as_jacobian(other))
+            return _registry.matmul(self, _registry.as_jacobian(other))
         if _is_scalar(other):
             raise TypeError("J @ c with a scalar c: use J * c to scale a Jacobian")
         if isinstance(other, (np.ndarray, list, tuple)) or hasattr(other, "__array__"):
@@ -243,7 +251,7 @@ class Jacobian:
 
     def __rmatmul__(self, other):
         if sp.issparse(other):
-            return _algebra().matmul(_algebra().as_jacobian(other), self)
+            return _registry.matmul(_registry.as_jacobian(other), self)
         if _is_scalar(other):
             raise TypeError("c @ J with a scalar c: use c * J to scale a Jacobian")
         if isinstance(other, (np.ndarray, list, tuple)) or hasattr(other, "__array__"):
@@ -251,11 +259,10 @@ class Jacobian:
         return NotImplemented
 
     def _combine(self, other, name: str, reflected: bool = False):
-        algebra = _algebra()
-        other = algebra.coerce_operand(other)
+        other = coerce_operand(other)
         if other is NotImplemented:
             return NotImplemented
-        function = getattr(algebra, name)
+        function = getattr(_registry, name)
         return function(other, self) if reflected else function(self, other)
 
     def __add__(self, other):
@@ -279,16 +286,16 @@ class Jacobian:
     def __mul__(self, c):
         if not _is_scalar(c):
             return NotImplemented
-        return _algebra().scale(self, c)
+        return _registry.scale(self, c)
 
     def __rmul__(self, c):
         if not _is_scalar(c):
             return NotImplemented
-        return _algebra().scale(self, c)
+        return _registry.scale(self, c)
 
     def __truediv__(self, c):
         if not _is_scalar(c):
             return NotImplemented
         if c == 0:
             raise ZeroDivisionError(f"{type(self).__name__} / 0")
-        return _algebra().scale(self, 1 / c)
+        return _registry.scale(self, 1 / c)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ._wrap import as_jacobian
 from .base import Jacobian
 from .zero import Zero
 
@@ -34,8 +35,6 @@ __all__ = ["BlockMatrix", "hstack", "vstack", "block"]
 def _as_block(obj, where: str) -> Jacobian | None:
     if obj is None or isinstance(obj, Jacobian):
         return obj
-    from ..algebra import as_jacobian
-
     try:
         return as_jacobian(obj)
     except ValueError as exc:

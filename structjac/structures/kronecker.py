@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ._wrap import as_jacobian
 from .base import Jacobian
 
 __all__ = ["Kronecker"]
@@ -52,8 +53,6 @@ class Kronecker(Jacobian):
     __slots__ = ("_A", "_B")
 
     def __init__(self, A, B):
-        from ..algebra import as_jacobian
-
         A = as_jacobian(A)
         B = as_jacobian(B)
         dtype = np.result_type(A.dtype, B.dtype)

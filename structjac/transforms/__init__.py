@@ -9,8 +9,11 @@ Jacobian in the tightest structure the rule table of :mod:`structjac.algebra` gi
 (:mod:`~structjac.transforms._api`).
 """
 
+from . import _numpy_rules, _op_rules, _tracer
 from ._api import grad, jacobian, jvp, value_and_grad, vjp
 from ._numpy_rules import supported
 from ._tracer import Traced
+
+_tracer._install(_numpy_rules, _op_rules)
 
 __all__ = ["jacobian", "jvp", "vjp", "grad", "value_and_grad", "Traced", "supported"]

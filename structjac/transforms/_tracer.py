@@ -368,5 +368,12 @@ class Traced:
         return _rules.call_function(np.dot, (self, other), {})
 
 
-from . import _numpy_rules as _rules  # noqa: E402  (the rules use Traced)
-from . import _op_rules  # noqa: E402
+# The rule modules use Traced, so this module imports neither: structjac.transforms
+# imports them after this one and installs them here (no import cycle).
+_rules = None
+_op_rules = None
+
+
+def _install(numpy_rules, op_rules) -> None:
+    global _rules, _op_rules
+    _rules, _op_rules = numpy_rules, op_rules
