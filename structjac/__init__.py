@@ -4,6 +4,7 @@ Public names only; see ``DESIGN.md`` and the documentation for the architecture.
 """
 
 from . import layers, nn
+from ._dense_limit import DEFAULT_DENSE_LIMIT, DenseLimitError, dense_limit
 from ._warnings import StructureLostError, StructureLostWarning, strict
 from .algebra import Rule, as_jacobian, rules
 from .chain import ChainPlan, chain, chain_plan
@@ -57,6 +58,9 @@ from .structures import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "dense_limit",
+    "DenseLimitError",
+    "DEFAULT_DENSE_LIMIT",
     "Jacobian",
     "Identity",
     "ScaledIdentity",

@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 
 import scipy.sparse as sp
 
+from ._dense_limit import check_dense
 from ._dtypes import result_dtype
 from ._warnings import structure_lost
 
@@ -194,6 +195,12 @@ def _fallback(operation: str, a, b):
 def apply(operation: str, a, b):
     """Apply the rule for ``a <operation> b`` (or the exact Sparse fallback), in the result dtype."""
     found = lookup(operation, type(a), type(b))
+    if found is not None and getattr(found.result, "_dense_is_stored", False):
+        # The rule forms a new dense matrix (e.g. a block column times a block row).
+        m = a._shape[0]
+        n = b._shape[1] if operation == "matmul" else a._shape[1]
+        what = f"{operation}({type(a).__name__}, {type(b).__name__})"
+        check_dense((m, n), result_dtype(a._dtype, b._dtype), what)
     result = NotImplemented if found is None else found.function(a, b)
     if result is NotImplemented:
         result = _fallback(operation, a, b)

@@ -139,7 +139,7 @@ def test_jacobian_is_abstract():
 
     with pytest.raises(TypeError, match="abstract"):
         Jacobian((2, 2), np.float64)
-    assert {"to_dense", "to_sparse", "diagonal", "_matmat", "_scale", "_transpose"} <= set(
+    assert {"_to_dense", "to_sparse", "diagonal", "_matmat", "_scale", "_transpose"} <= set(
         Jacobian.__abstractmethods__
     )
 

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _registry
+from .._dense_limit import check_dense
 from .._dtypes import as_float_dtype, result_dtype
 from ._validation import format_nbytes
 
@@ -27,6 +28,15 @@ def _is_scalar(value) -> bool:
     if isinstance(value, np.ndarray):
         return value.ndim == 0
     return isinstance(value, (numbers.Number, np.number))
+
+
+def _reciprocal(c, dtype):
+    """``1 / c`` computed in the dtype of the result of ``J / c`` (a float32 ``c`` with a
+    float64 ``J`` is divided in float64, not in float32)."""
+    if isinstance(c, (np.generic, np.ndarray)):
+        wide = np.result_type(dtype, c.dtype)
+        return np.divide(wide.type(1), np.asarray(c, dtype=wide))[()]
+    return 1 / c
 
 
 def coerce_operand(obj):
@@ -113,9 +123,27 @@ class Jacobian(abc.ABC):
         )
 
     # ------------------------------------------------------- what subclasses give
-    @abc.abstractmethod
+    #: True for a structure that already stores its dense matrix (Dense): its
+    #: ``to_dense`` copies what the user gave, so the dense-size guard does not apply.
+    _dense_is_stored = False
+
     def to_dense(self) -> np.ndarray:
-        """Return the dense matrix as a new (writable) ndarray of shape ``shape``."""
+        """Return the dense matrix as a new (writable) ndarray of shape ``shape``.
+
+        Raises
+        ------
+        structjac.DenseLimitError
+            When the dense matrix would take more bytes than the dense limit
+            (2 GiB unless raised with :class:`structjac.dense_limit`); the message
+            names the bytes.
+        """
+        if not self._dense_is_stored:
+            check_dense(self._shape, self._dtype, f"{type(self).__name__}.to_dense()")
+        return self._to_dense()
+
+    @abc.abstractmethod
+    def _to_dense(self) -> np.ndarray:
+        """Return the dense matrix (the guard has been passed)."""
 
     @abc.abstractmethod
     def to_sparse(self) -> sp.csr_array:
@@ -298,4 +326,4 @@ class Jacobian(abc.ABC):
             return NotImplemented
         if c == 0:
             raise ZeroDivisionError(f"{type(self).__name__} / 0")
-        return _registry.scale(self, 1 / c)
+        return _registry.scale(self, _reciprocal(c, self._dtype))

@@ -124,7 +124,7 @@ class BlockDiagonal(Jacobian):
         return self._blocks.size
 
     # ------------------------------------------------------------- conversions
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         N, p, q = self._blocks.shape
         out = np.zeros((N, p, N, q), dtype=self.dtype)
         k = np.arange(N)

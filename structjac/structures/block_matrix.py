@@ -189,7 +189,7 @@ class BlockMatrix(Jacobian):
         return np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))).tolist()
 
     # ------------------------------------------------------------- conversions
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         out = np.zeros(self.shape, dtype=self.dtype)
         r, c = self._offsets(self._row_sizes), self._offsets(self._col_sizes)
         for i, j, b in self._blocks():

@@ -71,7 +71,7 @@ class BlockRow(Blocks):
         """ndarray, shape (r, n): the nonzero rows (always 2-D), read-only."""
         return self._block
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         out = np.zeros(self.shape, dtype=self.dtype)
         out[self._indices] = self._block
         return out
@@ -162,7 +162,7 @@ class BlockColumn(Blocks):
         """ndarray, shape (r, m): the nonzero columns, one per row, read-only."""
         return self._block
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         out = np.zeros(self.shape, dtype=self.dtype)
         out[:, self._indices] = self._block.T
         return out

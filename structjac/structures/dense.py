@@ -35,6 +35,7 @@ class Dense(Jacobian):
     """
 
     __slots__ = ("_matrix",)
+    _dense_is_stored = True
 
     def __init__(self, M, copy: bool = True):
         if sp.issparse(M):
@@ -52,7 +53,7 @@ class Dense(Jacobian):
     def nbytes(self) -> int:
         return self._matrix.nbytes
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         return np.array(self._matrix)
 
     def to_sparse(self) -> sp.csr_array:

@@ -83,7 +83,7 @@ class Diagonal(Jacobian):
     def nbytes(self) -> int:
         return self._values.nbytes
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         return np.diag(self.values).astype(self.dtype, copy=False)
 
     def to_sparse(self) -> sp.csr_array:

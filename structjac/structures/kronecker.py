@@ -75,16 +75,20 @@ class Kronecker(Jacobian):
     def nbytes(self) -> int:
         return self._A.nbytes + self._B.nbytes
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         return np.kron(self._A.to_dense(), self._B.to_dense())
 
     def to_sparse(self) -> sp.csr_array:
-        return sp.csr_array(sp.kron(self._A.to_sparse(), self._B.to_sparse(), format="csr"))
+        # scipy's kron of a factor that stores no entries is float64: keep our dtype.
+        product = sp.kron(self._A.to_sparse(), self._B.to_sparse(), format="csr")
+        return sp.csr_array(product, dtype=self.dtype)
 
     def diagonal(self) -> np.ndarray:
         if self._A.shape[0] == self._A.shape[1] and self._B.shape[0] == self._B.shape[1]:
-            return np.kron(self._A.diagonal(), self._B.diagonal())
-        return self.to_sparse().diagonal()
+            diagonal = np.kron(self._A.diagonal(), self._B.diagonal())
+        else:
+            diagonal = self.to_sparse().diagonal()
+        return diagonal.astype(self.dtype, copy=False)
 
     def inv(self) -> "Kronecker":
         r""":math:`(A \otimes B)^{-1} = A^{-1} \otimes B^{-1}`."""

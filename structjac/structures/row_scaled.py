@@ -86,7 +86,7 @@ class RowScaled(Jacobian):
     def nbytes(self) -> int:
         return self._d.nbytes + self._J.nbytes
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         return self._d[:, None] * self._J.to_dense()
 
     def to_sparse(self) -> sp.csr_array:
@@ -150,7 +150,7 @@ class Transposed(Jacobian):
     def nbytes(self) -> int:
         return self._J.nbytes
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         return np.array(self._J.to_dense().T)
 
     def to_sparse(self) -> sp.csr_array:

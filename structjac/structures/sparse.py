@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -55,7 +57,7 @@ class Sparse(Jacobian):
         c = self._csr
         return c.data.nbytes + c.indices.nbytes + c.indptr.nbytes
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         return self._csr.toarray()
 
     def to_sparse(self) -> sp.csr_array:
@@ -68,15 +70,21 @@ class Sparse(Jacobian):
         m, n = self.shape
         if m != n:
             raise np.linalg.LinAlgError(f"Sparse of shape {self.shape} is not square and has no inverse")
-        import warnings
-
+        if m == 0:
+            return Sparse(sp.csr_array((0, 0), dtype=self.dtype), copy=False)
+        if m == 1:
+            value = self._csr[0, 0] if self._csr.nnz else 0
+            if value == 0:
+                raise np.linalg.LinAlgError("Sparse 1 x 1 matrix is singular: entry (0, 0) is zero")
+            inverse = np.ones((1, 1), dtype=self.dtype) / np.asarray(value, dtype=self.dtype)
+            return Sparse(sp.csr_array(inverse), copy=False)
         with warnings.catch_warnings():
             warnings.simplefilter("error", spla.MatrixRankWarning)
             try:
                 inverse = spla.inv(sp.csc_array(self._csr))
             except (RuntimeError, spla.MatrixRankWarning) as err:
                 raise np.linalg.LinAlgError(f"Sparse matrix is singular: {err}") from None
-        return Sparse(sp.csr_array(inverse), copy=False)
+        return Sparse(sp.csr_array(inverse, dtype=self.dtype), copy=False)
 
     def astype(self, dtype) -> "Sparse":
         if np.dtype(dtype) == self.dtype:

@@ -107,7 +107,7 @@ class StackedKronecker(Jacobian):
         """int: the structural nonzeros, :math:`N m d`."""
         return self._X.size * self._m
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         N, d = self._X.shape
         m = self._m
         out = np.zeros((N, m, m, d), dtype=self.dtype)

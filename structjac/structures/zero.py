@@ -47,7 +47,7 @@ class Zero(Jacobian):
     def nbytes(self) -> int:
         return 0
 
-    def to_dense(self) -> np.ndarray:
+    def _to_dense(self) -> np.ndarray:
         return np.zeros(self.shape, dtype=self.dtype)
 
     def to_sparse(self) -> sp.csr_array:
