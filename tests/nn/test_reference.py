@@ -162,3 +162,22 @@ def test_float32_network_against_the_float64_reference(case):
         scale = max(np.abs(rW).max(), np.abs(rb).max())
         np.testing.assert_allclose(gW, rW, rtol=1e-4, atol=1e-5 * scale)
         np.testing.assert_allclose(gb, rb, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("case", CASES[:5], ids=_ids)
+def test_chain_of_each_whole_chain_gives_the_gradients(case):
+    """dJ/dW_l = chain(loss row, da/dz_L, dz/dx_L, ..., da/dz_l, dz/dW_l), planned by chain."""
+    from structjac.chain import chain
+    sizes, acts, loss = case
+    params, X, y = _problem(sizes, seed=21)
+    res = nn.value_and_grad(params, X, y, acts, loss, return_jacobians=True)
+    L = len(params)
+    S = [{k.split(" ", 2)[2]: v for k, v in res.jacobians[l].items()} for l in range(L)]
+    prefix = [S[L - 1]["dJ/da (loss row)"]]
+    for l in range(L - 1, -1, -1):
+        prefix.append(S[l]["da/dz"])
+        gW = np.asarray(chain(*prefix, S[l]["dz/dW"]).to_dense()).reshape(params[l][0].shape)
+        gb = np.asarray(chain(*prefix, S[l]["dz/db"]).to_dense()).reshape(params[l][1].shape)
+        np.testing.assert_allclose(gW, res.grads[l][0], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(gb, res.grads[l][1], rtol=1e-12, atol=1e-15)
+        prefix.append(S[l]["dz/dx"])
