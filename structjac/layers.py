@@ -56,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ops as _ops
+from .kernels import layer as _layer
 from .structures import (
     BlockRow,
     Dense,
@@ -67,11 +68,12 @@ from .structures import (
 
 __all__ = [
     "ACTIVATIONS",
-    "get_activation",
     "DenseLayer",
     "LayerJacobians",
-    "dense_jacobians",
     "NeuronJacobians",
+    "batch_structures",
+    "dense_jacobians",
+    "get_activation",
     "neuron_jacobians",
 ]
 
@@ -126,19 +128,141 @@ def _derivative_diagonal(op, z, a):
     return op.jacobian(z)
 
 
+def real_array(a, name):
+    """``np.asarray(a)``, refusing dtypes a real network would truncate or parse.
+
+    Complex values would lose their imaginary part and strings would be parsed as
+    numbers, so both raise a ``TypeError`` naming the argument and its dtype.
+    """
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        hint = (": the layers and networks are real; pass the real part explicitly if that is meant"
+                if arr.dtype.kind == "c" else ": a real numeric array is needed")
+        raise TypeError(f"{name} has dtype {arr.dtype}{hint}")
+    return arr
+
+
+def float_dtype(*dtypes) -> np.dtype:
+    """The floating dtype layers and networks compute in, for inputs of ``dtypes``.
+
+    The policy: float32 and float64 are kept (mixed: float64); float16 is promoted to
+    float32 (no kernel computes in half precision, and a float16 input must not come
+    back as float64); integers, booleans and anything wider than float64 compute in
+    float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac.layers import float_dtype
+    >>> float_dtype(np.float16), float_dtype(np.float32, np.int64), float_dtype(np.float32)
+    (dtype('float32'), dtype('float64'), dtype('float32'))
+    """
+    out = np.dtype(np.float32)
+    for dt in dtypes:
+        dt = np.dtype(dt)
+        if not (dt.kind == "f" and dt.itemsize <= 4):
+            return np.dtype(np.float64)
+    return out
+
+
+class _Activation:
+    """How a layer computes :math:`g` and :math:`g'` for one activation op.
+
+    The op is asked once, here: whether it has a fused layer kernel
+    (``op.layer_activation``) and whether its derivative comes from the output
+    (sigmoid, tanh: ``a(1 - a)``, ``(1 + a)(1 - a)``) or needs the pre-activation.
+    :mod:`structjac.nn` calls only these methods; a new activation needs no change there.
+    """
+
+    __slots__ = ("from_output", "fused", "op")
+
+    def __init__(self, op):
+        self.op = op
+        if op is None:
+            self.fused, self.from_output = ("identity", ()), True
+        else:
+            self.fused = op.layer_activation
+            if self.fused is not None:
+                self.from_output = _layer.ACTIVATIONS[self.fused[0]]
+            else:
+                self.from_output = isinstance(op, _ops.OutputUnaryOp)
+
+    def forward(self, Z, b, out):
+        """``Z`` holds ``A_prev @ W.T``; return ``(A, kept)`` where ``kept`` is what the
+        backward pass needs besides ``A`` (``Z + b``, or None).  ``out()`` gives a buffer."""
+        if self.fused is not None:
+            name, p = self.fused
+            if self.from_output:                           # in place: g'(z) from A
+                return _layer.bias_activation(Z, b, name, p), None
+            return _layer.bias_activation(Z, b, name, p, out=out()), Z
+        Z += b
+        if self.from_output:
+            return self.op(Z, out=Z), None
+        return self.op(Z, out=out()), Z
+
+    def vjp_bias_grad(self, G, Z, A):
+        """``G * g'`` written over ``G`` and the bias gradient ``1^T G``, fused."""
+        if self.fused is not None:
+            name, p = self.fused
+            return G, _layer.activation_vjp_bias_grad(G, A if self.from_output else Z, name, p)
+        if self.from_output:
+            G = self.op.vjp_from_output(A, G, out=G)
+        else:
+            G = self.op.vjp(Z, G, out=G)
+        return G, G.sum(axis=0)
+
+    def outer_vjp_bias_grad(self, g, w, Z, A, out):
+        """As :meth:`vjp_bias_grad` for ``G = g w`` (one unit above), the outer product
+        formed inside the pass; ``out()`` gives the buffer for ``G``."""
+        if self.fused is not None:
+            name, p = self.fused
+            return _layer.outer_activation_vjp_bias_grad(
+                g, w, A if self.from_output else Z, name, p, out=out())
+        return self.vjp_bias_grad(np.multiply(g, w, out=out()), Z, A)
+
+    def jacobian(self, Z, A):
+        """``diag(g')`` over ``A.size`` values, from the output when the op allows."""
+        if self.op is None:
+            return Identity(A.size, dtype=A.dtype)
+        if self.from_output:
+            return self.op.jacobian_from_output(A)
+        return self.op.jacobian(Z)
+
+
+def batch_structures(W, X, copy=True):
+    r"""The Jacobians of :math:`Z = X W^T + \mathbf 1_N b^T` over a batch, as structures.
+
+    Returns ``(dz_dW, dz_db, dz_dx)``: ``StackedKronecker(X, m)``,
+    ``Kronecker(Dense(ones (N, 1)), Identity(m))`` and ``Kronecker(Identity(N), Dense(W))``
+    (see the module documentation).  ``copy=False`` lets the first keep ``X`` itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac.layers import batch_structures
+    >>> [J.shape for J in batch_structures(np.ones((2, 3)), np.ones((4, 3)))]
+    [(8, 6), (8, 2), (8, 12)]
+    """
+    N = X.shape[0]
+    m = W.shape[0]
+    dtype = X.dtype
+    return (StackedKronecker(X, m, copy=copy),
+            Kronecker(Dense(np.ones((N, 1), dtype=dtype)), Identity(m, dtype=dtype)),
+            Kronecker(Identity(N, dtype=dtype), Dense(W)))
+
+
 def _check_layer(W, b):
-    W = np.asarray(W)
+    W = real_array(W, "W")
     if W.ndim != 2:
         raise ValueError(f"W must be 2-D (m, d), got shape {W.shape}")
-    if W.dtype.kind not in "f":
-        W = W.astype(np.float64)
     m = W.shape[0]
     if b is None:
-        b = np.zeros(m, dtype=W.dtype)
-    b = np.asarray(b)
+        b = np.zeros(m, dtype=float_dtype(W.dtype))
+    b = real_array(b, "b")
     if b.shape != (m,):
         raise ValueError(f"b must have shape ({m},) for W of shape {W.shape}, got {b.shape}")
-    return W, b
+    dtype = float_dtype(W.dtype, b.dtype)
+    return W.astype(dtype, copy=False), b.astype(dtype, copy=False)
 
 
 @dataclass(frozen=True)
@@ -194,7 +318,10 @@ class LayerJacobians:
         if not self.batch:
             raise ValueError("dz_dx_sample is for a batch; for one sample use dz_dx")
         N = self.x.shape[0]
-        k = int(k) % N
+        k = int(k)
+        if not -N <= k < N:
+            raise IndexError(f"sample {k} out of range for a batch of N = {N} samples")
+        k %= N
         m = self.m
         return BlockRow(np.arange(k * m, (k + 1) * m), self.W, N * m)
 
@@ -249,10 +376,8 @@ def dense_jacobians(W, b, x, activation="sigmoid") -> LayerJacobians:
     """
     W, b = _check_layer(W, b)
     op = get_activation(activation)
-    x = np.asarray(x)
-    if x.dtype.kind not in "f":
-        x = x.astype(np.float64)
-    dtype = np.result_type(W.dtype, b.dtype, x.dtype)
+    x = real_array(x, "x")
+    dtype = float_dtype(W.dtype, x.dtype)
     W = W.astype(dtype, copy=False)
     b = b.astype(dtype, copy=False)
     x = x.astype(dtype, copy=False)
@@ -269,12 +394,9 @@ def dense_jacobians(W, b, x, activation="sigmoid") -> LayerJacobians:
     elif x.ndim == 2:
         if x.shape[1] != d:
             raise ValueError(f"X of shape {x.shape} does not fit W of shape {W.shape}")
-        N = x.shape[0]
         z = x @ W.T + b
         a = z.copy() if op is None else op(z)
-        dz_dW = StackedKronecker(x, m)
-        dz_db = Kronecker(Dense(np.ones((N, 1), dtype=dtype)), Identity(m, dtype=dtype))
-        dz_dx = Kronecker(Identity(N, dtype=dtype), Dense(W))
+        dz_dW, dz_db, dz_dx = batch_structures(W, x)
         batch = True
     else:
         raise ValueError(f"x must be (d,) or (N, d), got shape {x.shape}")
@@ -316,9 +438,17 @@ class DenseLayer:
         return self.W.shape
 
     def forward(self, x):
-        """Return :math:`g(Wx + b)` for ``x`` of shape ``(d,)`` or ``(N, d)``."""
-        x = np.asarray(x)
-        z = x @ self.W.T + self.b
+        """Return :math:`g(Wx + b)` for ``x`` of shape ``(d,)`` or ``(N, d)``.
+
+        Computed in :func:`float_dtype` of ``W`` and ``x`` (float16 becomes float32).
+        """
+        x = real_array(x, "x")
+        if x.ndim not in (1, 2) or x.shape[-1] != self.W.shape[1]:
+            raise ValueError(
+                f"x of shape {x.shape} does not fit W of shape {self.W.shape}: "
+                f"expected ({self.W.shape[1]},) or (N, {self.W.shape[1]})")
+        dtype = float_dtype(self.W.dtype, x.dtype)
+        z = x.astype(dtype, copy=False) @ self.W.T.astype(dtype, copy=False) + self.b.astype(dtype, copy=False)
         return z if self.activation is None else self.activation(z)
 
     __call__ = forward
@@ -348,7 +478,11 @@ class NeuronJacobians:
 
     def dz_dx(self, k: int) -> BlockRow:
         r""":math:`\partial z/\partial x^{(k)} = e_k w^T`: only row :math:`k` is nonzero."""
-        return BlockRow(int(k), self.w, self.X.shape[0])
+        N = self.X.shape[0]
+        k = int(k)
+        if not -N <= k < N:
+            raise IndexError(f"sample {k} out of range for a batch of N = {N} samples")
+        return BlockRow(k % N, self.w, N)
 
     def da_dx(self, k: int) -> Jacobian:
         r""":math:`\partial a/\partial x^{(k)} = \operatorname{diag}(g') e_k w^T = e_k (g'_k w)^T`."""
@@ -396,23 +530,18 @@ def neuron_jacobians(w, b, X, activation="sigmoid") -> NeuronJacobians:
     >>> bool(np.allclose(J.da_dw.to_dense(), (J.a * (1 - J.a))[:, None] * X))
     True
     """
-    X = np.asarray(X)
-    w = np.asarray(w)
+    X = real_array(X, "X")
+    w = real_array(w, "w")
     if X.ndim != 2 or w.ndim != 1 or X.shape[1] != w.shape[0]:
         raise ValueError(f"neuron: X must be (N, d) and w (d,); got {X.shape} and {w.shape}")
-    dtype = np.result_type(X.dtype, w.dtype, np.float32 if X.dtype == np.float32 else np.float64)
+    dtype = float_dtype(X.dtype, w.dtype)
     X = X.astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
     op = get_activation(activation)
     N = X.shape[0]
     z = X @ w + dtype.type(b)
     a = z.copy() if op is None else op(z)
-    if op is None:
-        da_dz = Identity(N, dtype=dtype)
-    elif isinstance(op, _ops.OutputUnaryOp):
-        da_dz = op.jacobian_from_output(a)          # sigmoid: a(1 - a); tanh: (1 + a)(1 - a)
-    else:
-        da_dz = op.jacobian(z)
+    da_dz = _Activation(op).jacobian(z, a)          # sigmoid: a(1 - a); tanh: (1 + a)(1 - a)
     dz_dw = Dense(X)
     dz_db = Dense(np.ones((N, 1), dtype=dtype))
     return NeuronJacobians(z=z, a=a, w=w, X=X, dz_dw=dz_dw, dz_db=dz_db, da_dz=da_dz,

@@ -25,7 +25,11 @@ matrix product:
     \operatorname{vec}_r(G)^T (I_N \otimes W) = \operatorname{vec}_r(G W).
 
 :func:`value_and_grad` runs exactly these products (``method="fused"``) or builds the
-structures and multiplies them by the rule table (``method="structures"``, the reference).
+structures with :func:`structjac.layers.batch_structures` and multiplies them by the rule
+table (``method="structures"``, the reference; the same products as
+:func:`structjac.chain.chain` of the whole chain with the loss row on the left).  What an activation
+needs (its fused kernel, whether :math:`g'` comes from the output) is asked of the op once,
+in :mod:`structjac.layers`; this module has no case per activation.
 The fused path makes, per layer, one BLAS call and one pass over the :math:`N \times m`
 array each way (:mod:`structjac.kernels.layer`):
 
@@ -40,7 +44,12 @@ array each way (:mod:`structjac.kernels.layer`):
 
 The element-wise passes run serially by default (``parallel_passes``): between two
 multi-threaded BLAS calls, parallel passes compete with BLAS's spinning threads.
-No :math:`N \times N` (or :math:`Nm \times Nd`) array is ever formed. float32 stays
+No :math:`N \times N` (or :math:`Nm \times Nd`) array is ever formed.
+
+dtypes: float32 stays float32 and float64 float64; float16 is promoted to float32 and
+integers to float64 (:func:`structjac.layers.float_dtype`); complex and string arrays are a
+``TypeError`` (they would be truncated or parsed).  An :class:`MLP` casts the data and the
+parameters to its own ``dtype``: a float32 network given float64 data computes and returns
 float32.
 """
 
@@ -51,19 +60,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ops as _ops
 from . import kernels as _kernels
-from .kernels import layer as _layer
-from .layers import activation_name, get_activation
-from .structures import (
-    Dense,
-    Identity,
-    Kronecker,
-    StackedKronecker,
+from . import ops as _ops
+from .layers import (
+    _Activation,
+    activation_name,
+    batch_structures,
+    float_dtype,
+    get_activation,
+    real_array,
 )
 from .structures._validation import format_nbytes
 
-__all__ = ["LOSSES", "MLP", "GradResult", "Workspace", "value_and_grad", "forward", "get_loss"]
+__all__ = ["LOSSES", "MLP", "REDUCTIONS", "GradResult", "Workspace", "forward", "get_loss", "value_and_grad"]
 
 #: Loss names accepted by :class:`MLP` and :func:`value_and_grad`.
 LOSSES = {"mse": _ops.mse, "bce": _ops.bce, "bce_with_logits": _ops.bce_with_logits}
@@ -117,7 +126,7 @@ class GradResult:
         for entry in self.jacobians:
             for name, J in entry.items():
                 lines.append(
-                    f"{name:<26} {type(J).__name__:<17} {str(J.shape):>24} "
+                    f"{name:<26} {type(J).__name__:<17} {J.shape!s:>24} "
                     f"{format_nbytes(J.nbytes):>10} {format_nbytes(J.dense_nbytes):>10}"
                 )
         return "\n".join(lines)
@@ -179,17 +188,43 @@ class _Fresh:
         return np.empty(shape, dtype=dtype)
 
 
-def _check(params, X, y, activations):
-    X = np.asarray(X)
+def _check_params(params):
+    if isinstance(params, np.ndarray) or not hasattr(params, "__len__"):
+        raise TypeError(f"params must be a list of (W, b) pairs, got {type(params).__name__}")
+    if len(params) == 0:
+        raise ValueError("params is empty: a network needs at least one (W, b) layer")
+    out = []
+    for l, pair in enumerate(params):
+        try:
+            W, b = pair
+        except (TypeError, ValueError):
+            raise TypeError(f"layer {l}: params[{l}] must be a pair (W, b)") from None
+        W = real_array(W, f"layer {l}: W")
+        b = real_array(b, f"layer {l}: b")
+        out.append((W, b))
+    return out
+
+
+def _check(params, X, y, activations, dtype=None):
+    """Validate the network's inputs once, at the public boundary.
+
+    ``dtype`` None: the computation dtype is :func:`structjac.layers.float_dtype` of
+    ``X`` (float16 becomes float32, integers float64); the parameters are cast to it.
+    ``dtype`` given (:class:`MLP`): ``X``, ``y`` and the parameters are cast to it.
+    """
+    X = real_array(X, "X")
     if X.ndim != 2:
         raise ValueError(f"X must be (N, d), got shape {X.shape}")
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    dtype = X.dtype
-    params = [(np.asarray(W, dtype=dtype), np.asarray(b, dtype=dtype)) for W, b in params]
+    if X.shape[0] == 0:
+        raise ValueError(f"X of shape {X.shape} is a batch of 0 samples; the loss and its "
+                         "gradient need at least one")
+    params = _check_params(params)
+    dtype = float_dtype(X.dtype) if dtype is None else np.dtype(dtype)
+    X = X.astype(dtype, copy=False)
+    params = [(W.astype(dtype, copy=False), b.astype(dtype, copy=False)) for W, b in params]
     if len(activations) != len(params):
         raise ValueError(f"{len(params)} layers but {len(activations)} activations")
-    d = X.shape[1]
+    N, d = X.shape
     for l, (W, b) in enumerate(params):
         if W.ndim != 2 or W.shape[1] != d or b.shape != (W.shape[0],):
             raise ValueError(
@@ -197,19 +232,13 @@ def _check(params, X, y, activations):
             )
         d = W.shape[0]
     if y is not None:
-        y = np.asarray(y, dtype=dtype)
-        if y.size != X.shape[0] * d:
-            raise ValueError(f"y of shape {y.shape} does not fit the output ({X.shape[0]}, {d})")
-        y = y.reshape(X.shape[0], d)
-    return params, X, y, [get_activation(a) for a in activations]
-
-
-def _fused_activation(op):
-    """``(name, params)`` of the fused layer kernel for ``op`` (None: the identity), or
-    None when ``op`` has none (then the op's own kernels are used)."""
-    if op is None:
-        return "identity", ()
-    return op.layer_activation
+        y = real_array(y, "y")
+        if not (y.shape == (N, d) or (d == 1 and y.shape == (N,))):
+            expected = f"({N},) or ({N}, 1)" if d == 1 else f"({N}, {d})"
+            raise ValueError(f"y of shape {y.shape} does not fit the output of shape ({N}, {d}): "
+                             f"expected {expected}")
+        y = y.astype(dtype, copy=False).reshape(N, d)
+    return params, X, y, [_Activation(get_activation(a)) for a in activations]
 
 
 def _forward(params, X, acts, buffers=_Fresh):
@@ -221,24 +250,10 @@ def _forward(params, X, acts, buffers=_Fresh):
     """
     saved = []
     A = X
-    for l, ((W, b), op) in enumerate(zip(params, acts)):
+    for l, ((W, b), act) in enumerate(zip(params, acts)):
         Z = buffers.get(f"Z{l}", (A.shape[0], W.shape[0]), A.dtype)
         np.matmul(A, W.T, out=Z)
-        fused = _fused_activation(op)
-        if fused is None:                                  # an op without a fused kernel
-            Z += b
-            if isinstance(op, _ops.OutputUnaryOp):
-                out, keep_z = op(Z, out=Z), None           # derivative from the output
-            else:
-                out, keep_z = op(Z, out=buffers.get(f"A{l}", Z.shape, Z.dtype)), Z
-        else:
-            name, p = fused
-            if name == "identity" or _layer.ACTIVATIONS[name]:
-                out, keep_z = _layer.bias_activation(Z, b, name, p), None
-            else:                                          # g' needs z: keep Z + b
-                out = _layer.bias_activation(Z, b, name, p,
-                                             out=buffers.get(f"A{l}", Z.shape, Z.dtype))
-                keep_z = Z
+        out, keep_z = act.forward(Z, b, lambda l=l, Z=Z: buffers.get(f"A{l}", Z.shape, Z.dtype))
         saved.append((A, keep_z, out))
         A = out
     return saved
@@ -246,6 +261,10 @@ def _forward(params, X, acts, buffers=_Fresh):
 
 def forward(params, X, activations):
     """Return the network's output :math:`A_L` for ``X`` of shape ``(N, d)``.
+
+    Computed in :func:`structjac.layers.float_dtype` of ``X``: float32 stays float32,
+    float16 becomes float32, integers float64; complex or string arrays are a
+    ``TypeError``.
 
     Examples
     --------
@@ -259,41 +278,67 @@ def forward(params, X, activations):
     return _forward(params, X, acts)[-1][2]
 
 
-def _activation_vjp_bias_grad(op, Z, A, G):
-    """G * g'(Z) written over G, and the bias gradient 1^T G, in one fused pass; g' from
-    the output A for sigmoid and tanh (the lecture's forms)."""
-    fused = _fused_activation(op)
-    if fused is not None:
-        name, p = fused
-        S = A if _layer.ACTIVATIONS[name] else Z
-        return G, _layer.activation_vjp_bias_grad(G, S, name, p)
-    if isinstance(op, _ops.OutputUnaryOp):
-        G = op.vjp_from_output(A, G, out=G)
-    else:
-        G = op.vjp(Z, G, out=G)
-    return G, G.sum(axis=0)
+#: Reductions :func:`value_and_grad` accepts: those of the losses that give a scalar.
+REDUCTIONS = ("mean", "sum", "elementwise_mean")
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The keyword options of :func:`value_and_grad`, validated once."""
+
+    reduction: str = "mean"
+    method: str = "fused"
+    return_jacobians: bool = False
+    per_sample: bool = False
+    workspace: object = None
+    parallel_passes: bool = False
+
+    def __post_init__(self):
+        if self.reduction not in REDUCTIONS:
+            extra = ("; 'none' gives a vector of losses, which has no single gradient"
+                     if self.reduction == "none" else "")
+            raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, "
+                             f"got {self.reduction!r}{extra}")
+        if self.method not in ("fused", "structures"):
+            raise ValueError(f"method must be 'fused' or 'structures', got {self.method!r}")
+        if self.workspace is not None and not isinstance(self.workspace, Workspace):
+            raise TypeError(f"workspace must be a Workspace or None, got {self.workspace!r}")
+
+    @property
+    def keeps_arrays(self) -> bool:
+        """Whether the result keeps arrays of the pass (then no workspace is used)."""
+        return self.return_jacobians or self.per_sample or self.method == "structures"
+
+    def buffers(self):
+        return _Fresh if self.workspace is None or self.keeps_arrays else self.workspace
+
+    def per_sample_scale(self, y_hat) -> int:
+        """The reduction's weight undone: per-sample gradients are those of :math:`J_0^{(k)}`."""
+        return {"mean": y_hat.shape[0], "sum": 1, "elementwise_mean": y_hat.size}[self.reduction]
 
 
 def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", method="fused",
                    return_jacobians=False, per_sample=False, workspace=None,
-                   parallel_passes=False) -> GradResult:
+                   parallel_passes=False, dtype=None) -> GradResult:
     r"""The loss of an MLP on a batch and its gradient with respect to every ``W`` and ``b``.
 
     Parameters
     ----------
     params : list of (W, b)
-        ``W_l`` of shape ``(m_l, m_{l-1})``, ``b_l`` of shape ``(m_l,)``.
+        ``W_l`` of shape ``(m_l, m_{l-1})``, ``b_l`` of shape ``(m_l,)``; at least one layer.
     X : array_like, shape (N, d)
-        float32 stays float32; anything else but float64 becomes float64.
-    y : array_like, shape (N,) or (N, m_L)
-        Targets.
+        ``N >= 1`` samples of real numbers (complex or string arrays are a ``TypeError``).
+    y : array_like, shape (N, m_L), or (N,) when m_L = 1
+        Targets; any other shape is a ``ValueError``.
     activations : list of str, op or None
         One per layer: ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``,
         ``"softplus"`` or None (ops such as ``ReLU(at_zero=0.0)`` too).
     loss : {"bce", "mse", "bce_with_logits"} or Loss
         ``bce_with_logits`` reads the last layer's output as logits (use no activation).
-    reduction : {"mean", "sum"}
-        ``"mean"`` is the lecture's :math:`\frac1N\sum_k J_0^{(k)}`.
+    reduction : {"mean", "sum", "elementwise_mean"}
+        As the losses define them: ``"mean"`` is the lecture's
+        :math:`\frac1N\sum_k J_0^{(k)}`, ``"elementwise_mean"`` divides the sum by
+        :math:`N m_L` instead (the same as ``"mean"`` when :math:`m_L = 1`).
     method : {"fused", "structures"}
         ``"fused"``: the row-times-structure products done in place with the fused
         kernels; ``"structures"``: the structures built and multiplied by the rule table.
@@ -312,11 +357,16 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         after each kernel, so on shared cores the two slow each other down (measured
         on 2 cores: the 32-64-64-1 step 30 % slower with parallel passes).  Worth
         turning on with a single-threaded BLAS or a non-spinning threading layer.
+    dtype : dtype, optional
+        The dtype to compute in; ``X``, ``y`` and the parameters are cast to it (what
+        :class:`MLP` passes).  Default: :func:`structjac.layers.float_dtype` of ``X``
+        (float32 and float64 kept, float16 promoted to float32, integers to float64),
+        the parameters cast to it.
 
     Returns
     -------
     GradResult
-        Unpacks as ``loss, grads``.
+        Unpacks as ``loss, grads``; the loss and gradients are in the computation dtype.
 
     Examples
     --------
@@ -333,33 +383,24 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
     >>> bool(all(np.allclose(g[0], r[0]) and np.allclose(g[1], r[1]) for g, r in zip(grads, ref)))
     True
     """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    if method not in ("fused", "structures"):
-        raise ValueError(f"method must be 'fused' or 'structures', got {method!r}")
-    params, X, y, acts = _check(params, X, y, activations)
+    opts = _Options(reduction=reduction, method=method, return_jacobians=return_jacobians,
+                    per_sample=per_sample, workspace=workspace, parallel_passes=parallel_passes)
+    params, X, y, acts = _check(params, X, y, activations, dtype)
     lossf = get_loss(loss)
-    keeps_arrays = return_jacobians or per_sample or method == "structures"
-    buffers = _Fresh if workspace is None or keeps_arrays else workspace
-    with contextlib.nullcontext() if parallel_passes else _kernels.serial_only():
-        return _value_and_grad(params, X, y, acts, lossf, reduction, method,
-                               return_jacobians, per_sample, buffers)
+    with contextlib.nullcontext() if opts.parallel_passes else _kernels.serial_only():
+        return _value_and_grad(params, X, y, acts, lossf, opts)
 
 
-def _value_and_grad(params, X, y, acts, lossf, reduction, method, return_jacobians,
-                    per_sample, buffers):
+def _value_and_grad(params, X, y, acts, lossf, opts):
+    buffers = opts.buffers()
     saved = _forward(params, X, acts, buffers)
     out = saved[-1][2]
-    value = lossf(y, out, reduction=reduction)
-    N = X.shape[0]
-    if method == "structures":
-        grads, jacs, Gs = _backward_structures(params, saved, acts, lossf, y, out, reduction)
-    else:
-        grads, jacs, Gs = _backward_fused(params, saved, acts, lossf, y, out, reduction,
-                                          return_jacobians, per_sample, buffers)
-    result = GradResult(loss=value, grads=grads, jacobians=jacs if return_jacobians else None)
-    if per_sample:
-        scale = N if reduction == "mean" else 1
+    value = lossf(y, out, reduction=opts.reduction)
+    backward = _backward_structures if opts.method == "structures" else _backward_fused
+    grads, jacs, Gs = backward(params, saved, acts, lossf, y, out, opts, buffers)
+    result = GradResult(loss=value, grads=grads, jacobians=jacs if opts.return_jacobians else None)
+    if opts.per_sample:
+        scale = opts.per_sample_scale(out)
         result.per_sample = [
             (np.einsum("ki,kj->kij", G, A_prev) * scale, G * scale)
             for G, (A_prev, _, _) in zip(Gs, saved)
@@ -367,27 +408,31 @@ def _value_and_grad(params, X, y, acts, lossf, reduction, method, return_jacobia
     return result
 
 
-def _layer_structures(W, A_prev, Z, A, op):
-    N, d = A_prev.shape
-    m = W.shape[0]
-    dtype = A_prev.dtype
-    if op is None:
-        da_dz = Identity(N * m, dtype=dtype)
-    elif isinstance(op, _ops.OutputUnaryOp):
-        da_dz = op.jacobian_from_output(A)
-    else:
-        da_dz = op.jacobian(Z)
-    return {
-        "da/dz": da_dz,
-        "dz/dW": StackedKronecker(A_prev, m, copy=False),
-        "dz/db": Kronecker(Dense(np.ones((N, 1), dtype=dtype)), Identity(m, dtype=dtype)),
-        "dz/dx": Kronecker(Identity(N, dtype=dtype), Dense(W)),
-    }
+def _layer_structures(W, A_prev, Z, A, act):
+    """The chain's factors of one layer: :mod:`structjac.layers`' batch structures
+    (``act`` an activation op, or its :class:`structjac.layers._Activation`)."""
+    if not isinstance(act, _Activation):
+        act = _Activation(act)
+    dz_dW, dz_db, dz_dx = batch_structures(W, A_prev, copy=False)
+    return {"da/dz": act.jacobian(Z, A), "dz/dW": dz_dW, "dz/db": dz_db, "dz/dx": dz_dx}
 
 
-def _backward_structures(params, saved, acts, lossf, y, out, reduction):
-    """Reverse mode by the rule table: a 1 x n row times each structure, left to right."""
-    row = lossf.jacobian(y, out, reduction=reduction)          # BlockRow 1 x N*m_L
+def _named(l, L, S, loss_row):
+    if l == L - 1:
+        S = {"dJ/da (loss row)": loss_row, **S}
+    return {f"layer {l + 1} {k}": v for k, v in S.items()}
+
+
+def _backward_structures(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
+    """Reverse mode by the rule table: a 1 x n row times each structure, left to right.
+
+    Each product has two factors, so it has one association order and is taken with
+    ``@`` (the rule table :func:`structjac.chain.chain` evaluates with); planning each
+    two-factor product through ``chain`` cost 55 % more at N = 1024 (32-64-64-1).  The
+    tests check that ``chain`` of each parameter's whole chain gives the same gradient.
+    """
+    loss_row = lossf.jacobian(y, out, reduction=opts.reduction)    # BlockRow 1 x N*m_L, once
+    row = loss_row
     L = len(params)
     grads = [None] * L
     jacs = [None] * L
@@ -396,53 +441,45 @@ def _backward_structures(params, saved, acts, lossf, y, out, reduction):
         W, _ = params[l]
         A_prev, Z, A = saved[l]
         S = _layer_structures(W, A_prev, Z, A, acts[l])
-        row = row @ S["da/dz"]                                 # BlockRow @ Diagonal -> BlockRow
+        row = row @ S["da/dz"]                           # BlockRow @ Diagonal -> BlockRow
         Gs[l] = np.asarray(row.to_dense()).reshape(A.shape)
-        gW = row @ S["dz/dW"]                                  # -> vec(G^T A_prev)
-        gb = row @ S["dz/db"]                                  # -> 1^T G
-        grads[l] = (gW.to_dense().reshape(W.shape), gb.to_dense().reshape(W.shape[0]))
+        gW = row @ S["dz/dW"]                            # -> vec(G^T A_prev)
+        gb = row @ S["dz/db"]                            # -> 1^T G
+        grads[l] = (np.asarray(gW.to_dense()).reshape(W.shape),
+                    np.asarray(gb.to_dense()).reshape(W.shape[0]))
         if l:
-            row = row @ S["dz/dx"]                             # -> vec(G W)
-        if l == L - 1:
-            S = {"dJ/da (loss row)": lossf.jacobian(y, out, reduction=reduction), **S}
-        jacs[l] = {f"layer {l + 1} {k}": v for k, v in S.items()}
+            row = row @ S["dz/dx"]                       # -> vec(G W)
+        jacs[l] = _named(l, L, S, loss_row)
     return grads, jacs, Gs
 
 
-def _backward_fused(params, saved, acts, lossf, y, out, reduction, keep_jacobians, keep_G,
-                    buffers=_Fresh):
+def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
     """The same products, in place: per layer one fused pass (vjp + bias gradient) and
     BLAS for the weight gradient and the next cotangent."""
     L = len(params)
     grads = [None] * L
-    jacs = [None] * L if keep_jacobians else None
+    jacs = [None] * L if opts.return_jacobians else None
     Gs = [None] * L
-    G = lossf.grad(y, out, reduction=reduction,                # the loss row, (N, m_L)
+    G = lossf.grad(y, out, reduction=opts.reduction,           # the loss row, (N, m_L)
                    out=buffers.get(f"G{L - 1}", out.shape, out.dtype))
+    if opts.return_jacobians:                                  # the same row, as a structure
+        loss_row = lossf.jacobian(y, out, reduction=opts.reduction)
     outer = None           # (g, W): G = g W, an outer product not yet formed
     for l in range(L - 1, -1, -1):
         W, _ = params[l]
         A_prev, Z, A = saved[l]
-        if keep_jacobians:
-            S = _layer_structures(W, A_prev, Z, A, acts[l])
-            if l == L - 1:
-                S = {"dJ/da (loss row)": lossf.jacobian(y, out, reduction=reduction), **S}
-            jacs[l] = {f"layer {l + 1} {k}": v for k, v in S.items()}
+        if opts.return_jacobians:
+            jacs[l] = _named(l, L, _layer_structures(W, A_prev, Z, A, acts[l]), loss_row)
         # row @ diag(g') written over G (G is ours: from the loss or G @ W), fused with
         # row @ (1_N (x) I) = 1^T G, the bias gradient
-        fused = _fused_activation(acts[l])
-        if outer is not None and fused is not None:
+        if outer is not None:
             # G = g W (one unit above) formed inside the vjp pass
-            name, p = fused
-            G, gb = _layer.outer_activation_vjp_bias_grad(
-                outer[0], outer[1], A if _layer.ACTIVATIONS[name] else Z, name, p,
-                out=buffers.get(f"G{l}", A.shape, A.dtype))
+            G, gb = acts[l].outer_vjp_bias_grad(
+                outer[0], outer[1], Z, A, lambda l=l, A=A: buffers.get(f"G{l}", A.shape, A.dtype))
         else:
-            if outer is not None:
-                G = np.multiply(outer[0], outer[1], out=buffers.get(f"G{l}", A.shape, A.dtype))
-            G, gb = _activation_vjp_bias_grad(acts[l], Z, A, G)
+            G, gb = acts[l].vjp_bias_grad(G, Z, A)
         outer = None
-        if keep_G:
+        if opts.per_sample:
             Gs[l] = G
         gW = G.T @ A_prev                                      # row @ dZ/dW: vec(G^T A_prev)
         grads[l] = (gW, gb)
@@ -456,6 +493,14 @@ def _backward_fused(params, saved, acts, lossf, y, out, reduction, keep_jacobian
     return grads, jacs, Gs
 
 
+def _layer_size(s, k):
+    if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+        raise TypeError(f"sizes[{k}] = {s!r} is not an integer layer size")
+    if s < 1:
+        raise ValueError(f"sizes[{k}] = {s} must be at least 1")
+    return int(s)
+
+
 class MLP:
     r"""A multilayer perceptron described by layer sizes, activations and a loss.
 
@@ -466,7 +511,10 @@ class MLP:
     activations : str or sequence
         One per layer (a single name applies to every layer).
     loss : str or Loss, default "bce"
-    dtype : dtype, default float32
+    dtype : {float32, float64}, default float32
+        The network's dtype: :meth:`init` makes parameters of it, and :meth:`forward`
+        and :meth:`value_and_grad` cast the data (``X``, ``y``) and the parameters to
+        it, so a float32 network given float64 data computes and returns float32.
 
     Examples
     --------
@@ -481,7 +529,7 @@ class MLP:
     """
 
     def __init__(self, sizes, activations="sigmoid", loss="bce", dtype=np.float32):
-        self.sizes = [int(s) for s in sizes]
+        self.sizes = [_layer_size(s, k) for k, s in enumerate(sizes)]
         if len(self.sizes) < 2:
             raise ValueError("an MLP needs at least an input and an output size")
         if isinstance(activations, str) or activations is None:
@@ -491,6 +539,8 @@ class MLP:
             raise ValueError(f"{len(self.sizes) - 1} layers but {len(self.activations)} activations")
         self.loss = get_loss(loss)
         self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"MLP dtype must be float32 or float64, got {self.dtype}")
         #: The buffers :meth:`value_and_grad` reuses between calls (see :class:`Workspace`).
         self.workspace = Workspace()
 
@@ -505,12 +555,15 @@ class MLP:
         return params
 
     def forward(self, params, X):
-        """The output :math:`A_L` for ``X`` of shape ``(N, d)``."""
-        return forward(params, X, self.activations)
+        """The output :math:`A_L` for ``X`` of shape ``(N, d)``, in ``self.dtype``."""
+        params, X, _, acts = _check(params, X, None, self.activations, self.dtype)
+        return _forward(params, X, acts)[-1][2]
 
     def value_and_grad(self, params, X, y, **kwargs) -> GradResult:
-        """:func:`value_and_grad` with this network's activations, loss and workspace."""
+        """:func:`value_and_grad` with this network's activations, loss, workspace and
+        dtype (the data and parameters are cast to ``self.dtype``)."""
         kwargs.setdefault("workspace", self.workspace)
+        kwargs.setdefault("dtype", self.dtype)
         return value_and_grad(params, X, y, self.activations, self.loss, **kwargs)
 
     def explain(self, params, X, y) -> str:
