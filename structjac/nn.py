@@ -333,6 +333,9 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
     >>> bool(all(np.allclose(g[0], r[0]) and np.allclose(g[1], r[1]) for g, r in zip(grads, ref)))
     True
     """
+    if type(X).__module__.startswith("dask.") or type(y).__module__.startswith("dask."):
+        from . import _dask  # X, y dask arrays: chunk by chunk, lazily
+        return _dask.nn_value_and_grad(**{k: v for k, v in locals().items() if k != "_dask"})
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if method not in ("fused", "structures"):
