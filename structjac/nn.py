@@ -383,6 +383,15 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
     >>> bool(all(np.allclose(g[0], r[0]) and np.allclose(g[1], r[1]) for g, r in zip(grads, ref)))
     True
     """
+    if type(X).__module__.startswith("dask.") or type(y).__module__.startswith("dask."):
+        from . import _dask  # X, y dask arrays: chunk by chunk, lazily
+
+        if dtype is not None:
+            X, y = X.astype(dtype), y.astype(dtype)
+        return _dask.nn_value_and_grad(
+            params, X, y, activations, loss, reduction=reduction, method=method,
+            return_jacobians=return_jacobians, per_sample=per_sample, workspace=workspace,
+            parallel_passes=parallel_passes)
     opts = _Options(reduction=reduction, method=method, return_jacobians=return_jacobians,
                     per_sample=per_sample, workspace=workspace, parallel_passes=parallel_passes)
     params, X, y, acts = _check(params, X, y, activations, dtype)
