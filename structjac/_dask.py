@@ -228,16 +228,15 @@ def _diagonal(d):
 # ------------------------------------------------------------------- the ops
 def apply_op(op, method, args, kwargs):
     """Map ``op.<method>`` over the chunks of the dask arrays in ``args`` (lazily)."""
-    from structjac.ops.binary import BinaryOp
-    from structjac.ops.losses import Loss
-    from structjac.ops.unary import UnaryOp
-
+    # The op classes say their kind (``_op_kind``): this module imports no op module,
+    # since the ops' dispatch imports it (no import cycle).
     kwargs = dict(kwargs)
-    if isinstance(op, UnaryOp):
+    kind = getattr(type(op), "_op_kind", None)
+    if kind == "unary":
         return _unary(op, method, args, kwargs)
-    if isinstance(op, BinaryOp):
+    if kind == "binary":
         return _binary(op, method, args, kwargs)
-    if isinstance(op, Loss):
+    if kind == "loss":
         return _loss(op, method, args, kwargs)
     raise TypeError(
         f"{op!r}.{method}: dask arrays are not supported for this op; call .compute() first"
@@ -327,7 +326,7 @@ def _index(ndim):
 
 def _loss(op, method, args, kwargs):
     da = _da()
-    from structjac.ops.losses import _check_reduction
+    from structjac.ops._checks import check_reduction as _check_reduction
 
     if method not in ("per_sample", "__call__", "grad", "jacobian"):
         raise TypeError(
@@ -378,7 +377,7 @@ def _loss(op, method, args, kwargs):
 # -------------------------------------------------------------- value_and_grad
 def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean",
                       method="fused", return_jacobians=False, per_sample=False,
-                      workspace=None, parallel_passes=False):
+                      workspace=None, parallel_passes=False, in_memory, result_type):
     r""":func:`structjac.nn.value_and_grad` on dask ``X``, ``y`` chunked along the batch.
 
     Each batch chunk :math:`c` gives, in one task, the sum-reduced loss
@@ -396,10 +395,12 @@ def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean"
     ``X`` chunked across its feature axis is rechunked to whole rows (lazily; a
     row is small).  ``X`` and ``y`` must have the same batch chunks (else
     ``ValueError`` naming both) and known chunk sizes.
+
+    ``in_memory`` is :func:`structjac.nn.value_and_grad` (run on each chunk) and
+    ``result_type`` its :class:`~structjac.nn.GradResult`: the caller passes them, so
+    this module never imports :mod:`structjac.nn` back (no import cycle).
     """
     from dask import delayed
-
-    from structjac.nn import GradResult
 
     if return_jacobians or per_sample or workspace is not None:
         raise TypeError(
@@ -432,7 +433,8 @@ def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean"
     dtype = np.float32 if X.dtype == np.float32 else np.float64
 
     p = delayed(params, pure=True)
-    parts = [delayed(_nn_chunk, pure=True)(p, xb, yb, activations, loss, method, parallel_passes)
+    parts = [delayed(_nn_chunk, pure=True)(in_memory, p, xb, yb, activations, loss, method,
+                                           parallel_passes)
              for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed().ravel())]
     while len(parts) > 1:
         parts = [delayed(_nn_add, pure=True)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
@@ -445,16 +447,15 @@ def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean"
          da.from_delayed(total[1][i][1], shape=np.shape(b), dtype=dtype))
         for i, (W, b) in enumerate(params)
     ]
-    return GradResult(loss=value, grads=grads)
+    return result_type(loss=value, grads=grads)
 
 
-def _nn_chunk(params, Xb, yb, activations, loss, method, parallel_passes):
+def _nn_chunk(in_memory, params, Xb, yb, activations, loss, method, parallel_passes):
     """One batch chunk: the sum-reduced loss (float64) and its gradients."""
-    from structjac import nn
     from structjac.kernels import serial_only
 
     with serial_only():
-        res = nn.value_and_grad(params, Xb, yb, activations, loss, reduction="sum",
+        res = in_memory(params, Xb, yb, activations, loss, reduction="sum",
                                 method=method, parallel_passes=parallel_passes)
     return np.float64(res.loss), [(np.asarray(gW), np.asarray(gb)) for gW, gb in res.grads]
 

@@ -391,7 +391,7 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         return _dask.nn_value_and_grad(
             params, X, y, activations, loss, reduction=reduction, method=method,
             return_jacobians=return_jacobians, per_sample=per_sample, workspace=workspace,
-            parallel_passes=parallel_passes)
+            parallel_passes=parallel_passes, in_memory=value_and_grad, result_type=GradResult)
     opts = _Options(reduction=reduction, method=method, return_jacobians=return_jacobians,
                     per_sample=per_sample, workspace=workspace, parallel_passes=parallel_passes)
     params, X, y, acts = _check(params, X, y, activations, dtype)

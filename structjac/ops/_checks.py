@@ -39,3 +39,16 @@ def flat_copy(a, dtype):
 
 
 __all__ = ["same_shape", "flat_copy", "float_dtype"]
+
+
+#: The reductions every loss accepts.
+REDUCTIONS = ("mean", "sum", "none", "elementwise_mean")
+
+
+def check_reduction(reduction):
+    """Raise ``ValueError`` naming ``reduction`` unless it is one of :data:`REDUCTIONS`."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(
+            f"unknown reduction {reduction!r}; valid names are "
+            + ", ".join(repr(r) for r in REDUCTIONS)
+        )

@@ -45,6 +45,8 @@ class BinaryOp:
     True
     """
 
+    _op_kind = "binary"  # how foreign-array handlers (structjac._dask) tell the ops apart
+
     name = "binary"
     _ufunc = None
 

@@ -40,21 +40,12 @@ from structjac.kernels import softmax as _ks
 from structjac.structures import BlockDiagonal, BlockRow, Diagonal, ScaledIdentity
 
 from ._dispatch import dispatched
-from ._checks import float_dtype, same_shape
+from ._checks import REDUCTIONS, check_reduction as _check_reduction, float_dtype, same_shape
 
 __all__ = ["Loss", "MSE", "BCE", "BCEWithLogits", "CrossEntropy", "mse", "bce",
            "bce_with_logits", "cross_entropy", "REDUCTIONS"]
 
 #: The valid ``reduction=`` names.
-REDUCTIONS = ("mean", "sum", "none", "elementwise_mean")
-
-
-def _check_reduction(reduction):
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"unknown reduction {reduction!r}; valid names are "
-            + ", ".join(repr(r) for r in REDUCTIONS)
-        )
 
 
 class Loss:
@@ -66,6 +57,8 @@ class Loss:
     >>> isinstance(mse, Loss)
     True
     """
+
+    _op_kind = "loss"  # how foreign-array handlers (structjac._dask) tell the ops apart
 
     name = "loss"
 

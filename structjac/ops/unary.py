@@ -59,6 +59,8 @@ class UnaryOp:
     array([1., 3.])
     """
 
+    _op_kind = "unary"  # how foreign-array handlers (structjac._dask) tell the ops apart
+
     name = "unary"
 
     #: Exact types whose ``layer_activation`` is valid (a subclass may change the
