@@ -47,7 +47,7 @@ multi-threaded BLAS calls, parallel passes compete with BLAS's spinning threads.
 No :math:`N \times N` (or :math:`Nm \times Nd`) array is ever formed.
 
 dtypes: float32 stays float32 and float64 float64; float16 is promoted to float32 and
-integers to float64 (:func:`structjac.layers.float_dtype`); complex and string arrays are a
+integers to float64 (``structjac.layers.float_dtype``); complex and string arrays are a
 ``TypeError`` (they would be truncated or parsed).  An :class:`MLP` casts the data and the
 parameters to its own ``dtype``: a float32 network given float64 data computes and returns
 float32.
@@ -208,7 +208,7 @@ def _check_params(params):
 def _check(params, X, y, activations, dtype=None):
     """Validate the network's inputs once, at the public boundary.
 
-    ``dtype`` None: the computation dtype is :func:`structjac.layers.float_dtype` of
+    ``dtype`` None: the computation dtype is ``structjac.layers.float_dtype`` of
     ``X`` (float16 becomes float32, integers float64); the parameters are cast to it.
     ``dtype`` given (:class:`MLP`): ``X``, ``y`` and the parameters are cast to it.
     """
@@ -262,7 +262,7 @@ def _forward(params, X, acts, buffers=_Fresh):
 def forward(params, X, activations):
     """Return the network's output :math:`A_L` for ``X`` of shape ``(N, d)``.
 
-    Computed in :func:`structjac.layers.float_dtype` of ``X``: float32 stays float32,
+    Computed in ``structjac.layers.float_dtype`` of ``X``: float32 stays float32,
     float16 becomes float32, integers float64; complex or string arrays are a
     ``TypeError``.
 
@@ -359,7 +359,7 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         turning on with a single-threaded BLAS or a non-spinning threading layer.
     dtype : dtype, optional
         The dtype to compute in; ``X``, ``y`` and the parameters are cast to it (what
-        :class:`MLP` passes).  Default: :func:`structjac.layers.float_dtype` of ``X``
+        :class:`MLP` passes).  Default: ``structjac.layers.float_dtype`` of ``X``
         (float32 and float64 kept, float16 promoted to float32, integers to float64),
         the parameters cast to it.
 

@@ -134,7 +134,7 @@ class Jacobian(abc.ABC):
         ------
         structjac.DenseLimitError
             When the dense matrix would take more bytes than the dense limit
-            (2 GiB unless raised with :class:`structjac.dense_limit`); the message
+            (2 GiB unless raised with :func:`structjac.dense_limit`); the message
             names the bytes.
         """
         if not self._dense_is_stored:
