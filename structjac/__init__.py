@@ -1,6 +1,6 @@
 """structjac: Jacobians kept in the shape the mathematics gives them.
 
-Public names only; see ``DESIGN.md`` and the documentation for the architecture.
+Public names only; the documentation describes the structures, the rule table and the ops.
 """
 
 from . import layers, nn
