@@ -1,22 +1,23 @@
 """Measure the function transforms against JAX, in one process (ratios, not absolutes).
 
-Run:  OPENBLAS_NUM_THREADS=1 PYTHONPATH=. /work/venv/bin/python scripts/perf_transforms.py
-      [--repeat 5] [--big 10000000] [--skip-big]
+Run:  OPENBLAS_NUM_THREADS=1 /work/venv/bin/python scripts/perf_transforms.py
+      [--repeat 5] [--big 10000000] [--skip-big] [--only jacobian|grad|overhead]
 
 Prints, for ``f(x) = tanh(x) * exp(-x) + log1p(x**2)``:
 
 * ``jacobian(f)`` at n = 8192 against ``jax.jit(jax.jacrev(f))`` (time and result bytes;
-  targets >= 1e3x faster, >= 1e4x less memory);
+  target >= 1e3x faster; the Diagonal holds n numbers, the dense matrix n^2);
 * ``jacobian(f)`` at n = ``--big`` (10^7): the peak traced allocation (tracemalloc)
   as a multiple of the input's bytes (O(n): a small constant);
 * ``grad(mean(f))`` at n = ``--big`` against ``jax.jit(jax.grad(mean(f)))`` (target:
-  within 2x), float64 and float32;
+  within 2x), float64 and float32, with the peak traced allocation;
 * the tracing overhead of a 10-op function at n = 1000, ``jacobian`` and ``grad``
-  (target < 200 us each).
+  (target < 200 us each), and the untraced function.
 
 Every function (structjac's Numba kernels, JAX's XLA programs) is called once before
-timing; times are the best of ``--repeat`` runs. XLA, BLAS and Numba run on one thread
-(``--threads`` changes Numba's).
+timing; structjac and JAX are timed in alternation and each keeps its best of
+``--repeat`` (the machine is shared: compare the ratios). XLA, BLAS and Numba run on
+one thread (``--threads`` changes Numba's).
 """
 
 import argparse
@@ -25,16 +26,16 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
-import sys  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
+import sys
+import time
+import tracemalloc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
+import numba
+import numpy as np
 
-import structjac as sj  # noqa: E402
+import structjac as sj
 
 
 def f(x):
@@ -52,23 +53,31 @@ def ten_ops(x):
     return np.sum(np.sin(y) * 0.5)
 
 
-def best(fn, repeat, number=1):
-    fn()
-    times = []
+def _once(fn, number):
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def best(fns, repeat, number=1):
+    """Best time per call of each of ``fns``, timed in alternation (after one warm call)."""
+    for fn in fns:
+        fn()
+    times = [float("inf")] * len(fns)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t0) / number)
-    return min(times)
+        for i, fn in enumerate(fns):
+            times[i] = min(times[i], _once(fn, number))
+    return times
 
 
 def peak_bytes(fn):
     tracemalloc.start()
-    tracemalloc.reset_peak()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    try:
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     return peak
 
 
@@ -76,45 +85,32 @@ def load_jax():
     try:
         import jax
     except ImportError:
-        return None
+        return None, None
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_platforms", "cpu")
-    return jax
+    jnp = jax.numpy
+
+    def jf(x):
+        return jnp.tanh(x) * jnp.exp(-x) + jnp.log1p(x ** 2)
+
+    return jax, jf
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--big", type=int, default=10_000_000)
-    parser.add_argument("--skip-big", action="store_true", help="skip the n = --big rows")
-    parser.add_argument("--threads", type=int, default=1, help="Numba threads (XLA: one)")
-    args = parser.parse_args()
-    numba.set_num_threads(args.threads)
-    jax = load_jax()
-    if jax is not None:
-        import jax.numpy as jnp
-
-        def jf(x):
-            return jnp.tanh(x) * jnp.exp(-x) + jnp.log1p(x ** 2)
-
-        def jloss(x):
-            return jnp.mean(jf(x))
-    rng = np.random.default_rng(0)
-
+def jacobian_rows(args, jax, jf, rng):
     print("== jacobian(f), n = 8192")
     x = rng.uniform(-2, 2, 8192)
     J = sj.jacobian(f)(x)
-    t_sj = best(lambda: sj.jacobian(f)(x), args.repeat, number=20)
-    print(f"structjac  {t_sj * 1e6:9.1f} us   {type(J).__name__}, {J.nbytes} B")
+    fns = [lambda: sj.jacobian(f)(x)]
     if jax is not None:
         jac = jax.jit(jax.jacrev(jf))
-        xj = jnp.asarray(x)
-        run = lambda: jac(xj).block_until_ready()  # noqa: E731
-        t_jax = best(run, args.repeat)
-        nbytes = run().nbytes
-        print(f"jax        {t_jax * 1e6:9.1f} us   dense, {nbytes} B")
-        print(f"ratio      {t_jax / t_sj:9.0f}x faster, {nbytes / J.nbytes:.0f}x less memory")
-
+        xj = jax.numpy.asarray(x)
+        fns.append(lambda: jac(xj).block_until_ready())
+    times = best(fns, args.repeat)
+    print(f"structjac  {times[0] * 1e6:9.1f} us   {type(J).__name__}, {J.nbytes} B")
+    if jax is not None:
+        nbytes = fns[1]().nbytes
+        print(f"jax        {times[1] * 1e6:9.1f} us   dense, {nbytes} B")
+        print(f"ratio      {times[1] / times[0]:9.0f}x faster, {nbytes / J.nbytes:.0f}x less memory")
     if not args.skip_big:
         n = args.big
         print(f"== jacobian(f), n = {n}: peak traced allocation")
@@ -123,31 +119,60 @@ def main():
         print(f"structjac  peak {peak / 1e6:9.1f} MB = {peak / xb.nbytes:.1f}x the input "
               f"(dense: {8.0 * n * n / 1e12:.0f} TB)")
 
-        for dtype in (np.float64, np.float32):
-            print(f"== grad(mean(f)), n = {n}, {np.dtype(dtype).name}")
-            xg = xb.astype(dtype)
-            g = sj.grad(loss)
-            out = g(xg)
-            assert out.dtype == dtype
-            t_sj = best(lambda: g(xg), args.repeat)
-            peak = peak_bytes(lambda: g(xg))
-            print(f"structjac  {t_sj * 1e3:9.1f} ms   peak {peak / xg.nbytes:.1f}x the input")
-            if jax is not None:
-                jg = jax.jit(jax.grad(jloss))
-                xj = jnp.asarray(xg)
-                t_jax = best(lambda: jg(xj).block_until_ready(), args.repeat)
-                err = np.max(np.abs(np.asarray(jg(xj)) - out)) / np.max(np.abs(out))
-                print(f"jax        {t_jax * 1e3:9.1f} ms   (max rel. difference {err:.1e})")
-                print(f"ratio      {t_sj / t_jax:9.2f}x jax's time (target <= 2)")
 
+def grad_rows(args, jax, jf, rng):
+    n = args.big
+    xb = rng.uniform(-2, 2, n)
+    g = sj.grad(loss)
+    if jax is not None:
+        jg = jax.jit(jax.grad(lambda x: jax.numpy.mean(jf(x))))
+    for dtype in (np.float64, np.float32):
+        print(f"== grad(mean(f)), n = {n}, {np.dtype(dtype).name}")
+        xg = xb.astype(dtype)
+        out = g(xg)
+        assert out.dtype == dtype
+        fns = [lambda xg=xg: g(xg)]
+        if jax is not None:
+            xj = jax.numpy.asarray(xg)
+            fns.append(lambda xj=xj: jg(xj).block_until_ready())
+        times = best(fns, args.repeat)
+        peak = peak_bytes(fns[0])
+        print(f"structjac  {times[0] * 1e3:9.1f} ms   peak {peak / xg.nbytes:.1f}x the input")
+        if jax is not None:
+            ref = np.asarray(fns[1]())
+            err = np.max(np.abs(ref - out)) / np.max(np.abs(out))
+            print(f"jax        {times[1] * 1e3:9.1f} ms   (max rel. difference {err:.1e})")
+            print(f"ratio      {times[0] / times[1]:9.2f}x jax's time (target <= 2)")
+
+
+def overhead_rows(args, rng):
     print("== tracing overhead, 10-op function, n = 1000")
     xs = rng.uniform(-2, 2, 1000)
-    t_j = best(lambda: sj.jacobian(ten_ops)(xs), args.repeat, number=200)
-    t_g = best(lambda: sj.grad(ten_ops)(xs), args.repeat, number=200)
-    t_np = best(lambda: ten_ops(xs), args.repeat, number=200)
+    jac, grad = sj.jacobian(ten_ops), sj.grad(ten_ops)
+    t_j, t_g, t_np = best([lambda: jac(xs), lambda: grad(xs), lambda: ten_ops(xs)],
+                          args.repeat, number=200)
     print(f"jacobian   {t_j * 1e6:9.1f} us (target < 200)")
     print(f"grad       {t_g * 1e6:9.1f} us (target < 200)")
     print(f"numpy f    {t_np * 1e6:9.1f} us (the function itself, untraced)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--big", type=int, default=10_000_000)
+    parser.add_argument("--skip-big", action="store_true", help="skip the n = --big rows")
+    parser.add_argument("--only", choices=("jacobian", "grad", "overhead"), help="one group of rows")
+    parser.add_argument("--threads", type=int, default=1, help="Numba threads (XLA: one)")
+    args = parser.parse_args()
+    numba.set_num_threads(args.threads)
+    jax, jf = load_jax()
+    rng = np.random.default_rng(0)
+    if args.only in (None, "jacobian"):
+        jacobian_rows(args, jax, jf, rng)
+    if args.only in (None, "grad") and not args.skip_big:
+        grad_rows(args, jax, jf, rng)
+    if args.only in (None, "overhead"):
+        overhead_rows(args, rng)
 
 
 if __name__ == "__main__":

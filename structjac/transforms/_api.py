@@ -221,23 +221,55 @@ def jvp(f, primals, tangents):
     return _plain_value(result.value), _plain_value(tangent)
 
 
+def _owned(c, g):
+    """True when the vjp's result ``c`` is a new array the backward pass may add into:
+    it owns its memory and is neither the incoming cotangent ``g`` nor a view of it (a
+    vjp may pass ``g`` on as it is: ``x + b``, reshape), nor a value of the trace."""
+    return (type(c) is np.ndarray and c is not g and c.flags.owndata and c.flags.writeable
+            and not (isinstance(g, np.ndarray) and np.may_share_memory(c, g)))
+
+
 def _backward(trace, out_node, cotangent, keep):
-    """Walk the tape from ``out_node`` back to the inputs; return their cotangents."""
+    r"""Walk the tape from ``out_node`` back to the inputs; return their cotangents.
+
+    The cotangent of a node with several consumers is accumulated in place, into an
+    array the backward pass made itself (never the user's cotangent, a value of the
+    forward pass or an array a vjp passed on unchanged); element-wise rules with a
+    fused kernel add :math:`\bar y \odot f'` to it in the same pass (``Local.vjp_acc``).
+    """
     tape = trace.tape
     pending = {out_node: cotangent}
+    owned = set()
     inputs = set(trace.input_nodes)
     grads = {}
     for node in range(out_node, -1, -1):
         g = pending.pop(node, None)
         if g is None:
             continue
+        owned.discard(node)
         if node in inputs:
             grads[node] = g
             continue
-        for parent, vjp_fn in tape[node]:
-            contribution = vjp_fn(g)
+        for parent, local in tape[node]:
             previous = pending.get(parent)
-            pending[parent] = contribution if previous is None else previous + contribution
+            if previous is None:
+                contribution = local.vjp(g)
+                pending[parent] = contribution
+                if _owned(contribution, g):
+                    owned.add(parent)
+                continue
+            if parent in owned and local.vjp_acc is not None and local.vjp_acc(g, previous) is not None:
+                continue
+            contribution = local.vjp(g)
+            if (parent in owned and isinstance(contribution, np.ndarray)
+                    and contribution.shape == previous.shape
+                    and np.result_type(previous.dtype, contribution.dtype) == previous.dtype):
+                np.add(previous, contribution, out=previous)
+            else:
+                total = previous + contribution
+                pending[parent] = total
+                if type(total) is np.ndarray:
+                    owned.add(parent)
         if not keep:
             tape[node] = ()
     return [grads.get(node) for node in trace.input_nodes]

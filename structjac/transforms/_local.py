@@ -22,7 +22,16 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..structures import BlockRow, Dense, Diagonal, Identity, Kronecker, ScaledIdentity, Sparse
+from ..structures import (
+    BlockRow,
+    Dense,
+    Diagonal,
+    Identity,
+    Kronecker,
+    ScaledIdentity,
+    Sparse,
+)
+from . import _kernels
 
 __all__ = [
     "Local",
@@ -44,16 +53,23 @@ class Local:
         Builds the structure, shape ``(y.size, u.size)``.
     vjp : callable (g) -> ndarray
         Maps a cotangent ``g`` of the shape of ``y`` to one of the shape of ``u``.
+    passthrough : bool, default False
+        The map is the identity on the flattened values.
+    vjp_acc : callable (g, acc) -> ndarray or None, optional
+        Adds ``vjp(g)`` to ``acc`` in place (an array of ``u``'s shape and dtype that the
+        backward pass owns) and returns ``acc``, or returns None when it cannot (the
+        backward pass then adds ``vjp(g)`` itself).
     """
 
-    __slots__ = ("jacobian", "vjp", "passthrough")
+    __slots__ = ("jacobian", "vjp", "passthrough", "vjp_acc")
 
-    def __init__(self, jacobian, vjp, passthrough=False):
+    def __init__(self, jacobian, vjp, passthrough=False, vjp_acc=None):
         self.jacobian = jacobian
         self.vjp = vjp
         #: True when the map is the identity on the flattened values (reshape,
         #: ravel): the forward transforms then reuse the input's Jacobian as it is.
         self.passthrough = passthrough
+        self.vjp_acc = vjp_acc
 
 
 def identity_local(in_shape):
@@ -152,7 +168,7 @@ def diagonal_structure(d, out_shape, dtype):
     return Diagonal._wrap(np.array(values, dtype=dtype, order="C").reshape(-1))
 
 
-def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None):
+def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None, fused=None):
     r"""The local map of an element-wise function, :math:`\operatorname{diag}(f') B`.
 
     Parameters
@@ -167,6 +183,10 @@ def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None):
     vjp : callable (g) -> ndarray, optional
         A fused :math:`g \odot f'` over the output's shape (e.g. a Numba kernel);
         by default ``g * derivative()``.
+    fused : tuple (code, a), optional
+        The derivative as a code of :mod:`structjac.transforms._kernels` and the stored
+        array ``a`` it is computed from; used (one pass, no temporary, accumulation in
+        place) when nothing is broadcast and ``a`` is a C-contiguous array of ``dtype``.
 
     Notes
     -----
@@ -188,9 +208,28 @@ def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None):
 
     def vjp_default(g):
         d = derivative()
+        if _is_constant(d):
+            c = np.asarray(d)[()]
+            if c == 1:
+                return unbroadcast(g, in_shape)  # +-1: no multiplication (g is not written)
+            if c == -1:
+                return unbroadcast(np.negative(g), in_shape)
         return unbroadcast(g * d, in_shape)
 
-    if vjp is None:
+    vjp_acc = None
+    if (fused is not None and in_shape == out_shape and _kernels.fusable(fused[1], dtype)
+            and fused[1].shape == out_shape):
+        code, a = fused
+
+        def vjp_fused(g):
+            result = _kernels.elementwise_vjp(code, g, a)
+            return vjp_default(g) if result is None else result
+
+        def vjp_acc(g, acc):
+            return _kernels.elementwise_vjp(code, g, a, out=acc)
+
+        vjp_fn = vjp_fused
+    elif vjp is None:
         vjp_fn = vjp_default
     elif in_shape == out_shape:
         vjp_fn = vjp
@@ -198,7 +237,7 @@ def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None):
         def vjp_fn(g):
             return unbroadcast(vjp(g), in_shape)
 
-    return Local(jacobian, vjp_fn)
+    return Local(jacobian, vjp_fn, vjp_acc=vjp_acc)
 
 
 def selection_jacobian(rows, cols, shape, dtype):

@@ -34,6 +34,13 @@ numpy                             local Jacobian                                
 ``np.concatenate``, ``np.stack``  an embedding per part (Sparse)
 ================================  =============================================  =====================================
 
+In reverse mode the rules marked by a ``fused`` entry (``exp``, ``expm1``, ``log``,
+``log1p``, ``sqrt``, ``square``, ``tanh``, ``expit``, ``u * v``, ``u / v``, ``u ** 2``)
+apply :math:`\bar u = \bar y \odot f'` in one Numba pass
+(:mod:`~structjac.transforms._kernels`), adding it in place to the cotangent ``u``
+already received; a derivative of :math:`\pm 1` (``+``, ``-``) passes the cotangent on
+without multiplying.
+
 Comparisons (``x > 0``), ``np.sign``, ``np.floor`` and the other piecewise-constant
 functions return plain ndarrays: their derivative is zero wherever it exists. Every
 other numpy function, a ufunc method (``np.add.reduce``), ``out=`` and the other ufunc
@@ -49,6 +56,7 @@ import numpy as np
 
 from .. import kernels as _kernels
 from ..structures import BlockDiagonal, Dense, Identity, Kronecker, StackedKronecker
+from . import _kernels as _fk
 from ._local import (
     Local,
     elementwise_local,
@@ -103,11 +111,14 @@ def _quiet(function):
 
 # ============================================================  element-wise, one argument
 class Unary(NamedTuple):
-    """One row of the unary table: :math:`f'` from ``(x, y = f(x))``, an optional fused vjp."""
+    """One row of the unary table: :math:`f'` from ``(x, y = f(x))``, an optional fused vjp
+    (``vjp(x, y, g)``), and the derivative as a code of :mod:`~structjac.transforms._kernels`
+    with the array it reads (``"x"`` or ``"y"``) for the one-pass reverse kernels."""
 
     math: str
     derivative: Callable
     vjp: Callable | None = None
+    fused: tuple | None = None
 
 
 def _sign_nan(x, y):
@@ -117,12 +128,12 @@ def _sign_nan(x, y):
 UNARY = {
     np.negative: Unary("-x: -I", lambda x, y: -1),
     np.positive: Unary("+x: I", lambda x, y: 1),
-    np.exp: Unary("exp: diag(y)", lambda x, y: y),
-    np.expm1: Unary("expm1: diag(y + 1)", lambda x, y: y + 1),
-    np.log: Unary("log: diag(1/x)", lambda x, y: 1 / x),
-    np.log1p: Unary("log1p: diag(1/(1+x))", lambda x, y: 1 / (1 + x)),
-    np.sqrt: Unary("sqrt: diag(1/(2y))", lambda x, y: 0.5 / y),
-    np.square: Unary("square: diag(2x)", lambda x, y: 2 * x),
+    np.exp: Unary("exp: diag(y)", lambda x, y: y, fused=(_fk.TIMES, "y")),
+    np.expm1: Unary("expm1: diag(y + 1)", lambda x, y: y + 1, fused=(_fk.TIMES_AP1, "y")),
+    np.log: Unary("log: diag(1/x)", lambda x, y: 1 / x, fused=(_fk.OVER, "x")),
+    np.log1p: Unary("log1p: diag(1/(1+x))", lambda x, y: 1 / (1 + x), fused=(_fk.OVER_1PA, "x")),
+    np.sqrt: Unary("sqrt: diag(1/(2y))", lambda x, y: 0.5 / y, fused=(_fk.HALF_OVER, "y")),
+    np.square: Unary("square: diag(2x)", lambda x, y: 2 * x, fused=(_fk.TIMES_2A, "x")),
     np.absolute: Unary("abs: diag(sign(x)), 0 at 0", _sign_nan),
     np.sin: Unary("sin: diag(cos x)", lambda x, y: np.cos(x)),
     np.cos: Unary("cos: diag(-sin x)", lambda x, y: -np.sin(x)),
@@ -130,6 +141,7 @@ UNARY = {
         "tanh: diag((1+y)(1-y))",
         lambda x, y: (1 + y) * (1 - y),
         lambda x, y, g: _kernels.tanh_vjp_from_output(y, g),
+        fused=(_fk.TANH_Y, "y"),
     ),
 }
 
@@ -139,6 +151,7 @@ _FOREIGN_UNARY = {
         "expit: diag(y(1-y))",
         lambda x, y: y * (1 - y),
         lambda x, y, g: _kernels.sigmoid_vjp_from_output(y, g),
+        fused=(_fk.SIGMOID_Y, "y"),
     ),
 }
 
@@ -149,13 +162,17 @@ def _unary(ufunc, spec, x):
     derivative = _quiet(lambda: spec.derivative(xv, y))
     vjp = None
     if spec.vjp is not None and y.dtype.kind == "f" and y.dtype == xv.dtype:
-        fused = spec.vjp
+        fused_vjp = spec.vjp
 
         def vjp(g):
             g = np.asarray(g, dtype=y.dtype)
-            return fused(xv, y, g)
+            return fused_vjp(xv, y, g)
 
-    local = elementwise_local(xv.shape, y.shape, y.dtype, derivative, vjp)
+    fused = None
+    if spec.fused is not None:
+        code, which = spec.fused
+        fused = (code, xv if which == "x" else y)
+    local = elementwise_local(xv.shape, y.shape, y.dtype, derivative, vjp, fused)
     return record(x._trace, y, [(x, local)])
 
 
@@ -220,17 +237,30 @@ def _as_float_derivative(d, dtype):
     return np.asarray(d, dtype=dtype)
 
 
+def _binary_fused(ufunc, av, bv, y):
+    """The one-pass reverse kernels of ``u * v``, ``u / v`` (for u) and ``u ** 2`` (for u):
+    ``(code, a)`` for u and for v, or None."""
+    if ufunc is np.multiply:
+        return (_fk.TIMES, bv), (_fk.TIMES, av)
+    if ufunc is np.divide:
+        return (_fk.OVER, bv), None
+    if ufunc is np.power and np.ndim(bv) == 0 and np.asarray(bv)[()] == 2:
+        return (_fk.TIMES_2A, av), None
+    return None, None
+
+
 def _binary(ufunc, spec, a, b):
     trace = _trace_of((a, b))
     av, bv = _value(a), _value(b)
     y = np.asarray(ufunc(av, bv))
+    fused_u, fused_v = _binary_fused(ufunc, av, bv, y)
     pairs = []
     if type(a) is Traced:
         du = _quiet(lambda: _as_float_derivative(spec.du(av, bv, y), y.dtype))
-        pairs.append((a, elementwise_local(np.shape(av), y.shape, y.dtype, du)))
+        pairs.append((a, elementwise_local(np.shape(av), y.shape, y.dtype, du, fused=fused_u)))
     if type(b) is Traced:
         dv = _quiet(lambda: _as_float_derivative(spec.dv(av, bv, y), y.dtype))
-        pairs.append((b, elementwise_local(np.shape(bv), y.shape, y.dtype, dv)))
+        pairs.append((b, elementwise_local(np.shape(bv), y.shape, y.dtype, dv, fused=fused_v)))
     return record(trace, y, pairs)
 
 

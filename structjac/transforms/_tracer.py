@@ -40,7 +40,7 @@ class Trace:
             raise ValueError(f"unknown trace mode {mode!r}")
         self.mode = mode
         self.n_inputs = n_inputs
-        #: reverse mode: tape[i] is a tuple of (parent node, vjp) of node i.
+        #: reverse mode: tape[i] is a tuple of (parent node, Local) of node i.
         self.tape = []
         self.input_nodes = []
 
@@ -118,7 +118,7 @@ def record(trace, value, pairs, source=None):
             payload = contribution if payload is None else payload + contribution
     else:
         payload = len(trace.tape)
-        trace.tape.append(tuple((arg._payload, local.vjp) for arg, local in pairs))
+        trace.tape.append(tuple((arg._payload, local) for arg, local in pairs))
     return Traced._make(value, trace, payload, source)
 
 
