@@ -23,7 +23,44 @@ import numpy as np
 from .. import algebra
 from ..structures import BlockDiagonal, Diagonal, Identity, Kronecker, RowScaled, ScaledIdentity
 
-__all__ = ["compose", "accumulate", "per_sample_blocks"]
+__all__ = ["compose", "accumulate", "per_sample_blocks", "diagonal_times"]
+
+_DIAGONALS = (Diagonal, ScaledIdentity, Identity)
+
+
+def diagonal_times(d, J, dtype):
+    r""":math:`\operatorname{diag}(d)\,J` for ``J`` a :class:`Diagonal` (or a scaled identity)
+    of ``d``'s size, computed on the stored numbers; None for any other ``J``.
+
+    The element-wise chains' fast path: the same result as composing
+    ``diagonal_structure(d)`` with ``J`` through the rule table (a number ``d`` keeps
+    :math:`J`'s type, 1 returns ``J`` itself), without building the local structure or
+    looking up the rule. ``d`` is one number or an array of ``J.shape[0]`` entries, cast
+    to ``dtype`` (the call's output dtype) first, as the local structure would hold it.
+    """
+    kind = type(J)
+    if kind not in _DIAGONALS:
+        return None
+    n = J.shape[0]
+    out = np.result_type(dtype, J.dtype)
+    if np.ndim(d) == 0:
+        c = np.asarray(d, dtype=dtype)[()]
+        if c == 1:
+            return J if J.dtype == out else J.astype(out)
+        if kind is Diagonal:
+            return Diagonal._wrap(np.multiply(J.values, c, dtype=out))
+        return ScaledIdentity(n, J.scalar * c, dtype=out)
+    d = np.asarray(d, dtype=dtype)
+    if d.size != n:
+        return None
+    d = d.reshape(-1)
+    if kind is Identity:
+        values = np.array(d, dtype=out)  # d may be a value of the trace: never wrapped itself
+    elif kind is ScaledIdentity:
+        values = np.multiply(d, J.scalar, dtype=out)
+    else:
+        values = np.multiply(d, J.values, dtype=out)
+    return Diagonal._wrap(values)
 
 
 def per_sample_blocks(J, n_blocks=None):
@@ -130,6 +167,8 @@ def accumulate(a, b):
     """:math:`A + B` (``a`` may be None: nothing yet), with the same per-sample fall-back."""
     if a is None:
         return b
+    if type(a) is Diagonal and type(b) is Diagonal and a.shape == b.shape:
+        return Diagonal._wrap(np.add(a.values, b.values, dtype=np.result_type(a.dtype, b.dtype)))
     if a.shape != b.shape:
         return algebra.add(a, b)  # raises, naming both shapes
     result = _by_table("add", a, b)

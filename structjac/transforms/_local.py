@@ -59,17 +59,23 @@ class Local:
         Adds ``vjp(g)`` to ``acc`` in place (an array of ``u``'s shape and dtype that the
         backward pass owns) and returns ``acc``, or returns None when it cannot (the
         backward pass then adds ``vjp(g)`` itself).
+    diagonal : callable () -> scalar or ndarray, optional
+        The map is :math:`\\operatorname{diag}(d)`; returns ``d``.
     """
 
-    __slots__ = ("jacobian", "vjp", "passthrough", "vjp_acc")
+    __slots__ = ("jacobian", "vjp", "passthrough", "vjp_acc", "diagonal")
 
-    def __init__(self, jacobian, vjp, passthrough=False, vjp_acc=None):
+    def __init__(self, jacobian, vjp, passthrough=False, vjp_acc=None, diagonal=None):
         self.jacobian = jacobian
         self.vjp = vjp
         #: True when the map is the identity on the flattened values (reshape,
         #: ravel): the forward transforms then reuse the input's Jacobian as it is.
         self.passthrough = passthrough
         self.vjp_acc = vjp_acc
+        #: For an element-wise map without broadcasting: () -> d, the diagonal (one
+        #: number or an array of the output's shape), so that the forward transform
+        #: multiplies the numbers of a diagonal Jacobian without building structures.
+        self.diagonal = diagonal
 
 
 def identity_local(in_shape):
@@ -237,7 +243,8 @@ def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None, fused=No
         def vjp_fn(g):
             return unbroadcast(vjp(g), in_shape)
 
-    return Local(jacobian, vjp_fn, vjp_acc=vjp_acc)
+    return Local(jacobian, vjp_fn, vjp_acc=vjp_acc,
+                 diagonal=derivative if in_shape == out_shape else None)
 
 
 def selection_jacobian(rows, cols, shape, dtype):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._compose import accumulate, compose
+from ._compose import accumulate, compose, diagonal_times
 
 __all__ = ["Traced", "Trace", "record", "value_of"]
 
@@ -97,13 +97,20 @@ def record(trace, value, pairs, source=None):
                     if J is not None:
                         jacs[k] = J if jacs[k] is None else accumulate(jacs[k], J)
                 continue
-            J_local = None
+            J_local = d = None
             for k, J in enumerate(incoming):
                 if J is None:
                     continue
-                if J_local is None:
-                    J_local = local.jacobian()
-                jacs[k] = accumulate(jacs[k], compose(J_local, J))
+                product = None
+                if local.diagonal is not None:
+                    if d is None:
+                        d = local.diagonal()
+                    product = diagonal_times(d, J, value.dtype)
+                if product is None:
+                    if J_local is None:
+                        J_local = local.jacobian()
+                    product = compose(J_local, J)
+                jacs[k] = accumulate(jacs[k], product)
         payload = tuple(jacs)
     elif mode == "tangent":
         payload = None

@@ -136,3 +136,55 @@ def test_broadcast_operands_are_not_fused_and_stay_right(dtype):
     g = sj.grad(fn)(x)
     assert g.dtype == dtype
     np.testing.assert_allclose(g, np.exp(x * b), rtol=RTOL[dtype] * 10)
+
+
+# ---------------------------------------------------------------- forward fast path
+def _diagonals(n, dtype, rng):
+    return [sj.Identity(n, dtype=dtype), sj.ScaledIdentity(n, -2.5, dtype=dtype),
+            sj.Diagonal(rng.standard_normal(n).astype(dtype))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d_dtype", DTYPES)
+def test_diagonal_times_equals_the_rule_table(dtype, d_dtype):
+    from structjac.transforms._compose import compose, diagonal_times
+    from structjac.transforms._local import diagonal_structure
+
+    rng = np.random.default_rng(3)
+    n = 6
+    for d in (1, -1, 0.5, np.float32(3.0), rng.standard_normal(n).astype(d_dtype),
+              rng.standard_normal((2, 3)).astype(d_dtype)):
+        for J in _diagonals(n, dtype, rng):
+            fast = diagonal_times(d, J, np.dtype(d_dtype))
+            shape = np.shape(d) if np.ndim(d) else (n,)
+            generic = compose(diagonal_structure(d, shape, np.dtype(d_dtype)), J)
+            assert type(fast) is type(generic), (d, J)
+            assert fast.dtype == generic.dtype
+            np.testing.assert_allclose(fast.to_dense(), generic.to_dense(), rtol=1e-6)
+    # anything but a diagonal J, or a d of another size: not taken (the table decides)
+    assert diagonal_times(np.ones(n), sj.Dense(np.ones((n, 2))), np.dtype(dtype)) is None
+    assert diagonal_times(np.ones(n + 1), sj.Identity(n), np.dtype(dtype)) is None
+
+
+def test_diagonal_times_never_wraps_a_value_of_the_trace():
+    from structjac.transforms._compose import diagonal_times
+
+    y = np.linspace(1.0, 2.0, 4)
+    J = diagonal_times(y, sj.Identity(4), np.dtype(np.float64))
+    assert not np.shares_memory(J.values, y)
+    assert y.flags.writeable
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_elementwise_jacobian_keeps_its_type_and_values(dtype):
+    def f(x):
+        return np.tanh(x) * np.exp(-x) + np.log1p(x ** 2) - 3 * x + x * 0.5
+
+    x = np.linspace(-1.0, 1.0, 7).astype(dtype)
+    J = sj.jacobian(f)(x)
+    assert type(J) is sj.Diagonal and J.dtype == dtype
+    fd = central_difference_jacobian(f, [x.astype(np.float64)], 0)
+    np.testing.assert_allclose(J.to_dense(), fd, rtol=1e-3 if dtype == np.float32 else 1e-7, atol=1e-5)
+    twice = sj.jacobian(lambda x: -(-x))(x)
+    assert type(twice) is sj.ScaledIdentity and twice.scalar == 1
+    assert type(sj.jacobian(lambda x: 2 * (3 * x))(x)) is sj.ScaledIdentity
