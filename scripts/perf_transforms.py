@@ -1,7 +1,7 @@
 """Measure the function transforms against JAX, in one process (ratios, not absolutes).
 
 Run:  OPENBLAS_NUM_THREADS=1 /work/venv/bin/python scripts/perf_transforms.py
-      [--repeat 5] [--big 10000000] [--skip-big] [--only jacobian|grad|overhead]
+      [--repeat 5] [--big 10000000] [--skip-big] [--only jacobian|grad|overhead] [--cpu]
 
 Prints, for ``f(x) = tanh(x) * exp(-x) + log1p(x**2)``:
 
@@ -16,7 +16,8 @@ Prints, for ``f(x) = tanh(x) * exp(-x) + log1p(x**2)``:
 
 Every function (structjac's Numba kernels, JAX's XLA programs) is called once before
 timing; structjac and JAX are timed in alternation and each keeps its best of
-``--repeat`` (the machine is shared: compare the ratios). XLA, BLAS and Numba run on
+``--repeat`` (the machine is shared: compare the ratios; ``--cpu`` times the process's
+CPU time instead of the wall clock). XLA, BLAS and Numba run on
 one thread (``--threads`` changes Numba's).
 """
 
@@ -53,11 +54,14 @@ def ten_ops(x):
     return np.sum(np.sin(y) * 0.5)
 
 
+CLOCK = time.perf_counter
+
+
 def _once(fn, number):
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(number):
         fn()
-    return (time.perf_counter() - t0) / number
+    return (CLOCK() - t0) / number
 
 
 def best(fns, repeat, number=1):
@@ -162,8 +166,13 @@ def main():
     parser.add_argument("--big", type=int, default=10_000_000)
     parser.add_argument("--skip-big", action="store_true", help="skip the n = --big rows")
     parser.add_argument("--only", choices=("jacobian", "grad", "overhead"), help="one group of rows")
+    parser.add_argument("--cpu", action="store_true",
+                        help="time with the process's CPU clock (less noise on a shared machine)")
     parser.add_argument("--threads", type=int, default=1, help="Numba threads (XLA: one)")
     args = parser.parse_args()
+    global CLOCK
+    if args.cpu:
+        CLOCK = time.process_time
     numba.set_num_threads(args.threads)
     jax, jf = load_jax()
     rng = np.random.default_rng(0)

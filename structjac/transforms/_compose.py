@@ -43,7 +43,7 @@ def diagonal_times(d, J, dtype):
         return None
     n = J.shape[0]
     out = np.result_type(dtype, J.dtype)
-    if np.ndim(d) == 0:
+    if isinstance(d, (int, float)) or (isinstance(d, (np.ndarray, np.generic)) and d.ndim == 0):
         c = np.asarray(d, dtype=dtype)[()]
         if c == 1:
             return J if J.dtype == out else J.astype(out)

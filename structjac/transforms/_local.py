@@ -19,6 +19,8 @@ or :math:`\mathbf 1_s` (broadcast) to a Kronecker product, see
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -80,7 +82,7 @@ class Local:
 
 def identity_local(in_shape):
     """The identity on the flattened values (reshape, ravel, a copy)."""
-    n = int(np.prod(in_shape))
+    n = math.prod(in_shape)
 
     def jacobian():
         return Identity(n)
@@ -130,7 +132,7 @@ def broadcast_jacobian(in_shape, out_shape, dtype):
         :class:`Kronecker` of identities and columns of ones.
     """
     dtype = np.dtype(dtype)
-    n_out = int(np.prod(out_shape))
+    n_out = math.prod(out_shape)
     runs = _axis_runs(in_shape, out_shape, lambda a, b: "keep" if a == b else "bcast")
     if not any(kind == "bcast" for kind, _ in runs):
         return Identity(n_out, dtype=dtype)
@@ -156,13 +158,15 @@ def unbroadcast(g, in_shape):
 
 
 def _is_constant(d):
+    if isinstance(d, (np.ndarray, np.generic)):
+        return d.ndim == 0
     return np.ndim(d) == 0
 
 
 def diagonal_structure(d, out_shape, dtype):
     r"""``diag(d)`` over ``out_shape``: :class:`ScaledIdentity` (:class:`Identity` for 1)
     when ``d`` is one number, else :class:`Diagonal` of ``d`` broadcast to ``out_shape``."""
-    n = int(np.prod(out_shape))
+    n = math.prod(out_shape)
     if _is_constant(d):
         c = np.asarray(d)[()]
         if c == 1:
@@ -275,7 +279,7 @@ def reduction_jacobian(in_shape, axes, scale, dtype):
     \otimes I_d`.
     """
     in_shape = tuple(in_shape)
-    n = int(np.prod(in_shape))
+    n = math.prod(in_shape)
     axes = set(axes)
     marks = tuple(1 if i in axes else s for i, s in enumerate(in_shape))
     runs = _axis_runs(marks, in_shape, lambda a, b: "keep" if a == b else "sum")

@@ -49,6 +49,7 @@ keywords raise ``TypeError`` naming what has no rule.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Callable, NamedTuple
 
@@ -187,7 +188,7 @@ class Binary(NamedTuple):
 
 
 def _power_du(u, v, y):
-    if np.ndim(v) == 0:
+    if _ndim(v) == 0:
         v = np.asarray(v)[()]
         if v == 0:
             return 0
@@ -204,7 +205,7 @@ def _power_dv(u, v, y):
 
 def _nan_of(y, d):
     """NaN where the output is NaN (NaN in, NaN out), else ``d``."""
-    if np.ndim(y) == 0 and not np.isnan(y):
+    if _ndim(y) == 0 and not np.isnan(y):
         return d
     nan = np.isnan(y)
     if nan.any():
@@ -231,10 +232,23 @@ BINARY = {
 }
 
 
+def _ndim(a):
+    """``np.ndim`` without its dispatch (the per-call cost of the tracer counts)."""
+    return a.ndim if isinstance(a, (np.ndarray, np.generic)) else np.ndim(a)
+
+
 def _as_float_derivative(d, dtype):
-    if np.ndim(d) == 0:
+    if _ndim(d) == 0:
         return np.asarray(d, dtype=dtype)[()] if not isinstance(d, (int, float)) else d
     return np.asarray(d, dtype=dtype)
+
+
+def _ONE():
+    return 1
+
+
+def _MINUS_ONE():
+    return -1
 
 
 def _binary_fused(ufunc, av, bv, y):
@@ -244,7 +258,7 @@ def _binary_fused(ufunc, av, bv, y):
         return (_fk.TIMES, bv), (_fk.TIMES, av)
     if ufunc is np.divide:
         return (_fk.OVER, bv), None
-    if ufunc is np.power and np.ndim(bv) == 0 and np.asarray(bv)[()] == 2:
+    if ufunc is np.power and _ndim(bv) == 0 and np.asarray(bv)[()] == 2:
         return (_fk.TIMES_2A, av), None
     return None, None
 
@@ -255,6 +269,13 @@ def _binary(ufunc, spec, a, b):
     y = np.asarray(ufunc(av, bv))
     fused_u, fused_v = _binary_fused(ufunc, av, bv, y)
     pairs = []
+    if ufunc is np.add or ufunc is np.subtract:  # +-1: nothing to compute, nothing to warn
+        if type(a) is Traced:
+            pairs.append((a, elementwise_local(np.shape(av), y.shape, y.dtype, _ONE)))
+        if type(b) is Traced:
+            minus = _MINUS_ONE if ufunc is np.subtract else _ONE
+            pairs.append((b, elementwise_local(np.shape(bv), y.shape, y.dtype, minus)))
+        return record(trace, y, pairs)
     if type(a) is Traced:
         du = _quiet(lambda: _as_float_derivative(spec.du(av, bv, y), y.dtype))
         pairs.append((a, elementwise_local(np.shape(av), y.shape, y.dtype, du, fused=fused_u)))
@@ -351,6 +372,13 @@ def _foreign(ufunc):
 
 def call_ufunc(ufunc, method, inputs, kwargs):
     """Apply the rule of ``ufunc`` to traced ``inputs`` (``__array_ufunc__``)."""
+    if method == "__call__" and not kwargs:
+        spec = UNARY.get(ufunc)
+        if spec is not None:
+            return _unary(ufunc, spec, inputs[0])
+        spec = BINARY.get(ufunc)
+        if spec is not None:
+            return _binary(ufunc, spec, inputs[0], inputs[1])
     name = _ufunc_name(ufunc)
     if method != "__call__":
         raise TypeError(
@@ -527,7 +555,7 @@ def _reduce(name, x, axis, keepdims, mean, dtype=None, out=None, **rest):
     axes = _axes(axis, xv.ndim, name)
     function = np.mean if mean else np.sum
     y = np.asarray(function(xv, axis=axis, keepdims=keepdims))
-    count = int(np.prod([xv.shape[a] for a in axes])) if axes else 1
+    count = math.prod(xv.shape[a] for a in axes)
     scale = 1.0 / count if (mean and count) else (np.nan if mean else 1.0)
     kept = tuple(1 if i in axes else s for i, s in enumerate(xv.shape))
 
@@ -562,7 +590,7 @@ def _extremum(name, chooser, a, axis=None, out=None, keepdims=False, **rest):
     y = np.asarray(function(xv, axis=axis, keepdims=keepdims))
     kept = [i for i in range(xv.ndim) if i not in axes]
     order = kept + list(axes)
-    K = int(np.prod([xv.shape[i] for i in kept])) if kept else 1
+    K = math.prod(xv.shape[i] for i in kept)
     positions = np.arange(xv.size).reshape(xv.shape).transpose(order).reshape(K, -1)
     values = xv.transpose(order).reshape(K, -1)
     # the first extremal entry of each reduced group carries the derivative
