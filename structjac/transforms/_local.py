@@ -63,11 +63,14 @@ class Local:
         backward pass then adds ``vjp(g)`` itself).
     diagonal : callable () -> scalar or ndarray, optional
         The map is :math:`\\operatorname{diag}(d)`; returns ``d``.
+    times : callable (J) -> Jacobian or None, optional
+        The product of this map with ``J``, computed without building the map, for the
+        ``J`` it knows (None otherwise: the rule table then composes them).
     """
 
-    __slots__ = ("jacobian", "vjp", "passthrough", "vjp_acc", "diagonal")
+    __slots__ = ("jacobian", "vjp", "passthrough", "vjp_acc", "diagonal", "times")
 
-    def __init__(self, jacobian, vjp, passthrough=False, vjp_acc=None, diagonal=None):
+    def __init__(self, jacobian, vjp, passthrough=False, vjp_acc=None, diagonal=None, times=None):
         self.jacobian = jacobian
         self.vjp = vjp
         #: True when the map is the identity on the flattened values (reshape,
@@ -78,6 +81,8 @@ class Local:
         #: number or an array of the output's shape), so that the forward transform
         #: multiplies the numbers of a diagonal Jacobian without building structures.
         self.diagonal = diagonal
+        #: Optional (J) -> (this map) @ J computed directly for the J it knows, or None.
+        self.times = times
 
 
 def identity_local(in_shape):
@@ -160,7 +165,7 @@ def unbroadcast(g, in_shape):
 def _is_constant(d):
     if isinstance(d, (np.ndarray, np.generic)):
         return d.ndim == 0
-    return np.ndim(d) == 0
+    return isinstance(d, (int, float)) or np.ndim(d) == 0
 
 
 def diagonal_structure(d, out_shape, dtype):
@@ -227,16 +232,21 @@ def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None, fused=No
         return unbroadcast(g * d, in_shape)
 
     vjp_acc = None
-    if (fused is not None and in_shape == out_shape and _kernels.fusable(fused[1], dtype)
-            and fused[1].shape == out_shape):
+    if fused is not None and in_shape == out_shape:
+        # checked when the reverse pass first runs: the forward transforms never pay for it
         code, a = fused
 
+        def usable():
+            return _kernels.fusable(a, dtype) and a.shape == out_shape
+
+        fallback = vjp_default if vjp is None else vjp
+
         def vjp_fused(g):
-            result = _kernels.elementwise_vjp(code, g, a)
-            return vjp_default(g) if result is None else result
+            result = _kernels.elementwise_vjp(code, g, a) if usable() else None
+            return fallback(g) if result is None else result
 
         def vjp_acc(g, acc):
-            return _kernels.elementwise_vjp(code, g, a, out=acc)
+            return _kernels.elementwise_vjp(code, g, a, out=acc) if usable() else None
 
         vjp_fn = vjp_fused
     elif vjp is None:

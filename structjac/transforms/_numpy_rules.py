@@ -56,7 +56,16 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .. import kernels as _kernels
-from ..structures import BlockDiagonal, Dense, Identity, Kronecker, StackedKronecker
+from ..structures import (
+    BlockDiagonal,
+    BlockRow,
+    Dense,
+    Diagonal,
+    Identity,
+    Kronecker,
+    ScaledIdentity,
+    StackedKronecker,
+)
 from . import _kernels as _fk
 from ._local import (
     Local,
@@ -234,7 +243,9 @@ BINARY = {
 
 def _ndim(a):
     """``np.ndim`` without its dispatch (the per-call cost of the tracer counts)."""
-    return a.ndim if isinstance(a, (np.ndarray, np.generic)) else np.ndim(a)
+    if isinstance(a, (np.ndarray, np.generic)):
+        return a.ndim
+    return 0 if isinstance(a, (int, float)) else np.ndim(a)
 
 
 def _as_float_derivative(d, dtype):
@@ -567,7 +578,18 @@ def _reduce(name, x, axis, keepdims, mean, dtype=None, out=None, **rest):
         g = g * scale if scale != 1 else g
         return np.broadcast_to(g, xv.shape)
 
-    return record(x._trace, y, [(x, Local(jacobian, vjp))])
+    times = None
+    if len(axes) == xv.ndim and xv.size:
+        def times(J):
+            # c 1^T diag(d) = the row c d^T (the table's BlockRow @ Diagonal, built once)
+            if type(J) not in (Diagonal, ScaledIdentity, Identity) or J.shape[0] != xv.size:
+                return None
+            dtype = np.result_type(y.dtype, J.dtype)
+            c = np.asarray(scale, dtype=y.dtype)  # as the row c 1^T holds it
+            row = np.multiply(J.values, c, dtype=dtype)
+            return BlockRow(0, row, 1, copy=False)
+
+    return record(x._trace, y, [(x, Local(jacobian, vjp, times=times))])
 
 
 def _sum(a, axis=None, dtype=None, out=None, keepdims=False, **rest):

@@ -101,8 +101,8 @@ def record(trace, value, pairs, source=None):
             for k, J in enumerate(incoming):
                 if J is None:
                     continue
-                product = None
-                if local.diagonal is not None:
+                product = None if local.times is None else local.times(J)
+                if product is None and local.diagonal is not None:
                     if d is None:
                         d = local.diagonal()
                     product = diagonal_times(d, J, value.dtype)

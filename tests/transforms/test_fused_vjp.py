@@ -188,3 +188,28 @@ def test_elementwise_jacobian_keeps_its_type_and_values(dtype):
     twice = sj.jacobian(lambda x: -(-x))(x)
     assert type(twice) is sj.ScaledIdentity and twice.scalar == 1
     assert type(sj.jacobian(lambda x: 2 * (3 * x))(x)) is sj.ScaledIdentity
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("J_dtype", DTYPES)
+@pytest.mark.parametrize("reduce", [np.sum, np.mean])
+def test_reduction_of_a_diagonal_equals_the_rule_table(reduce, dtype, J_dtype):
+    from structjac.transforms._local import reduction_jacobian
+    from structjac.transforms._tracer import Trace
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3)).astype(dtype)
+    trace = Trace("jacobian", 1)
+    t = trace.new_input(x, 0, jacobian=sj.Identity(x.size, dtype=dtype))
+    y = reduce(t)
+    # the rule table's product of the reduction's row with each diagonal J
+    scale = 1 / x.size if reduce is np.mean else 1.0
+    R = reduction_jacobian(x.shape, (0, 1), scale, np.dtype(dtype))
+    for J in _diagonals(x.size, J_dtype, rng):
+        generic = R @ J
+        t = trace.new_input(x, 0, jacobian=J)
+        fast = reduce(t)._payload[0]
+        assert type(fast) is type(generic) is sj.BlockRow
+        assert fast.dtype == generic.dtype
+        np.testing.assert_array_equal(fast.to_dense(), generic.to_dense())
+    assert y._payload[0].shape == (1, x.size)
