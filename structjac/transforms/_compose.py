@@ -21,11 +21,25 @@ from __future__ import annotations
 import numpy as np
 
 from .. import algebra
+from . import _kernels
 from ..structures import BlockDiagonal, Diagonal, Identity, Kronecker, RowScaled, ScaledIdentity
 
-__all__ = ["compose", "accumulate", "per_sample_blocks", "diagonal_times"]
+__all__ = ["compose", "accumulate", "per_sample_blocks", "diagonal_times", "fused_diagonal_times"]
 
 _DIAGONALS = (Diagonal, ScaledIdentity, Identity)
+
+
+def fused_diagonal_times(code, a, J):
+    r""":math:`\operatorname{diag}(f'(a))\,J` for a diagonal ``J`` in one Numba pass (the
+    kernel of :mod:`~structjac.transforms._kernels` with ``J``'s numbers as its ``g``),
+    without the derivative's temporaries; None when the kernel does not apply (another
+    ``J``, another dtype, a non-contiguous ``a``)."""
+    kind = type(J)
+    if kind not in _DIAGONALS or not _kernels.fusable(a, J.dtype) or a.size != J.shape[0]:
+        return None
+    g = J.values if kind is Diagonal else np.asarray(J.scalar, dtype=J.dtype).reshape(1)
+    values = _kernels.elementwise_vjp(code, g, a.reshape(-1))
+    return None if values is None else Diagonal._wrap(values.reshape(-1))
 
 
 def diagonal_times(d, J, dtype):

@@ -68,9 +68,10 @@ class Local:
         ``J`` it knows (None otherwise: the rule table then composes them).
     """
 
-    __slots__ = ("jacobian", "vjp", "passthrough", "vjp_acc", "diagonal", "times")
+    __slots__ = ("jacobian", "vjp", "passthrough", "vjp_acc", "diagonal", "times", "fused")
 
-    def __init__(self, jacobian, vjp, passthrough=False, vjp_acc=None, diagonal=None, times=None):
+    def __init__(self, jacobian, vjp, passthrough=False, vjp_acc=None, diagonal=None, times=None,
+                 fused=None):
         self.jacobian = jacobian
         self.vjp = vjp
         #: True when the map is the identity on the flattened values (reshape,
@@ -83,6 +84,9 @@ class Local:
         self.diagonal = diagonal
         #: Optional (J) -> (this map) @ J computed directly for the J it knows, or None.
         self.times = times
+        #: Optional (code, a): the diagonal as a kernel code of
+        #: :mod:`~structjac.transforms._kernels` and the array it is computed from.
+        self.fused = fused
 
 
 def identity_local(in_shape):
@@ -257,8 +261,9 @@ def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None, fused=No
         def vjp_fn(g):
             return unbroadcast(vjp(g), in_shape)
 
-    return Local(jacobian, vjp_fn, vjp_acc=vjp_acc,
-                 diagonal=derivative if in_shape == out_shape else None)
+    same = in_shape == out_shape
+    return Local(jacobian, vjp_fn, vjp_acc=vjp_acc, diagonal=derivative if same else None,
+                 fused=fused if same else None)
 
 
 def selection_jacobian(rows, cols, shape, dtype):

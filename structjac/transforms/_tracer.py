@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._compose import accumulate, compose, diagonal_times
+from ._compose import accumulate, compose, diagonal_times, fused_diagonal_times
 
 __all__ = ["Traced", "Trace", "record", "value_of"]
 
@@ -102,6 +102,8 @@ def record(trace, value, pairs, source=None):
                 if J is None:
                     continue
                 product = None if local.times is None else local.times(J)
+                if product is None and local.fused is not None:
+                    product = fused_diagonal_times(local.fused[0], local.fused[1], J)
                 if product is None and local.diagonal is not None:
                     if d is None:
                         d = local.diagonal()

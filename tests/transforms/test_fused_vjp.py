@@ -213,3 +213,24 @@ def test_reduction_of_a_diagonal_equals_the_rule_table(reduce, dtype, J_dtype):
         assert fast.dtype == generic.dtype
         np.testing.assert_array_equal(fast.to_dense(), generic.to_dense())
     assert y._payload[0].shape == (1, x.size)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("code", sorted(_kernels.CODES))
+def test_fused_diagonal_times_equals_the_numpy_derivative(code, dtype):
+    from structjac.transforms._compose import diagonal_times, fused_diagonal_times
+
+    rng = np.random.default_rng(5)
+    a = _a(rng, dtype, 9)
+    a0 = a.copy()
+    for J in _diagonals(9, dtype, rng):
+        fast = fused_diagonal_times(code, a, J)
+        generic = diagonal_times(_kernels.CODES[code](a).astype(dtype), J, np.dtype(dtype))
+        assert type(fast) is type(generic) is sj.Diagonal and fast.dtype == dtype
+        np.testing.assert_allclose(fast.values, generic.values, rtol=RTOL[dtype])
+        assert not np.shares_memory(fast.values, a)
+    np.testing.assert_array_equal(a, a0)
+    # another dtype or a non-contiguous array: declined, the numpy path decides
+    other = np.float64 if dtype == np.float32 else np.float32
+    assert fused_diagonal_times(code, a, sj.Identity(9, dtype=other)) is None
+    assert fused_diagonal_times(code, np.repeat(a, 2)[::2], sj.Identity(9, dtype=dtype)) is None
