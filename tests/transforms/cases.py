@@ -58,6 +58,7 @@ B1 = RNG_W.normal(size=5)
 B2 = RNG_W.normal(size=2)
 ROW = RNG_W.normal(size=3)
 ONE_HOT = np.eye(3)[[0, 2, 1, 2]]
+LABELS = np.array([0, 2, 1, 2])
 TARGETS = RNG_W.uniform(size=6)
 
 D, SI, I, BR = sj.Diagonal, sj.ScaledIdentity, sj.Identity, sj.BlockRow
@@ -148,6 +149,16 @@ CASES = [
     # ---- losses (ops) on traced predictions
     Case("sj_mse", lambda m, x: m.mse_(TARGETS, m.tanh(x)), vec(6), 0, BR, False),
     Case("sj_bce_with_logits", lambda m, x: m.bcel_(TARGETS[:5], W2.T @ x + 0.1), vec(2), 0, BR, False),
+    # ---- structjac's softmax ops and cross-entropy on traced logits
+    Case("sj_softmax_rows", lambda m, X: m.softmax_(X), batch(), 0, BD, False),
+    Case("sj_log_softmax_rows", lambda m, X: m.log_softmax_(X), batch(), 0, BD, False),
+    Case("sj_softmax_of_a_layer", lambda m, X: m.softmax_(X @ W.T + B1), batch(), 0, BD, False),
+    Case("sj_softmax_large_logits", lambda m, X: m.softmax_(800.0 * X), batch(), 0, BD, False),
+    Case("sj_cross_entropy_labels", lambda m, X: m.ce_(LABELS, X), batch(), 0, BR, False),
+    Case("sj_cross_entropy_one_hot", lambda m, X: m.ce_(ONE_HOT, X), batch(), 0, BR, False),
+    Case("sj_cross_entropy_large_logits", lambda m, X: m.ce_(LABELS, 900.0 * X), batch(), 0, BR, False),
+    Case("sj_cross_entropy_per_sample",
+         lambda m, X: m.ce_(LABELS, X @ W[:3].T, reduction="none"), batch(), 0, BD, False),
 ]
 
 
@@ -163,12 +174,31 @@ def _jax_bcel(jnp):
     return loss
 
 
+def _jax_cross_entropy(jax, jnp):
+    def loss(targets, logits, reduction="mean"):
+        log_p = jax.nn.log_softmax(logits, axis=1)
+        targets = np.asarray(targets)
+        if targets.ndim == 1:
+            targets = np.eye(logits.shape[1])[targets]
+        per = -jnp.sum(targets * log_p, axis=1)
+        return per if reduction == "none" else jnp.mean(per)
+
+    return loss
+
+
 def add_losses(NP, JM):
     """The loss names of the cases: structjac's ops for numpy, their formulas for JAX."""
     NP.mse_ = sj.mse
     NP.bcel_ = sj.bce_with_logits
+    NP.softmax_ = lambda X: sj.softmax(X, axis=1)
+    NP.log_softmax_ = lambda X: sj.log_softmax(X, axis=1)
+    NP.ce_ = sj.cross_entropy
     if JM is not None:
+        import jax
         import jax.numpy as jnp
 
         JM.mse_ = _jax_mse(jnp)
         JM.bcel_ = _jax_bcel(jnp)
+        JM.softmax_ = lambda X: jax.nn.softmax(X, axis=1)
+        JM.log_softmax_ = lambda X: jax.nn.log_softmax(X, axis=1)
+        JM.ce_ = _jax_cross_entropy(jax, jnp)
