@@ -255,6 +255,17 @@ def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None, fused=No
         vjp_fn = vjp_fused
     elif vjp is None:
         vjp_fn = vjp_default
+        if in_shape == out_shape:
+            def vjp_acc(g, acc):
+                # a derivative of +-1 adds or subtracts the cotangent in place: one pass
+                d = derivative()
+                if not _is_constant(d) or (np.asarray(d)[()] not in (1, -1)):
+                    return None
+                g = np.asarray(g)
+                if g.shape != acc.shape or np.result_type(acc.dtype, g.dtype) != acc.dtype:
+                    return None
+                add = np.add if np.asarray(d)[()] == 1 else np.subtract
+                return add(acc, g, out=acc)
     elif in_shape == out_shape:
         vjp_fn = vjp
     else:

@@ -69,6 +69,8 @@ def _fns():
         # one value with several consumers: its cotangent is accumulated in place
         "fan_out": lambda x: np.sum(np.tanh(x) + np.tanh(x) * np.exp(x) + x * x + x),
         "shared_g": lambda x: np.sum((x + x) * (x - x * 2)),
+        # +-1 derivatives added or subtracted in place into an accumulated cotangent
+        "minus_chain": lambda x: np.mean(np.tanh(x) - np.exp(-x) - (-x) + x * 3),
     }
 
 
