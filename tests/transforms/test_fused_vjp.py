@@ -187,7 +187,7 @@ def test_elementwise_jacobian_keeps_its_type_and_values(dtype):
     assert type(J) is sj.Diagonal and J.dtype == dtype
     fd = central_difference_jacobian(f, [x.astype(np.float64)], 0)
     np.testing.assert_allclose(J.to_dense(), fd, rtol=1e-3 if dtype == np.float32 else 1e-7, atol=1e-5)
-    twice = sj.jacobian(lambda x: -(-x))(x)
+    twice = sj.jacobian(lambda x: -(-x))(x)  # noqa: B002 (a double negation on purpose)
     assert type(twice) is sj.ScaledIdentity and twice.scalar == 1
     assert type(sj.jacobian(lambda x: 2 * (3 * x))(x)) is sj.ScaledIdentity
 
