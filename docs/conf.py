@@ -56,7 +56,10 @@ if INTERSPHINX:
         "numba": ("https://numba.readthedocs.io/en/stable/", None),
     }
 
-exclude_patterns = ["_build", "_generated/**/README*", "Thumbs.db", ".DS_Store"]
+# _generated/*.rst are pieces that pages pull in with ``.. include::``, not pages
+# of their own (as pages they would be untitled).
+exclude_patterns = ["_build", "_generated/**/README*", "_generated/*.rst", "Thumbs.db",
+                    ".DS_Store"]
 templates_path = ["_templates"]
 root_doc = "index"
 nitpicky = True
