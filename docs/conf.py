@@ -99,7 +99,7 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_sidebars = {"index": [], "install": [], "rules": [], "performance": [],
-                 "conventions": []}
+                 "conventions": [], "getting_started": [], "architecture": []}
 
 # MathJax, vendored (no CDN): MathJax 3.2.2, SVG output with embedded fonts.
 mathjax_path = "mathjax/tex-svg-full.js"
