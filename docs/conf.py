@@ -56,7 +56,10 @@ if INTERSPHINX:
         "numba": ("https://numba.readthedocs.io/en/stable/", None),
     }
 
-exclude_patterns = ["_build", "_generated/**/README*", "Thumbs.db", ".DS_Store"]
+# _generated/*.rst are pieces that pages pull in with ``.. include::``, not pages
+# of their own (as pages they would be untitled).
+exclude_patterns = ["_build", "_generated/**/README*", "_generated/*.rst", "Thumbs.db",
+                    ".DS_Store"]
 templates_path = ["_templates"]
 root_doc = "index"
 nitpicky = True
@@ -96,7 +99,7 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_sidebars = {"index": [], "install": [], "rules": [], "performance": [],
-                 "conventions": []}
+                 "conventions": [], "getting_started": [], "architecture": []}
 
 # MathJax, vendored (no CDN): MathJax 3.2.2, SVG output with embedded fonts.
 mathjax_path = "mathjax/tex-svg-full.js"

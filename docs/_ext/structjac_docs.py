@@ -23,6 +23,7 @@ appears in the API reference (``api/index.rst``) and warns otherwise, so a
 from __future__ import annotations
 
 import shutil
+import re
 from pathlib import Path
 
 from sphinx.application import Sphinx
@@ -92,6 +93,80 @@ def _literal(text: str) -> str:
     return f"``{text}``" if text else "\\ "
 
 
+# The rules' docstrings write their mathematics in plain text ("diag(a) diag(b) =
+# diag(a * b)", "(A (x) B)(C (x) D)"); the table shows it as maths. A clause is maths up
+# to its first English word; the rest is prose.
+_MATH_WORDS = {"diag", "sum", "sparse"}
+_WORD = re.compile(r"\b[a-z]{2,}\b")
+
+
+def _prose(text: str) -> str:
+    text = text.replace("(x)", "\u2297")
+    for ch in "\\`*_|":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def _tex(text: str) -> str:
+    text = text.replace("...", r"\dots").replace("(x)", r"\otimes").replace("//", r"\mathbin{//}")
+    text = text.replace("%", r"\bmod").replace(" * ", r" \odot ")
+    text = re.sub(r"\^\((\w+)\)T", r"^{(\1)T}", text)
+    text = re.sub(r"_([A-Za-z0-9]{2,})", r"_{\1}", text)
+    text = re.sub(r"(?<![A-Za-z\\])sum(?=[_\s{(])", r"\\sum", text)
+    text = re.sub(r"(?<![A-Za-z\\])diag(?=\()", r"\\diag", text)
+    text = re.sub(r"(?<![A-Za-z\\])sparse(?=\()", r"\\operatorname{sparse}", text)
+    text = re.sub(r"\b(RowScaled|Dense)\b", r"\\mathrm{\1}", text)
+    return text
+
+
+def _first_word(text: str) -> int:
+    for m in _WORD.finditer(text):
+        if m.group(0) not in _MATH_WORDS:
+            return m.start()
+    return len(text)
+
+
+def _clause(clause: str) -> str:
+    """One clause: maths up to its first English word, then prose (recursively)."""
+    if not clause:
+        return ""
+    cut = _first_word(clause)
+    if cut == 0:                      # leading prose words ("else ..."): keep, go on
+        m = re.match(r"(?:[a-z]{2,}\s+)+", clause)
+        if m is None or m.end() >= len(clause):
+            return _prose(clause)
+        return _prose(m.group(0)) + _clause(clause[m.end():])
+    math, prose = clause[:cut], clause[cut:]
+    colon = math.find(": ")
+    if colon >= 0:
+        math, prose = math[:colon + 1], math[colon + 2:] + prose
+    # an unmatched "(" starts the prose (a parenthetical remark)
+    depth, start = 0, None
+    for i, ch in enumerate(math):
+        if ch == "(":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+    if depth > 0 and start is not None:
+        math, prose = math[:start], math[start:] + prose
+    m = re.search(r"(?:,\s*an?)?[\s,:;]*$", math)      # trailing punctuation and "a"/"an"
+    math, tail = math[:m.start()], math[m.start():]
+    sep = tail.strip()
+    if sep.startswith(","):
+        sep, prose = ",", tail.strip()[1:].strip() + " " + prose
+    out = f":math:`{_tex(math)}`{sep}" if math else _prose(tail)
+    prose = prose.strip()
+    return f"{out} {_prose(prose)}" if prose else out
+
+
+def _maths_cell(text: str) -> str:
+    """The rule's mathematics as inline maths, with its prose as text."""
+    parts = [_clause(c.strip()) for c in re.split(r";\s+", text)]
+    return "; ".join(p for p in parts if p) or "\\ "
+
+
 def write_rules_table() -> int:
     import structjac
 
@@ -117,9 +192,9 @@ def write_rules_table() -> int:
         cells = [f"``{op}``", _type_cell(left, public), _type_cell(right, public),
                  _type_cell(result, public)]
         if any(maths):
-            cells.append(_literal(math))
+            cells.append(_maths_cell(math) if math else "\\ ")
         if any(conditions):
-            cells.append(_literal(cond) if cond else "always")
+            cells.append(_prose(cond) if cond else "always")
         lines.append("   * - " + "\n     - ".join(cells))
     lines.append("")
     _write_if_changed(GENERATED / "rules_table.rst", "\n".join(lines))
