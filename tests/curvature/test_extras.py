@@ -113,7 +113,7 @@ def test_diag_ggn_and_kflr_against_reference(net, reduction):
         start += m * d + m
 
 
-def test_diag_hessian_is_the_hessian_for_piecewise_linear_networks():
+def test_diag_hessian_equals_the_torch_hessian_for_piecewise_linear_networks():
     torch = pytest.importorskip("torch")
     sizes, acts = [3, 4, 4, 2], ["relu", "leaky_relu", None]
     params, X, y = problem(sizes, acts, "mse", N=5)
