@@ -79,7 +79,7 @@ from . import ops as _ops
 from .layers import get_activation
 from .structures import Dense, Kronecker
 
-__all__ = ["EXTRAS", "LayerRecord", "Record", "compute", "validate"]
+__all__ = ["EXTRAS", "LayerRecord", "Record", "compute", "has_hessian", "validate"]
 
 #: The ``extras=`` names.
 EXTRAS = ("grad_norms", "sum_grad_squared", "variance", "clipped_grad", "diag_ggn",
@@ -114,6 +114,11 @@ class Record:
     out: np.ndarray
     loss: object
     reduction: str
+
+
+def has_hessian(loss) -> bool:
+    """Whether this module (and :func:`structjac.nn.ggn`) knows the loss's Hessian factor."""
+    return isinstance(loss, _LOSSES)
 
 
 def validate(extras, loss, activations, *, mc_samples=1, max_norm=None):

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _extras
+from . import _curvature, _extras
 from . import kernels as _kernels
 from . import ops as _ops
 from .layers import (
@@ -73,7 +73,8 @@ from .layers import (
 )
 from .structures._validation import format_nbytes
 
-__all__ = ["LOSSES", "MLP", "REDUCTIONS", "GradResult", "Workspace", "forward", "get_loss", "value_and_grad"]
+__all__ = ["LOSSES", "MLP", "REDUCTIONS", "GradResult", "Workspace", "forward", "gauss_newton_step",
+           "get_loss", "ggn", "value_and_grad"]
 
 #: Loss names accepted by :class:`MLP` and :func:`value_and_grad`.
 LOSSES = {"mse": _ops.mse, "bce": _ops.bce, "bce_with_logits": _ops.bce_with_logits,
@@ -545,6 +546,78 @@ def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
             else:
                 G = np.matmul(G, W, out=buffers.get(f"G{l - 1}", A_prev.shape, G.dtype))
     return grads, jacs, Gs
+
+
+def ggn(params, X, y, activations, loss="bce", *, reduction="mean", dtype=None):
+    r"""The generalised Gauss-Newton matrix :math:`\mathcal J^T H \mathcal J` as an operator.
+
+    A ``scipy.sparse.linalg.LinearOperator`` of shape ``(P, P)`` over the parameters
+    flattened as :math:`\operatorname{vec}_r W_1, b_1, \operatorname{vec}_r W_2, \dots`
+    (:math:`\mathcal J` the Jacobian of the network's output, :math:`H` the Hessian of
+    the reduced loss in it).  Each ``matvec`` is one Jacobian-vector product through the
+    layer structures, the loss Hessian's structure, and one vector-Jacobian product
+    (:mod:`structjac._curvature`); the forward pass runs once, here.  Its diagonal is
+    ``value_and_grad(..., extras=("diag_ggn",))``.
+
+    Parameters are those of :func:`value_and_grad`; ``loss`` one of ``"mse"``, ``"bce"``,
+    ``"bce_with_logits"``, ``"cross_entropy"`` (a loss with a Hessian).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac import nn
+    >>> rng = np.random.default_rng(0)
+    >>> params = nn.MLP([3, 4, 1], ["tanh", None], dtype=np.float64).init(rng)
+    >>> X, y = rng.standard_normal((8, 3)), rng.standard_normal(8)
+    >>> G = nn.ggn(params, X, y, ["tanh", None], "mse")
+    >>> G.shape
+    (21, 21)
+    >>> v = rng.standard_normal(21)
+    >>> bool(np.isclose(v @ G.matvec(v), G.matvec(v) @ v)) and float(v @ G.matvec(v)) >= 0
+    True
+    """
+    lossf = get_loss(loss)
+    if not _extras.has_hessian(lossf):
+        raise ValueError(f"ggn needs the loss's Hessian, which loss {lossf!r} does not provide; "
+                         "supported losses: mse, bce, bce_with_logits, cross_entropy")
+    _Options(reduction=reduction)                         # validates the reduction
+    params, X, y, acts = _check(params, X, y, activations, dtype,
+                                labels=isinstance(lossf, _ops.CrossEntropy))
+    with _kernels.serial_only():
+        saved = _forward(params, X, acts)
+        return _curvature.GGNOperator(params, saved, acts, y, lossf, reduction)
+
+
+def gauss_newton_step(params, X, y, activations, loss="bce", *, damping=1e-3, reduction="mean",
+                      rtol=1e-6, maxiter=None, dtype=None):
+    r"""The damped Gauss-Newton (Levenberg-Marquardt) step :math:`d` of the parameters.
+
+    Solves :math:`(\mathcal G + \lambda I)\, d = -\nabla J` by conjugate gradients on
+    :func:`ggn`'s operator (``damping`` :math:`= \lambda > 0`, CG to ``rtol``, at most
+    ``maxiter`` iterations).  Returns ``(step, info)``: the step as a list of ``(dW, db)``
+    pairs like ``params`` (new parameters ``W + dW``, ``b + db``) and the dict
+    ``{"loss", "grads", "cg_info"}`` (``cg_info`` 0: converged).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac import nn
+    >>> rng = np.random.default_rng(0)
+    >>> acts = ["tanh", None]
+    >>> params = nn.MLP([3, 8, 1], acts, dtype=np.float64).init(rng)
+    >>> X = rng.standard_normal((32, 3)); y = np.sin(X.sum(axis=1))
+    >>> step, info = nn.gauss_newton_step(params, X, y, acts, "mse", damping=1e-2)
+    >>> new = [(W + dW, b + db) for (W, b), (dW, db) in zip(params, step)]
+    >>> bool(nn.value_and_grad(new, X, y, acts, "mse").loss < info["loss"])
+    True
+    """
+    if not (np.isfinite(damping) and damping > 0):
+        raise ValueError(f"damping must be a finite number > 0, got {damping!r}")
+    op = ggn(params, X, y, activations, loss, reduction=reduction, dtype=dtype)
+    value, grads = value_and_grad(op.params, X, y, activations, loss, reduction=reduction,
+                                  dtype=op.dtype)
+    step, cg_info = _curvature.gauss_newton_solve(op, grads, damping, rtol, maxiter)
+    return step, {"loss": value, "grads": grads, "cg_info": cg_info}
 
 
 def _layer_size(s, k):
