@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _curvature, _extras
 from . import kernels as _kernels
 from . import ops as _ops
 from .layers import (
@@ -72,10 +73,12 @@ from .layers import (
 )
 from .structures._validation import format_nbytes
 
-__all__ = ["LOSSES", "MLP", "REDUCTIONS", "GradResult", "Workspace", "forward", "get_loss", "value_and_grad"]
+__all__ = ["LOSSES", "MLP", "REDUCTIONS", "GradResult", "Workspace", "forward", "gauss_newton_step",
+           "get_loss", "ggn", "value_and_grad"]
 
 #: Loss names accepted by :class:`MLP` and :func:`value_and_grad`.
-LOSSES = {"mse": _ops.mse, "bce": _ops.bce, "bce_with_logits": _ops.bce_with_logits}
+LOSSES = {"mse": _ops.mse, "bce": _ops.bce, "bce_with_logits": _ops.bce_with_logits,
+          "cross_entropy": _ops.cross_entropy}
 
 
 def get_loss(loss):
@@ -106,6 +109,9 @@ class GradResult:
     per_sample : list of (ndarray, ndarray), optional
         Per layer, ``(N, m, d)`` and ``(N, m)``: gradients of each sample's loss
         :math:`J_0^{(k)}` (``per_sample=True``); their mean is ``grads`` for ``"mean"``.
+    extras : dict
+        The quantities asked for by ``extras=`` (see :mod:`structjac._extras`), by name;
+        empty when none were asked for.
     """
 
     loss: object
@@ -113,6 +119,7 @@ class GradResult:
     jacobians: list | None = None
     per_sample: list | None = None
     info: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
 
     def __iter__(self):
         yield self.loss
@@ -205,7 +212,7 @@ def _check_params(params):
     return out
 
 
-def _check(params, X, y, activations, dtype=None):
+def _check(params, X, y, activations, dtype=None, labels=False):
     """Validate the network's inputs once, at the public boundary.
 
     ``dtype`` None: the computation dtype is ``structjac.layers.float_dtype`` of
@@ -233,6 +240,9 @@ def _check(params, X, y, activations, dtype=None):
         d = W.shape[0]
     if y is not None:
         y = real_array(y, "y")
+        if labels and y.shape == (N,) and y.dtype.kind in "iu":
+            # integer class labels (cross-entropy): kept as integers, not cast to dtype
+            return params, X, y, [_Activation(get_activation(a)) for a in activations]
         if not (y.shape == (N, d) or (d == 1 and y.shape == (N,))):
             expected = f"({N},) or ({N}, 1)" if d == 1 else f"({N}, {d})"
             raise ValueError(f"y of shape {y.shape} does not fit the output of shape ({N}, {d}): "
@@ -292,6 +302,11 @@ class _Options:
     per_sample: bool = False
     workspace: object = None
     parallel_passes: bool = False
+    # extras hook: the names asked for and their options (validated by structjac._extras)
+    extras: tuple = ()
+    mc_samples: int = 1
+    seed: object = None
+    max_norm: object = None
 
     def __post_init__(self):
         if self.reduction not in REDUCTIONS:
@@ -319,7 +334,8 @@ class _Options:
 
 def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", method="fused",
                    return_jacobians=False, per_sample=False, workspace=None,
-                   parallel_passes=False, dtype=None) -> GradResult:
+                   parallel_passes=False, dtype=None, extras=(), mc_samples=1, seed=None,
+                   max_norm=None) -> GradResult:
     r"""The loss of an MLP on a batch and its gradient with respect to every ``W`` and ``b``.
 
     Parameters
@@ -333,8 +349,10 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
     activations : list of str, op or None
         One per layer: ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``,
         ``"softplus"`` or None (ops such as ``ReLU(at_zero=0.0)`` too).
-    loss : {"bce", "mse", "bce_with_logits"} or Loss
-        ``bce_with_logits`` reads the last layer's output as logits (use no activation).
+    loss : {"bce", "mse", "bce_with_logits", "cross_entropy"} or Loss
+        ``bce_with_logits`` and ``cross_entropy`` read the last layer's output as logits
+        (use no activation); ``cross_entropy`` takes integer labels of shape ``(N,)`` or
+        target rows of the output's shape.
     reduction : {"mean", "sum", "elementwise_mean"}
         As the losses define them: ``"mean"`` is the lecture's
         :math:`\frac1N\sum_k J_0^{(k)}`, ``"elementwise_mean"`` divides the sum by
@@ -362,6 +380,17 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         :class:`MLP` passes).  Default: ``structjac.layers.float_dtype`` of ``X``
         (float32 and float64 kept, float16 promoted to float32, integers to float64),
         the parameters cast to it.
+    extras : sequence of str, default ()
+        Per-sample statistics and curvature computed in the same backward pass, returned
+        in ``result.extras`` by name: ``"grad_norms"``, ``"sum_grad_squared"``,
+        ``"variance"``, ``"clipped_grad"``, ``"diag_ggn"``, ``"diag_ggn_mc"``,
+        ``"kflr"``, ``"kfac"``, ``"diag_hessian"`` (see :mod:`structjac._extras`).
+    mc_samples : int, default 1
+        Monte-Carlo samples of ``"diag_ggn_mc"`` and ``"kfac"``.
+    seed : int, Generator or None
+        Their random numbers (``numpy.random.default_rng(seed)``).
+    max_norm : float, optional
+        The per-sample clipping norm of ``"clipped_grad"`` (required by it).
 
     Returns
     -------
@@ -386,16 +415,25 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
     if type(X).__module__.startswith("dask.") or type(y).__module__.startswith("dask."):
         from . import _dask  # X, y dask arrays: chunk by chunk, lazily
 
+        if extras:
+            raise NotImplementedError(
+                f"extras={tuple(extras)!r} are not implemented for dask arrays; compute them "
+                "on an in-memory batch (numpy arrays)")
+
         if dtype is not None:
             X, y = X.astype(dtype), y.astype(dtype)
         return _dask.nn_value_and_grad(
             params, X, y, activations, loss, reduction=reduction, method=method,
             return_jacobians=return_jacobians, per_sample=per_sample, workspace=workspace,
             parallel_passes=parallel_passes, in_memory=value_and_grad, result_type=GradResult)
-    opts = _Options(reduction=reduction, method=method, return_jacobians=return_jacobians,
-                    per_sample=per_sample, workspace=workspace, parallel_passes=parallel_passes)
-    params, X, y, acts = _check(params, X, y, activations, dtype)
     lossf = get_loss(loss)
+    # extras hook: names and options validated up front, before any computation
+    extras = _extras.validate(extras, lossf, activations, mc_samples=mc_samples, max_norm=max_norm)
+    opts = _Options(reduction=reduction, method=method, return_jacobians=return_jacobians,
+                    per_sample=per_sample, workspace=workspace, parallel_passes=parallel_passes,
+                    extras=extras, mc_samples=mc_samples, seed=seed, max_norm=max_norm)
+    params, X, y, acts = _check(params, X, y, activations, dtype,
+                                labels=isinstance(lossf, _ops.CrossEntropy))
     with contextlib.nullcontext() if opts.parallel_passes else _kernels.serial_only():
         return _value_and_grad(params, X, y, acts, lossf, opts)
 
@@ -414,6 +452,14 @@ def _value_and_grad(params, X, y, acts, lossf, opts):
             (np.einsum("ki,kj->kij", G, A_prev) * scale, G * scale)
             for G, (A_prev, _, _) in zip(Gs, saved)
         ]
+    if opts.extras:
+        # extras hook: per layer the input A_{l-1} and the pre-activation cotangent G_l
+        # (already weighted by the reduction), with what the curvature needs to backpropagate
+        record = _extras.Record(
+            layers=[_extras.LayerRecord(A_prev, G, W, act, Z, A)
+                    for (W, _), act, G, (A_prev, Z, A) in zip(params, acts, Gs, saved)],
+            y=y, out=out, loss=lossf, reduction=opts.reduction)
+        result.extras = _extras.compute(opts.extras, record, opts)
     return result
 
 
@@ -488,7 +534,7 @@ def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
         else:
             G, gb = acts[l].vjp_bias_grad(G, Z, A)
         outer = None
-        if opts.per_sample:
+        if opts.per_sample or opts.extras:      # extras hook: keep G_l
             Gs[l] = G
         gW = G.T @ A_prev                                      # row @ dZ/dW: vec(G^T A_prev)
         grads[l] = (gW, gb)
@@ -500,6 +546,78 @@ def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
             else:
                 G = np.matmul(G, W, out=buffers.get(f"G{l - 1}", A_prev.shape, G.dtype))
     return grads, jacs, Gs
+
+
+def ggn(params, X, y, activations, loss="bce", *, reduction="mean", dtype=None):
+    r"""The generalised Gauss-Newton matrix :math:`\mathcal J^T H \mathcal J` as an operator.
+
+    A ``scipy.sparse.linalg.LinearOperator`` of shape ``(P, P)`` over the parameters
+    flattened as :math:`\operatorname{vec}_r W_1, b_1, \operatorname{vec}_r W_2, \dots`
+    (:math:`\mathcal J` the Jacobian of the network's output, :math:`H` the Hessian of
+    the reduced loss in it).  Each ``matvec`` is one Jacobian-vector product through the
+    layer structures, the loss Hessian's structure, and one vector-Jacobian product
+    (:mod:`structjac._curvature`); the forward pass runs once, here.  Its diagonal is
+    ``value_and_grad(..., extras=("diag_ggn",))``.
+
+    Parameters are those of :func:`value_and_grad`; ``loss`` one of ``"mse"``, ``"bce"``,
+    ``"bce_with_logits"``, ``"cross_entropy"`` (a loss with a Hessian).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac import nn
+    >>> rng = np.random.default_rng(0)
+    >>> params = nn.MLP([3, 4, 1], ["tanh", None], dtype=np.float64).init(rng)
+    >>> X, y = rng.standard_normal((8, 3)), rng.standard_normal(8)
+    >>> G = nn.ggn(params, X, y, ["tanh", None], "mse")
+    >>> G.shape
+    (21, 21)
+    >>> v = rng.standard_normal(21)
+    >>> bool(np.isclose(v @ G.matvec(v), G.matvec(v) @ v)) and float(v @ G.matvec(v)) >= 0
+    True
+    """
+    lossf = get_loss(loss)
+    if not _extras.has_hessian(lossf):
+        raise ValueError(f"ggn needs the loss's Hessian, which loss {lossf!r} does not provide; "
+                         "supported losses: mse, bce, bce_with_logits, cross_entropy")
+    _Options(reduction=reduction)                         # validates the reduction
+    params, X, y, acts = _check(params, X, y, activations, dtype,
+                                labels=isinstance(lossf, _ops.CrossEntropy))
+    with _kernels.serial_only():
+        saved = _forward(params, X, acts)
+        return _curvature.GGNOperator(params, saved, acts, y, lossf, reduction)
+
+
+def gauss_newton_step(params, X, y, activations, loss="bce", *, damping=1e-3, reduction="mean",
+                      rtol=1e-6, maxiter=None, dtype=None):
+    r"""The damped Gauss-Newton (Levenberg-Marquardt) step :math:`d` of the parameters.
+
+    Solves :math:`(\mathcal G + \lambda I)\, d = -\nabla J` by conjugate gradients on
+    :func:`ggn`'s operator (``damping`` :math:`= \lambda > 0`, CG to ``rtol``, at most
+    ``maxiter`` iterations).  Returns ``(step, info)``: the step as a list of ``(dW, db)``
+    pairs like ``params`` (new parameters ``W + dW``, ``b + db``) and the dict
+    ``{"loss", "grads", "cg_info"}`` (``cg_info`` 0: converged).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac import nn
+    >>> rng = np.random.default_rng(0)
+    >>> acts = ["tanh", None]
+    >>> params = nn.MLP([3, 8, 1], acts, dtype=np.float64).init(rng)
+    >>> X = rng.standard_normal((32, 3)); y = np.sin(X.sum(axis=1))
+    >>> step, info = nn.gauss_newton_step(params, X, y, acts, "mse", damping=1e-2)
+    >>> new = [(W + dW, b + db) for (W, b), (dW, db) in zip(params, step)]
+    >>> bool(nn.value_and_grad(new, X, y, acts, "mse").loss < info["loss"])
+    True
+    """
+    if not (np.isfinite(damping) and damping > 0):
+        raise ValueError(f"damping must be a finite number > 0, got {damping!r}")
+    op = ggn(params, X, y, activations, loss, reduction=reduction, dtype=dtype)
+    value, grads = value_and_grad(op.params, X, y, activations, loss, reduction=reduction,
+                                  dtype=op.dtype)
+    step, cg_info = _curvature.gauss_newton_solve(op, grads, damping, rtol, maxiter)
+    return step, {"loss": value, "grads": grads, "cg_info": cg_info}
 
 
 def _layer_size(s, k):

@@ -1,0 +1,336 @@
+r"""Per-sample statistics and curvature of an MLP from the layer structures, in one backward pass.
+
+:func:`structjac.nn.value_and_grad` records, per layer :math:`l`, the layer's input
+:math:`A_{l-1} \in \mathbb{F}^{N \times d}` and the pre-activation cotangent
+:math:`G_l \in \mathbb{F}^{N \times m}` (the loss row times the chain down to
+:math:`Z_l`, already weighted by the reduction :math:`w`: :math:`1/N` for ``"mean"``,
+1 for ``"sum"``, :math:`1/(N m_L)` for ``"elementwise_mean"``).  The weight gradient is
+:math:`G_l^T A_{l-1}`, the product of the row with the stacked Kronecker
+:math:`\partial Z/\partial W = [I \otimes a_k^T]_k`, and each sample's term of that
+product is the rank-one matrix :math:`g_k a_k^T`.  Everything here is computed from
+these two arrays and never forms the :math:`N` per-sample gradients.
+
+Convention (BackPACK's): a *per-sample gradient* is sample :math:`k`'s term of the
+gradient of the loss as reduced, :math:`\nabla_\theta (w J_0^{(k)})` (so they sum to
+``grads``); for ``"mean"`` it is :math:`\frac1N` times the gradient of :math:`J_0^{(k)}`
+that ``per_sample=True`` returns.  The clipping of ``"clipped_grad"`` is applied to the
+gradients of :math:`J_0^{(k)}` (as Opacus does), see below.
+
+Quantities (``extras=`` names)
+------------------------------
+``"grad_norms"``, shape ``(N,)``
+    :math:`\|\nabla_\theta w J_0^{(k)}\|` over all parameters, by the ghost norm
+    :math:`\|g_k a_k^T\|_F^2 + \|g_k\|^2 = \|g_k\|^2(\|a_k\|^2 + 1)`, summed over layers.
+``"sum_grad_squared"``, like ``grads``
+    :math:`\sum_k (g_k a_k^T)^{\odot 2} = (G^{\odot 2})^T A^{\odot 2}` and
+    :math:`\mathbf 1^T G^{\odot 2}` (BackPACK's ``SumGradSquared``).
+``"variance"``, like ``grads``
+    :math:`\frac1N \sum_k (\text{per-sample})^{\odot 2} - (\frac1N \text{grad})^{\odot 2}`
+    (BackPACK's ``Variance``).
+``"clipped_grad"``, like ``grads`` (needs ``max_norm``)
+    :math:`w \sum_k c_k \nabla J_0^{(k)}` with
+    :math:`c_k = \min(1, C/\|\nabla J_0^{(k)}\|)`: the reduced gradient with each
+    sample's loss gradient clipped to norm :math:`C` = ``max_norm``; from the ghost norms
+    as :math:`(c \odot G)^T A` (Opacus' ``loss_reduction="mean"`` result for ``"mean"``).
+``"diag_ggn"``, like ``grads``
+    The diagonal of the generalised Gauss-Newton matrix
+    :math:`\sum_k J_k^T (w H_k) J_k`, :math:`J_k = \partial a_L^{(k)}/\partial\theta`,
+    :math:`H_k` the Hessian of :math:`J_0^{(k)}` in the network's output.  With a
+    symmetric factor :math:`w H_k = S_k S_k^T` (columns :math:`s_{kc}`), each column is
+    backpropagated as a cotangent, :math:`V \leftarrow V \odot g'_l` then
+    :math:`V \leftarrow V W_l`, and the diagonal is
+    :math:`(\sum_c V_c^{\odot 2})^T A_{l-1}^{\odot 2}` (bias: :math:`\mathbf 1^T\sum_c V_c^{\odot 2}`).
+    Factors: MSE :math:`S = \sqrt{2w}\, I`; BCE and BCE-with-logits
+    :math:`S = \operatorname{diag}(\sqrt{w h})` with :math:`h` the diagonal Hessian;
+    cross-entropy :math:`S = \sqrt{w}(\operatorname{diag}(\sqrt p) - p \sqrt p^T)`, since
+    :math:`(\operatorname{diag}\sqrt p - p\sqrt p^T)(\cdot)^T = \operatorname{diag}(p) - pp^T`.
+``"diag_ggn_mc"``, like ``grads`` (``mc_samples``, ``seed``)
+    The same with :math:`S` replaced by ``mc_samples`` random columns whose outer
+    products have expectation :math:`wH_k`: MSE :math:`\sqrt{2w}\,\varepsilon`,
+    :math:`\varepsilon \sim \mathcal N(0, I)`; BCE-with-logits
+    :math:`\sqrt w (p - \hat y)`, :math:`\hat y \sim \mathrm{Bernoulli}(p)`; cross-entropy
+    :math:`\sqrt w (p - e_{\hat c})`, :math:`\hat c \sim \mathrm{Cat}(p)` (BackPACK's
+    sampling); BCE on probabilities :math:`\sqrt{wh}\odot\varepsilon`, Rademacher
+    :math:`\varepsilon` (its Hessian depends on the target, so it is not a Fisher).
+    Each column is divided by :math:`\sqrt{\text{mc\_samples}}`.
+``"kflr"`` and ``"kfac"``, per layer ``(Kronecker, Dense)``
+    The Kronecker factors of the GGN's diagonal block of layer :math:`l`, normalised as
+    BackPACK's ``KFLR`` (exact factor) and ``KFAC`` (Monte-Carlo factor) define them:
+    output-gradient factor :math:`\mathcal G = \sum_{c,k} v_{kc} v_{kc}^T` (the
+    backpropagated columns, reduction weight included) and input factor
+    :math:`\mathcal A = \frac1N A_{l-1}^T A_{l-1}`; the weight block is
+    ``Kronecker(Dense(G), Dense(A))`` over :math:`\operatorname{vec}_r W` and the bias
+    block ``Dense(G)``.
+``"diag_hessian"``, like ``grads``
+    The diagonal of the Hessian of the loss, for networks whose activations are all
+    piecewise linear (``relu``, ``leaky_relu``, none).  There each parameter enters the
+    output piecewise linearly, so :math:`\partial^2 a_L/\partial\theta_i^2 = 0` (almost
+    everywhere) and the Hessian's diagonal is the GGN's: exact.  Other networks raise
+    a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ops as _ops
+from .layers import get_activation
+from .structures import Dense, Kronecker
+
+__all__ = ["EXTRAS", "LayerRecord", "Record", "compute", "has_hessian", "validate"]
+
+#: The ``extras=`` names.
+EXTRAS = ("grad_norms", "sum_grad_squared", "variance", "clipped_grad", "diag_ggn",
+          "diag_ggn_mc", "kflr", "kfac", "diag_hessian")
+
+#: Extras that need the loss's Hessian in the output (a loss this module knows).
+_CURVATURE = frozenset({"diag_ggn", "diag_ggn_mc", "kflr", "kfac", "diag_hessian"})
+_LOSSES = (_ops.MSE, _ops.BCE, _ops.BCEWithLogits, _ops.CrossEntropy)
+_PIECEWISE_LINEAR = (_ops.unary.ReLU, _ops.unary.LeakyReLU)
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """What the backward pass keeps of layer ``l``: its input ``A_prev`` (N, d), the
+    pre-activation cotangent ``G`` (N, m), ``W``, the activation (an
+    ``structjac.layers._Activation``), the kept pre-activation ``Z`` (or None) and ``A``."""
+
+    A_prev: np.ndarray
+    G: np.ndarray
+    W: np.ndarray
+    act: object
+    Z: object
+    A: np.ndarray
+
+
+@dataclass(frozen=True)
+class Record:
+    """The layers' records (input to output), the targets, the output, loss and reduction."""
+
+    layers: list
+    y: np.ndarray
+    out: np.ndarray
+    loss: object
+    reduction: str
+
+
+def has_hessian(loss) -> bool:
+    """Whether this module (and :func:`structjac.nn.ggn`) knows the loss's Hessian factor."""
+    return isinstance(loss, _LOSSES)
+
+
+def validate(extras, loss, activations, *, mc_samples=1, max_norm=None):
+    """Check the ``extras=`` names and options; return them as a tuple.
+
+    Raises ``ValueError`` naming an unknown extra, ``mc_samples < 1``, ``max_norm <= 0``
+    (or missing for ``"clipped_grad"``), an extra the loss does not support, and
+    ``"diag_hessian"`` on a network where it is not exact.
+    """
+    if isinstance(extras, str):
+        extras = (extras,)
+    extras = tuple(extras)
+    for name in extras:
+        if name not in EXTRAS:
+            raise ValueError(f"unknown extra {name!r}; valid names are {', '.join(map(repr, EXTRAS))}")
+    if len(set(extras)) != len(extras):
+        raise ValueError(f"extras {extras!r} names one quantity twice")
+    if isinstance(mc_samples, (bool, np.bool_)) or not isinstance(mc_samples, (int, np.integer)):
+        raise TypeError(f"mc_samples must be an integer, got {mc_samples!r}")
+    if mc_samples < 1:
+        raise ValueError(f"mc_samples must be at least 1, got {mc_samples}")
+    if max_norm is not None and not (np.isfinite(max_norm) and max_norm > 0):
+        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
+    if "clipped_grad" in extras and max_norm is None:
+        raise ValueError("extra 'clipped_grad' needs max_norm= (the per-sample clipping norm)")
+    needs_hessian = [n for n in extras if n in _CURVATURE]
+    if needs_hessian and not isinstance(loss, _LOSSES):
+        raise ValueError(f"extras {needs_hessian!r} need the loss's Hessian, which loss {loss!r} "
+                         "does not provide; supported losses: mse, bce, bce_with_logits, cross_entropy")
+    if "diag_hessian" in extras:
+        for l, a in enumerate(activations):
+            op = get_activation(a)
+            if op is not None and not isinstance(op, _PIECEWISE_LINEAR):
+                raise ValueError(
+                    f"extra 'diag_hessian' is exact only for piecewise linear activations "
+                    f"(relu, leaky_relu, none); layer {l} has {op!r} (use 'diag_ggn')")
+    return extras
+
+
+def compute(names, record, options):
+    """The extras ``names`` from a backward pass's ``record`` (``options``: ``mc_samples``,
+    ``seed``, ``max_norm``); a dict by name."""
+    out = {}
+    layers = record.layers
+    if {"grad_norms", "clipped_grad"} & set(names):
+        norms = grad_norms(layers)
+        if "grad_norms" in names:
+            out["grad_norms"] = norms
+        if "clipped_grad" in names:
+            out["clipped_grad"] = clipped_grad(layers, norms, _weight(record), options.max_norm)
+    if "sum_grad_squared" in names or "variance" in names:
+        sgs = sum_grad_squared(layers)
+        if "sum_grad_squared" in names:
+            out["sum_grad_squared"] = sgs
+        if "variance" in names:
+            out["variance"] = variance(layers, sgs)
+    exact = [n for n in ("diag_ggn", "kflr", "diag_hessian") if n in names]
+    if exact:
+        res = _backpropagate(layers, loss_factor(record), "kflr" in names)
+        for n in exact:
+            out[n] = res[1] if n == "kflr" else res[0]
+    sampled = [n for n in ("diag_ggn_mc", "kfac") if n in names]
+    if sampled:
+        rng = np.random.default_rng(options.seed)
+        res = _backpropagate(layers, loss_factor(record, mc_samples=options.mc_samples, rng=rng),
+                             "kfac" in names)
+        for n in sampled:
+            out[n] = res[1] if n == "kfac" else res[0]
+    return {n: out[n] for n in names}
+
+
+def _weight(record):
+    """The reduction's weight :math:`w` of each per-sample loss."""
+    N = record.out.shape[0]
+    return {"mean": 1.0 / N, "sum": 1.0, "elementwise_mean": 1.0 / record.out.size}[record.reduction]
+
+
+def _row_sq(M):
+    """Squared Euclidean norm of each row, accumulated in the array's dtype."""
+    return np.einsum("ij,ij->i", M, M)
+
+
+def grad_norms(layers):
+    r"""Per-sample gradient norms :math:`\sqrt{\sum_l \|g_k\|^2 (\|a_k\|^2 + 1)}`, shape (N,)."""
+    total = None
+    for r in layers:
+        term = _row_sq(r.G) * (_row_sq(r.A_prev) + 1)
+        total = term if total is None else total + term
+    return np.sqrt(total)
+
+
+def clipped_grad(layers, norms, weight, max_norm):
+    r"""Per layer ``((c G)^T A, 1^T (c G))``, :math:`c_k = \min(1, C / \|\nabla J_0^{(k)}\|)`."""
+    dtype = layers[0].G.dtype
+    n0 = norms / dtype.type(weight)                     # norms of the gradients of J_0^(k)
+    c = np.ones_like(n0)
+    big = n0 > max_norm
+    c[big] = dtype.type(max_norm) / n0[big]
+    out = []
+    for r in layers:
+        cG = r.G * c[:, None]
+        out.append((cG.T @ r.A_prev, cG.sum(axis=0)))
+    return out
+
+
+def sum_grad_squared(layers):
+    r"""Per layer :math:`((G^{\odot 2})^T A^{\odot 2}, \mathbf 1^T G^{\odot 2})`."""
+    out = []
+    for r in layers:
+        G2 = r.G * r.G
+        out.append((G2.T @ (r.A_prev * r.A_prev), G2.sum(axis=0)))
+    return out
+
+
+def variance(layers, sgs):
+    r"""Per layer :math:`\frac1N \mathrm{sgs} - (\frac1N \mathrm{grad})^{\odot 2}` (BackPACK's)."""
+    out = []
+    for r, (sW, sb) in zip(layers, sgs):
+        N = r.G.shape[0]
+        dt = r.G.dtype.type
+        gW = (r.G.T @ r.A_prev) / dt(N)
+        gb = r.G.sum(axis=0) / dt(N)
+        out.append((sW / dt(N) - gW * gW, sb / dt(N) - gb * gb))
+    return out
+
+
+def loss_factor(record, mc_samples=None, rng=None):
+    r"""Columns :math:`S` of shape ``(K, N, m_L)`` with :math:`\sum_c s_{kc} s_{kc}^T = w H_k`
+    (``mc_samples`` None), or ``mc_samples`` random columns with that expectation."""
+    loss, y, z = record.loss, record.y, record.out
+    dtype = z.dtype
+    dt = dtype.type
+    w = _weight(record)
+    N, m = z.shape
+    if mc_samples is None:
+        if isinstance(loss, _ops.MSE):
+            S = np.zeros((m, N, m), dtype=dtype)
+            S[np.arange(m), :, np.arange(m)] = dt(np.sqrt(2.0 * w))
+            return S
+        if isinstance(loss, (_ops.BCE, _ops.BCEWithLogits)):
+            h = loss.hessian(y, z, reduction="sum").diagonal().reshape(N, m)
+            S = np.zeros((m, N, m), dtype=dtype)
+            S[np.arange(m), :, np.arange(m)] = np.sqrt(h * dt(w)).T
+            return S
+        p = _ops.softmax(z, axis=1)                     # cross-entropy
+        scale = np.sqrt(_target_mass(y, z) * dt(w))     # (N,)
+        sp = np.sqrt(p) * scale[:, None]                # (N, C)
+        # S[c, k, j] = sqrt(w t_k) sqrt(p_kc) (delta_cj - p_kj)
+        S = -sp.T[:, :, None] * p[None, :, :]
+        S[np.arange(m), :, np.arange(m)] += sp.T
+        return S
+    mc = int(mc_samples)
+    if isinstance(loss, _ops.MSE):
+        eps = rng.standard_normal((mc, N, m), dtype=dtype)
+        return eps * dt(np.sqrt(2.0 * w / mc))
+    if isinstance(loss, _ops.BCEWithLogits):
+        p = _ops.sigmoid(z)
+        yhat = (rng.random((mc, N, m), dtype=dtype) < p).astype(dtype)
+        return (p - yhat) * dt(np.sqrt(w / mc))
+    if isinstance(loss, _ops.BCE):
+        h = loss.hessian(y, z, reduction="sum").diagonal().reshape(N, m)
+        eps = rng.integers(0, 2, (mc, N, m)).astype(dtype) * dt(2) - dt(1)
+        return eps * np.sqrt(h * dt(w / mc))
+    p = _ops.softmax(z, axis=1)                         # cross-entropy: c ~ Cat(p)
+    u = rng.random((mc, N, 1))
+    cls = (np.cumsum(p, axis=1, dtype=np.float64)[None] < u).sum(axis=2)
+    cls = np.minimum(cls, m - 1)
+    S = np.broadcast_to(p, (mc, N, m)).copy()
+    S[np.arange(mc)[:, None], np.arange(N)[None, :], cls] -= dt(1)
+    scale = np.sqrt(_target_mass(y, z) * dt(w / mc))
+    return S * scale[None, :, None]
+
+
+def _target_mass(y, z):
+    """:math:`\\sum_j t_j` per sample (1 for integer labels)."""
+    if y.ndim == 1:
+        return np.ones(z.shape[0], dtype=z.dtype)
+    return y.sum(axis=1, dtype=np.float64).astype(z.dtype)
+
+
+def activation_derivative(act, Z, A):
+    """:math:`g'` of a layer, shape of ``A``, from the output when the op allows."""
+    if act.op is None:
+        return None
+    if act.from_output:
+        return act.op.derivative_from_output(A)
+    return act.op.derivative(Z)
+
+
+def _backpropagate(layers, S, kron):
+    r"""Backpropagate the columns ``S`` (K, N, m_L) through the layers.
+
+    Returns ``(diagonal per layer, Kronecker factors per layer or None)``.
+    """
+    V = S
+    L = len(layers)
+    diag = [None] * L
+    kfs = [None] * L if kron else None
+    for l in range(L - 1, -1, -1):
+        r = layers[l]
+        gp = activation_derivative(r.act, r.Z, r.A)
+        if gp is not None:
+            V = V * gp[None]
+        K, N, m = V.shape
+        Q = np.einsum("cki,cki->ki", V, V)               # sum_c V_c^2, (N, m)
+        A = r.A_prev
+        diag[l] = (Q.T @ (A * A), Q.sum(axis=0))
+        if kron:
+            V2 = V.reshape(K * N, m)
+            Gf = V2.T @ V2
+            Af = (A.T @ A) / A.dtype.type(N)
+            kfs[l] = (Kronecker(Dense(Gf, copy=False), Dense(Af, copy=False)), Dense(Gf, copy=False))
+        if l:
+            V = (V.reshape(K * N, m) @ r.W).reshape(K, N, r.W.shape[1])
+    return diag, kfs
