@@ -153,7 +153,8 @@ class DenseOracle:
                 J.shape = (1, 1)
             with pytest.raises(AttributeError):
                 J.anything = 1
-            assert np.asarray(J).dtype == object  # never densified implicitly
+            with pytest.raises(TypeError, match=r"to_dense\(\)"):
+                np.asarray(J)  # never densified implicitly
             dense = J.to_dense()
             dense[...] = 7.0  # to_dense hands out a copy
             np.testing.assert_array_equal(J.to_dense(), M)
