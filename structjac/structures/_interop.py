@@ -13,12 +13,14 @@ are read-only again.
 
 from __future__ import annotations
 
+import functools
 import operator
 import sys
+import types
 
 import numpy as np
 
-__all__ = ["InteropMixin"]
+__all__ = ["InteropMixin", "scipy_adjoint_aware"]
 
 
 def _advice(name: str) -> str:
@@ -65,6 +67,41 @@ def _called_by_scipy_sparse_dispatch() -> bool:
         frame.f_code.co_name in _SPARSE_DEFERRING
         and frame.f_globals.get("__name__", "").startswith("scipy.sparse.")
     )
+
+
+def _called_by_scipy_aslinearoperator() -> bool:
+    """True when the attribute is being read by scipy.sparse.linalg.aslinearoperator."""
+    frame = sys._getframe(2)  # 0: this function, 1: __get__, 2: who read the attribute
+    return (
+        frame.f_code.co_name == "aslinearoperator"
+        and frame.f_globals.get("__name__", "").startswith("scipy.sparse.linalg")
+    )
+
+
+class scipy_adjoint_aware:
+    r"""Decorate :meth:`Jacobian.matvec` / :meth:`Jacobian.rmatvec` for scipy's duck typing.
+
+    ``scipy.sparse.linalg.aslinearoperator(J)`` builds its operator from ``J.matvec``
+    and ``J.rmatvec``, and uses ``rmatvec`` as the adjoint :math:`v \mapsto \bar J^T v`.
+    structjac's ``rmatvec`` is the row-vector product :math:`x \mapsto x J` (no
+    conjugate), so for that one reader the attribute is the method of
+    :meth:`Jacobian.aslinearoperator` of the same name instead (conjugated adjoint,
+    columns ``(n, 1)`` accepted); every other access is the ordinary method.
+    """
+
+    def __init__(self, function):
+        self.function = function
+        functools.update_wrapper(self, function)
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self.function
+        if _called_by_scipy_aslinearoperator():
+            return getattr(instance.aslinearoperator(), self.name)
+        return types.MethodType(self.function, instance)
 
 
 class InteropMixin:

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from .. import _registry
 from .._dense_limit import check_dense
 from .._dtypes import as_float_dtype, result_dtype
-from ._interop import InteropMixin
+from ._interop import InteropMixin, scipy_adjoint_aware
 from ._validation import format_nbytes
 
 __all__ = ["Jacobian"]
@@ -214,6 +214,7 @@ class Jacobian(InteropMixin, abc.ABC):
             )
         return arr
 
+    @scipy_adjoint_aware
     def matvec(self, x) -> np.ndarray:
         r"""Apply the Jacobian: :math:`J x` (the Jacobian-vector product).
 
@@ -233,6 +234,7 @@ class Jacobian(InteropMixin, abc.ABC):
             return self._matmat(arr[:, None]).reshape(self._shape[0]).astype(dtype, copy=False)
         return self._matmat(arr).astype(dtype, copy=False)
 
+    @scipy_adjoint_aware
     def rmatvec(self, x) -> np.ndarray:
         r"""Apply the Jacobian from the left: :math:`x J` (the vector-Jacobian product).
 
@@ -245,6 +247,14 @@ class Jacobian(InteropMixin, abc.ABC):
         -------
         ndarray, shape (n,) or (k, n)
             With dtype ``np.result_type(J.dtype, x.dtype)``.
+
+        Notes
+        -----
+        This is :math:`x J`, not scipy's adjoint: for a complex ``J`` a
+        :class:`scipy.sparse.linalg.LinearOperator`'s ``rmatvec`` is
+        :math:`\bar J^T v`. ``J.aslinearoperator()`` and
+        ``scipy.sparse.linalg.aslinearoperator(J)`` both give an operator with
+        scipy's (conjugated) adjoint.
         """
         arr = self._operand(x, "left")
         dtype = result_dtype(self._dtype, arr.dtype)

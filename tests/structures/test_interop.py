@@ -221,3 +221,34 @@ def test_least_squares_with_a_structured_jacobian():
     np.testing.assert_allclose(residual(found.x), 0, atol=1e-8)
     with pytest.raises(TypeError, match=r"aslinearoperator\(\)"):
         least_squares(residual, np.zeros(6), jac=lambda x: sj.Diagonal(d + 0.3 * x**2))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_scipy_aslinearoperator_has_the_conjugated_adjoint(kind):
+    rng = np.random.default_rng(4)
+    c = 0.5 - 1.5j
+    for J, M in _cases(kind):
+        C, dense = J * c, M * c
+        A = spla.aslinearoperator(C)
+        x = rng.standard_normal(M.shape[1]) + 1j * rng.standard_normal(M.shape[1])
+        y = rng.standard_normal(M.shape[0]) + 1j * rng.standard_normal(M.shape[0])
+        Y = rng.standard_normal((M.shape[0], 2)) + 1j * rng.standard_normal((M.shape[0], 2))
+        np.testing.assert_allclose(A.matvec(x), dense @ x, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(A.matvec(x[:, None]), (dense @ x)[:, None], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(A.rmatvec(y), dense.conj().T @ y, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(A.rmatvec(y[:, None]), (dense.conj().T @ y)[:, None],
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(A.H.matvec(y), dense.conj().T @ y, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(A.rmatmat(Y), dense.conj().T @ Y, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(A.T.matvec(y), dense.T @ y, rtol=1e-12, atol=1e-12)
+        # structjac's own rmatvec stays the row-vector product y J, unconjugated
+        np.testing.assert_allclose(C.rmatvec(y), y @ dense, rtol=1e-12, atol=1e-12)
+
+
+def test_scipy_solvers_take_the_structure_itself():
+    rng = np.random.default_rng(5)
+    K, M = make("Kronecker", (3, 6), rng)
+    C, dense = K * (1 + 1j), M * (1 + 1j)
+    y = rng.standard_normal(3) + 1j * rng.standard_normal(3)
+    x = spla.lsqr(C, y, atol=1e-14, btol=1e-14)[0]  # lsqr needs the conjugated adjoint
+    np.testing.assert_allclose(x, np.linalg.lstsq(dense, y, rcond=None)[0], rtol=1e-6, atol=1e-8)
