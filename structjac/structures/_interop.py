@@ -118,7 +118,7 @@ class InteropMixin:
                 value = object.__getattribute__(self, name)
             except AttributeError:
                 continue
-            if isinstance(value, np.ndarray) and value.size and 0 in value.strides:
+            if isinstance(value, np.ndarray) and _is_broadcast(value):
                 value = _Broadcast(value)
             state[name] = value
         return state
@@ -237,6 +237,11 @@ class InteropMixin:
         return self.conj().T
 
 
+def _is_broadcast(array: np.ndarray) -> bool:
+    """True for a view that repeats its numbers (a stride of 0 along an axis longer than 1)."""
+    return any(step == 0 and length > 1 for step, length in zip(array.strides, array.shape))
+
+
 class _Broadcast:
     """A read-only broadcast array (a stride of 0) pickled as its stored part and shape."""
 
@@ -244,6 +249,7 @@ class _Broadcast:
 
     def __init__(self, array):
         index = tuple(slice(0, 1) if step == 0 else slice(None) for step in array.strides)
+        # (an axis of length 1 with stride 0 is kept whole: the slice is the same)
         self.stored = np.array(array[index])
         self.shape = array.shape
 

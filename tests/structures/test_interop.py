@@ -6,6 +6,8 @@ Every maker in ``makers.py`` is tried; the reference is the maker's independent 
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import operator
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 
@@ -73,15 +75,12 @@ def test_scaled_identity_pickles_one_number():
     np.testing.assert_array_equal(K.diagonal()[:3], [3.0, 3.0, 3.0])
 
 
-def _apply(J, x):
-    return J @ x
-
-
 def test_structures_cross_a_process_pool():
     rng = np.random.default_rng(0)
     cases = [make(kind, (6, 6), rng) or make(kind, (3, 6), rng) for kind in KINDS]
-    with ProcessPoolExecutor(max_workers=1) as pool:
-        results = list(pool.map(_apply, [J for J, _ in cases],
+    # spawn: a fresh interpreter unpickles every structure (and no fork of a threaded process)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(operator.matmul, [J for J, _ in cases],
                                 [np.arange(M.shape[1], dtype=float) for _, M in cases]))
     for (J, M), y in zip(cases, results):
         np.testing.assert_allclose(y, M @ np.arange(M.shape[1], dtype=float), rtol=1e-12)
