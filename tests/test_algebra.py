@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dis
 import itertools
+import sys
 import warnings
 
 import numpy as np
@@ -48,28 +50,91 @@ def _pairs():
             yield "add", shape, shape, kl, kr, dtype
 
 
+def _shared_factor_pairs():
+    """Sums of Kronecker products that share a factor (the same object), both sides.
+
+    The makers draw fresh factors, so only these reach ``A (x) B + A (x) C`` and
+    ``A (x) C + B (x) C``: a rule computing ``(A - B) (x) C`` must fail here.
+    """
+    for seed, (dtype, (m, n)) in enumerate(itertools.product((np.float32, np.float64), ADD_SHAPES)):
+        rng = np.random.default_rng(1000 + seed)
+        for kind in ("Kronecker", "Kronecker[I (x) W]", "Kronecker[a^T (x) B]"):
+            made = make(kind, (m, n), rng, dtype)
+            if made is None:
+                continue
+            K, _ = made
+            for shared in ("left", "right"):
+                A2 = rng.standard_normal(K.A.shape).astype(dtype)
+                B2 = rng.standard_normal(K.B.shape).astype(dtype)
+                other = (sj.Kronecker(K.A, sj.Dense(B2)) if shared == "left"
+                         else sj.Kronecker(sj.Dense(A2), K.B))
+                yield f"{kind}[shared {shared}]", K, other
+
+
 def _walk():
-    """Combine every pair of makeable operands; return (operation, a, b, result, fell, dense)."""
-    seen = []
+    """Combine every pair of makeable operands; return (ids, (operation, a, b, result, fell, dense))."""
+    ids, seen = [], []
+
+    def record(operation, kl, kr, a, A, b, B):
+        result, fell = _combine(operation, a, b)
+        dense = A @ B if operation == "matmul" else A + B
+        ids.append(f"{operation}-{kl}{a.shape}-{kr}{b.shape}-{a.dtype}")
+        seen.append((operation, a, b, result, fell, dense))
+
     for seed, (operation, ls, rs, kl, kr, dtype) in enumerate(_pairs()):
         rng = np.random.default_rng(seed)
         left, right = make(kl, ls, rng, dtype), make(kr, rs, rng, dtype)
         if left is None or right is None:
             continue
         (a, A), (b, B) = left, right
-        result, fell = _combine(operation, a, b)
-        dense = A @ B if operation == "matmul" else A + B
-        seen.append((operation, a, b, result, fell, dense))
-    return seen
+        record(operation, kl, kr, a, A, b, B)
+    for name, a, b in _shared_factor_pairs():
+        # the dense references are formed from the factors, not by to_dense of the sum's operands
+        A = np.kron(a.A.to_dense(), a.B.to_dense())
+        B = np.kron(b.A.to_dense(), b.B.to_dense())
+        record("add", name, name, a, A, b, B)
+    return ids, seen
 
 
-WALK = _walk()
+def _rule_lines():
+    """{code object of a rule: its rule} for every row of the table."""
+    return {rule.function.__code__: rule for rule in sj.rules()}
+
+
+def _traced_walk():
+    """The walk, recording which lines of the rule functions it runs (None under another tracer)."""
+    if sys.gettrace() is not None:  # coverage or a debugger: do not displace it
+        return _walk(), None
+    codes = _rule_lines()
+    executed = set()
+
+    def tracer(frame, event, arg):
+        code = frame.f_code
+        if code not in codes:
+            return None
+
+        def lines(frame, event, arg):
+            if event == "line":
+                executed.add((code, frame.f_lineno))
+            return lines
+
+        return lines
+
+    sys.settrace(tracer)
+    try:
+        walked = _walk()
+    finally:
+        sys.settrace(None)
+    return walked, executed
+
+
+(WALK_IDS, WALK), EXECUTED = _traced_walk()
 
 
 @pytest.mark.parametrize(
     "operation,a,b,result,fell,dense",
     WALK,
-    ids=[f"{o}-{type(a).__name__}{a.shape}-{type(b).__name__}{b.shape}-{a.dtype}" for o, a, b, *_ in WALK],
+    ids=WALK_IDS,
 )
 def test_every_pair_equals_the_dense_result(operation, a, b, result, fell, dense):
     rtol, atol = tolerance(a.dtype)
@@ -98,6 +163,20 @@ def test_every_rule_is_exercised_with_its_result_type(rule):
     for a, b, result in hits:
         assert isinstance(result, _expected_type(rule, a, b))
     assert rule.math, "every rule carries its one line of mathematics"
+
+
+def test_the_walk_runs_every_line_of_every_rule():
+    """Every branch of every rule is taken by some pair of the walk (and so checked against
+    the dense result by test_every_pair_equals_the_dense_result)."""
+    if EXECUTED is None:
+        pytest.skip("another tracer (coverage, a debugger) was active while the walk ran")
+    missed = {}
+    for code, rule in _rule_lines().items():
+        lines = {line for _, line in dis.findlinestarts(code) if line not in (None, code.co_firstlineno)}
+        not_run = sorted(line for line in lines if (code, line) not in EXECUTED)
+        if not_run:
+            missed[f"{rule.operation}({rule.left.__name__}, {rule.right.__name__})"] = not_run
+    assert not missed, f"lines of structjac/algebra.py no pair of the walk runs: {missed}"
 
 
 def test_rules_rows():

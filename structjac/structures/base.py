@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from .. import _registry
 from .._dense_limit import check_dense
 from .._dtypes import as_float_dtype, result_dtype
+from ._interop import InteropMixin, scipy_adjoint_aware
 from ._validation import format_nbytes
 
 __all__ = ["Jacobian"]
@@ -48,7 +49,7 @@ def coerce_operand(obj):
     return NotImplemented
 
 
-class Jacobian(abc.ABC):
+class Jacobian(InteropMixin, abc.ABC):
     r"""A linear map :math:`J \in \mathbb{F}^{m \times n}` kept in its structure.
 
     Every structure has a ``shape`` ``(m, n)``, a ``dtype``, the number of bytes it
@@ -70,8 +71,7 @@ class Jacobian(abc.ABC):
     """
 
     __slots__ = ("_shape", "_dtype")
-    # ndarray @ J, ndarray * J ... must reach structjac, not numpy's ufuncs.
-    __array_ufunc__ = None
+    # ndarray @ J, ndarray * J ... reach structjac through InteropMixin.__array_ufunc__.
     __array_priority__ = 1000
 
     def __init__(self, shape, dtype):
@@ -219,6 +219,7 @@ class Jacobian(abc.ABC):
             )
         return arr
 
+    @scipy_adjoint_aware
     def matvec(self, x) -> np.ndarray:
         r"""Apply the Jacobian: :math:`J x` (the Jacobian-vector product).
 
@@ -238,6 +239,7 @@ class Jacobian(abc.ABC):
             return self._matmat(arr[:, None]).reshape(self._shape[0]).astype(dtype, copy=False)
         return self._matmat(arr).astype(dtype, copy=False)
 
+    @scipy_adjoint_aware
     def rmatvec(self, x) -> np.ndarray:
         r"""Apply the Jacobian from the left: :math:`x J` (the vector-Jacobian product).
 
@@ -250,6 +252,14 @@ class Jacobian(abc.ABC):
         -------
         ndarray, shape (n,) or (k, n)
             With dtype ``np.result_type(J.dtype, x.dtype)``.
+
+        Notes
+        -----
+        This is :math:`x J`, not scipy's adjoint: for a complex ``J`` a
+        :class:`scipy.sparse.linalg.LinearOperator`'s ``rmatvec`` is
+        :math:`\bar J^T v`. ``J.aslinearoperator()`` and
+        ``scipy.sparse.linalg.aslinearoperator(J)`` both give an operator with
+        scipy's (conjugated) adjoint.
         """
         arr = self._operand(x, "left")
         dtype = result_dtype(self._dtype, arr.dtype)
@@ -280,7 +290,7 @@ class Jacobian(abc.ABC):
             raise TypeError("J @ c with a scalar c: use J * c to scale a Jacobian")
         if isinstance(other, (np.ndarray, list, tuple)) or hasattr(other, "__array__"):
             return self.matvec(other)
-        return NotImplemented
+        return self._foreign_matmul(other, "right")
 
     def __rmatmul__(self, other):
         if sp.issparse(other):
@@ -289,7 +299,7 @@ class Jacobian(abc.ABC):
             raise TypeError("c @ J with a scalar c: use c * J to scale a Jacobian")
         if isinstance(other, (np.ndarray, list, tuple)) or hasattr(other, "__array__"):
             return self.rmatvec(other)
-        return NotImplemented
+        return self._foreign_matmul(other, "left")
 
     def _combine(self, other, name: str, reflected: bool = False):
         other = coerce_operand(other)
@@ -302,6 +312,8 @@ class Jacobian(abc.ABC):
         return self._combine(other, "add")
 
     def __radd__(self, other):
+        if _is_scalar(other) and other == 0:
+            return self  # sum([J, K]) starts from 0
         return self._combine(other, "add", reflected=True)
 
     def __sub__(self, other):

@@ -278,3 +278,27 @@ def make_kronecker_identity_dense(shape, rng, dtype):
 
 
 MAKERS["Kronecker[I (x) W]"] = make_kronecker_identity_dense
+
+
+def make_kronecker_row_left(shape, rng, dtype):
+    """a^T (x) B with a^T one row (1 x 2), B Dense (m x n/2): the second branch of diag(d) (A (x) B)."""
+    m, n = shape
+    if n % 2 or n < 2:
+        return None
+    a = _values(rng, (1, 2), dtype)
+    B = _values(rng, (m, n // 2), dtype)
+    return sj.Kronecker(sj.Dense(a), sj.Dense(B)), np.kron(a, B)
+
+
+def make_kronecker_column_left(shape, rng, dtype):
+    """a (x) B with a one column (2 x 1), B Dense (m/2 x n): the second branch of (A (x) B) diag(d)."""
+    m, n = shape
+    if m % 2 or m < 2:
+        return None
+    a = _values(rng, (2, 1), dtype)
+    B = _values(rng, (m // 2, n), dtype)
+    return sj.Kronecker(sj.Dense(a), sj.Dense(B)), np.kron(a, B)
+
+
+MAKERS["Kronecker[a^T (x) B]"] = make_kronecker_row_left
+MAKERS["Kronecker[a (x) B]"] = make_kronecker_column_left

@@ -163,6 +163,7 @@ class TestKroneckerIdentityDense(DenseOracle):
 
     kind = "Kronecker[I (x) W]"
     shapes = [(6, 6), (3, 6), (6, 4), (3, 3)]
+    invertible = True
 
     def expected_nnz(self, J, M):
         return J.A.to_sparse().nnz * J.B.to_sparse().nnz

@@ -12,17 +12,21 @@ from .makers import make
 from .test_oracle import DenseOracle
 
 
-class TestBlockMatrixHstack(DenseOracle):
+class _BlockMatrixOracle(DenseOracle):
+    no_inverse = NotImplementedError
+
+
+class TestBlockMatrixHstack(_BlockMatrixOracle):
     kind = "BlockMatrix[hstack]"
     shapes = [(6, 6), (3, 6), (6, 3), (1, 2)]
 
 
-class TestBlockMatrixVstack(DenseOracle):
+class TestBlockMatrixVstack(_BlockMatrixOracle):
     kind = "BlockMatrix[vstack]"
     shapes = [(6, 6), (3, 6), (6, 3), (2, 1)]
 
 
-class TestBlockMatrixGrid(DenseOracle):
+class TestBlockMatrixGrid(_BlockMatrixOracle):
     kind = "BlockMatrix[2x2]"
     shapes = [(6, 6), (2, 2), (5, 5)]
 

@@ -25,6 +25,9 @@ class DenseOracle:
     shapes = [(6, 6), (3, 6), (6, 3)]
     transpose_type: type | None = None  # default: the structure's own type
     invertible = False
+    #: what ``inv()`` raises when there is no inverse (a singular or non-square matrix:
+    #: LinAlgError; a structure with no closed-form inverse: NotImplementedError)
+    no_inverse: type = np.linalg.LinAlgError
 
     def cases(self, dtype, seed=0):
         out = []
@@ -51,7 +54,7 @@ class DenseOracle:
         for J, M in self.cases(dtype):
             assert J.ndim == 2
             assert J.dense_nbytes == M.nbytes
-            assert 0 <= J.nbytes
+            assert J.nbytes == _stored_nbytes(J)
             text = repr(J)
             assert type(J).__name__ in text and str(J.shape) in text and str(np.dtype(dtype)) in text
 
@@ -153,7 +156,8 @@ class DenseOracle:
                 J.shape = (1, 1)
             with pytest.raises(AttributeError):
                 J.anything = 1
-            assert np.asarray(J).dtype == object  # never densified implicitly
+            with pytest.raises(TypeError, match=r"to_dense\(\)"):
+                np.asarray(J)  # never densified implicitly
             dense = J.to_dense()
             dense[...] = 7.0  # to_dense hands out a copy
             np.testing.assert_array_equal(J.to_dense(), M)
@@ -170,15 +174,42 @@ class DenseOracle:
             np.testing.assert_array_equal(g, kept)
 
     def test_inv(self):
-        if not self.invertible:
-            return
-        rtol = 1e-10
         for J, M in self.cases(np.float64):
-            if M.shape[0] != M.shape[1]:
+            if self.invertible and M.shape[0] == M.shape[1]:
+                Jinv = J.inv()
+                assert isinstance(Jinv, type(J)) or isinstance(J, sj.Identity)
+                np.testing.assert_allclose(Jinv.to_dense() @ M, np.eye(M.shape[0]), atol=1e-10)
                 continue
-            Jinv = J.inv()
-            assert isinstance(Jinv, type(J)) or isinstance(J, sj.Identity)
-            np.testing.assert_allclose(Jinv.to_dense() @ M, np.eye(M.shape[0]), atol=rtol)
+            expected = np.linalg.LinAlgError if self.invertible else self.no_inverse
+            with pytest.raises(expected, match="square|singular|closed-form"):
+                J.inv()
+
+
+def _stored_nbytes(J):
+    """The bytes of the arrays a structure holds, recounted from its slots (its own
+    ``nbytes`` is not consulted): nested structures, sparse matrices and tuples walked;
+    a broadcast array (a stride of 0) counts what it stores, an Identity nothing."""
+
+    def count(value):
+        if isinstance(value, sj.Identity):
+            return 0  # I stores nothing
+        if isinstance(value, sj.Jacobian):
+            names = {n for klass in type(value).__mro__ for n in klass.__dict__.get("__slots__", ())}
+            if getattr(value, "_scalar_index", False):
+                names.discard("_indices")  # one row index is a Python int, not an array
+            return sum(count(getattr(value, n)) for n in names if hasattr(value, n))
+        if isinstance(value, np.ndarray):
+            if any(s == 0 and k > 1 for s, k in zip(value.strides, value.shape)):
+                index = tuple(slice(0, 1) if s == 0 else slice(None) for s in value.strides)
+                return value[index].nbytes
+            return value.nbytes
+        if sp.issparse(value):
+            return value.data.nbytes + value.indices.nbytes + value.indptr.nbytes
+        if isinstance(value, (tuple, list)):
+            return sum(count(v) for v in value)
+        return 0
+
+    return count(J)
 
 
 class TestIdentity(DenseOracle):
@@ -272,6 +303,35 @@ class TestKroneckerIdentity(TestKronecker):
     shapes = [(6, 6), (3, 6)]
 
 
+class TestKroneckerRowLeft(DenseOracle):
+    kind = "Kronecker[a^T (x) B]"
+
+
+class TestKroneckerColumnLeft(DenseOracle):
+    kind = "Kronecker[a (x) B]"
+
+
+class TestStackedKronecker(DenseOracle):
+    kind = "StackedKronecker"
+    shapes = [(6, 6), (3, 6), (6, 3), (4, 6)]
+    transpose_type = sj.Transposed
+    no_inverse = NotImplementedError
+
+
+class TestTransposedStackedKronecker(DenseOracle):
+    kind = "Transposed[StackedKronecker]"
+    shapes = [(6, 6), (3, 6), (6, 3), (6, 4)]
+    transpose_type = sj.StackedKronecker
+    no_inverse = NotImplementedError
+
+
+class TestRowScaled(DenseOracle):
+    kind = "RowScaled"
+    shapes = [(6, 6), (3, 6), (6, 3), (4, 6)]
+    transpose_type = sj.Transposed
+    no_inverse = NotImplementedError
+
+
 class TestDense(DenseOracle):
     kind = "Dense"
     invertible = True
@@ -345,3 +405,28 @@ def test_complex_linear_operator_adjoint_conjugates():
         np.testing.assert_allclose(A.H.matvec(y), dense.conj().T @ y)
         np.testing.assert_allclose(A.H.rmatvec(x), dense @ x)
         np.testing.assert_allclose(A.T.matvec(y), dense.T @ y)
+
+
+def test_every_maker_has_an_oracle_class():
+    """Each maker in makers.py is checked against its dense reference by a DenseOracle class."""
+    import importlib
+    import inspect
+
+    from .makers import MAKERS
+
+    covered = set()
+    for module in ("test_oracle", "test_block_diagonal", "test_block_matrix"):
+        found = importlib.import_module(f"tests.structures.{module}")
+        for _, cls in inspect.getmembers(found, inspect.isclass):
+            if issubclass(cls, DenseOracle) and cls.__name__.startswith("Test"):
+                covered.add(cls.kind)
+    assert set(MAKERS) - covered == set(), "makers without an oracle class"
+
+
+def test_hypothesis_is_seeded():
+    """The suite's hypothesis profile derandomizes the property tests (tests/conftest.py)."""
+    import os
+
+    from hypothesis import settings
+
+    assert settings().derandomize or os.environ.get("HYPOTHESIS_PROFILE") == "random"
