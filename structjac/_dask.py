@@ -25,10 +25,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["DENSE_LIMIT_BYTES", "DaskDiagonal", "apply_op", "nn_value_and_grad"]  # noqa: F822
-
-#: ``to_dense()`` of a structure holding a dask array refuses past this many bytes.
-DENSE_LIMIT_BYTES = 2**28
+__all__ = ["DaskDiagonal", "apply_op", "nn_value_and_grad"]  # noqa: F822
 
 
 def _da():
@@ -130,7 +127,9 @@ def _diagonal_class():
 
         ``D @ x`` and ``x @ D`` with a dask (or NumPy) vector are the lazy products
         :math:`d \odot x`; ``diagonal()`` and ``values`` are the dask array itself;
-        ``to_dense()`` computes only below ``DENSE_LIMIT_BYTES`` and refuses past it.
+        ``to_dense()`` computes only within the dense limit (:class:`structjac.dense_limit`,
+        2 GiB by default) and raises :class:`structjac.DenseLimitError` past it, before
+        anything is computed.
         """
 
         __slots__ = ()
@@ -151,14 +150,9 @@ def _diagonal_class():
             return self._values
 
         def to_dense(self):
-            n = self.shape[0]
-            need = n * n * self.dtype.itemsize
-            if need > DENSE_LIMIT_BYTES:
-                raise MemoryError(
-                    f"to_dense() of a {n} x {n} {type(self).__name__} ({need} bytes dense) "
-                    f"refused: past the dense-size limit of {DENSE_LIMIT_BYTES} bytes "
-                    "(structjac._dask.DENSE_LIMIT_BYTES); use D @ x or D.diagonal()"
-                )
+            from structjac._dense_limit import check_dense
+
+            check_dense(self.shape, self.dtype, f"{type(self).__name__}.to_dense()")
             return np.diag(np.asarray(self._values.compute())).astype(self.dtype, copy=False)
 
         def to_sparse(self):
