@@ -232,9 +232,18 @@ def _bench(args, out) -> int:
 def _parser():
     p = argparse.ArgumentParser(prog="structjac", description="Walk the lecture's Jacobians on a large batch, "
                                 "or benchmark structured against dense (bench).")
-    p.add_argument("--n", type=int, default=1_000_000, help="batch size (default 1,000,000)")
+    p.add_argument("--n", type=int, default=None,
+                   help="batch size (default 1,000,000; 8,388,608 with --dask)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    d = p.add_argument_group("dask", "the network's gradient on a dask.distributed cluster "
+                             "(needs structjac[dask])")
+    d.add_argument("--dask", action="store_true",
+                   help="run value_and_grad chunk by chunk on a LocalCluster")
+    d.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    d.add_argument("--chunk", type=int, default=None, help="rows per chunk (default 262,144)")
+    d.add_argument("--scheduler", metavar="ADDRESS",
+                   help="use the running cluster at ADDRESS instead of a LocalCluster")
     sub = p.add_subparsers(dest="command")
     b = sub.add_parser("bench", help="sweep sizes, structured against dense")
     b.add_argument("--sizes", type=int, nargs="+", help="sizes to sweep (default 1e3 1e4 1e5 1e6)")
@@ -247,8 +256,23 @@ def main(argv=None) -> int:
     """Entry point of ``python -m structjac`` and the ``structjac`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.n < 1:
+    if args.n is not None and args.n < 1:
         parser.error("--n must be positive")
+    if args.dask:                                   # the dask job: structjac/_dask_cli.py
+        from ._dask_cli import DEFAULT_CHUNK, DEFAULT_N, run_on_cluster
+
+        if args.command is not None:
+            parser.error("--dask runs the network job; it does not combine with bench")
+        if args.workers < 1:
+            parser.error(f"--workers must be positive, got {args.workers}")
+        if args.chunk is not None and args.chunk < 1:
+            parser.error(f"--chunk must be positive, got {args.chunk}")
+        n = DEFAULT_N if args.n is None else args.n
+        chunk = min(n, DEFAULT_CHUNK if args.chunk is None else args.chunk)
+        return run_on_cluster(n, args.workers, chunk, args.seed, args.dtype, sys.stdout,
+                              address=args.scheduler)
+    if args.n is None:
+        args.n = 1_000_000
     if args.command == "bench":
         if args.sizes and min(args.sizes) < 1:
             parser.error("--sizes must be positive")

@@ -25,7 +25,40 @@ import functools
 
 import numpy as np
 
-__all__ = ["DaskDiagonal", "apply_op", "nn_value_and_grad"]  # noqa: F822
+__all__ = ["DaskDiagonal", "apply_op", "nn_value_and_grad", "worker_env"]  # noqa: F822
+
+
+def worker_env() -> dict:
+    """Environment variables for Dask worker processes that run structjac's kernels.
+
+    Each task already runs its kernels serially in its own thread
+    (:func:`structjac.kernels.serial_only`), so a worker never enters Numba's
+    thread pool from several Dask threads at once (the ``workqueue`` threading
+    layer aborts the process when that happens).  These variables make the rest of
+    a worker's stack agree: one Numba thread, one BLAS thread and one OpenMP thread
+    per worker process, so ``K`` workers with one thread each use ``K`` cores and
+    do not oversubscribe them.  They take effect only in a fresh process (Numba and
+    OpenBLAS read them when first imported), which is how ``dask.distributed``
+    starts its workers (the ``spawn`` start method by default).
+
+    Returns
+    -------
+    dict of str to str
+        A new dict each call; pass it as ``env=`` to
+        :class:`dask.distributed.LocalCluster` (or to ``dask worker`` as environment).
+
+    Examples
+    --------
+    >>> import structjac as sj
+    >>> sj.dask_worker_env()["NUMBA_NUM_THREADS"]
+    '1'
+    """
+    return {
+        "NUMBA_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
 
 
 def _da():
