@@ -4,6 +4,7 @@ Public names only; the documentation describes the structures, the rule table an
 """
 
 from . import layers, nn
+from ._dask import worker_env as dask_worker_env
 from ._dense_limit import DEFAULT_DENSE_LIMIT, DenseLimitError, dense_limit
 from ._warnings import StructureLostError, StructureLostWarning, strict
 from .algebra import Rule, as_jacobian, rules
@@ -58,6 +59,7 @@ from .structures import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "dask_worker_env",
     "dense_limit",
     "DenseLimitError",
     "DEFAULT_DENSE_LIMIT",

@@ -440,9 +440,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Show the structured Jacobians of the user guide on a large batch, "
                     "or benchmark structured against dense (bench).")
     p.add_argument("--version", action="version", version=f"structjac {__version__}")
-    p.add_argument("--n", type=_count, default=1_000_000,
-                   help="batch size, e.g. 1e6 (default 1,000,000)")
+    p.add_argument("--n", type=_count, default=None,
+                   help="batch size, e.g. 1e6 (default 1,000,000; 8,388,608 with --dask)")
     _common(p, suppress=False)
+    d = p.add_argument_group("dask", "the network's gradient on a dask.distributed cluster "
+                             "(needs structjac[dask])")
+    d.add_argument("--dask", action="store_true",
+                   help="run value_and_grad chunk by chunk on a LocalCluster")
+    d.add_argument("--workers", type=_count, default=2, help="worker processes (default 2)")
+    d.add_argument("--chunk", type=_count, default=None,
+                   help="rows per chunk (default 262,144)")
+    d.add_argument("--scheduler", metavar="ADDRESS",
+                   help="use the running cluster at ADDRESS instead of a LocalCluster")
     sub = p.add_subparsers(dest="command", metavar="{bench}")
     b = sub.add_parser("bench", help="sweep sizes, structured against dense",
                        description="Sweep sizes, structured against dense: a warm-up, then "
@@ -480,6 +489,17 @@ def _run(argv: Sequence[str] | None, out: TextIO) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     # every argument is checked here, before any work starts
+    if args.dask:                                   # the dask job: structjac/_dask_cli.py
+        from ._dask_cli import DEFAULT_CHUNK, DEFAULT_N, run_on_cluster
+
+        if args.command is not None:
+            parser.error("--dask runs the network job; it does not combine with bench")
+        n = DEFAULT_N if args.n is None else args.n
+        chunk = min(n, DEFAULT_CHUNK if args.chunk is None else args.chunk)
+        return run_on_cluster(n, args.workers, chunk, args.seed, args.dtype, out,
+                              address=args.scheduler)
+    if args.n is None:
+        args.n = 1_000_000
     if args.command == "bench":
         if args.plot:
             _check_plot(parser, args.plot)

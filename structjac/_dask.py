@@ -25,10 +25,40 @@ import functools
 
 import numpy as np
 
-__all__ = ["DENSE_LIMIT_BYTES", "DaskDiagonal", "apply_op", "nn_value_and_grad"]  # noqa: F822
+__all__ = ["DaskDiagonal", "apply_op", "nn_value_and_grad", "worker_env"]  # noqa: F822
 
-#: ``to_dense()`` of a structure holding a dask array refuses past this many bytes.
-DENSE_LIMIT_BYTES = 2**28
+
+def worker_env() -> dict:
+    """Environment variables for Dask worker processes that run structjac's kernels.
+
+    Each task already runs its kernels serially in its own thread
+    (:func:`structjac.kernels.serial_only`), so a worker never enters Numba's
+    thread pool from several Dask threads at once (the ``workqueue`` threading
+    layer aborts the process when that happens).  These variables make the rest of
+    a worker's stack agree: one Numba thread, one BLAS thread and one OpenMP thread
+    per worker process, so ``K`` workers with one thread each use ``K`` cores and
+    do not oversubscribe them.  They take effect only in a fresh process (Numba and
+    OpenBLAS read them when first imported), which is how ``dask.distributed``
+    starts its workers (the ``spawn`` start method by default).
+
+    Returns
+    -------
+    dict of str to str
+        A new dict each call; pass it as ``env=`` to
+        :class:`dask.distributed.LocalCluster` (or to ``dask worker`` as environment).
+
+    Examples
+    --------
+    >>> import structjac as sj
+    >>> sj.dask_worker_env()["NUMBA_NUM_THREADS"]
+    '1'
+    """
+    return {
+        "NUMBA_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
 
 
 def _da():
@@ -130,7 +160,9 @@ def _diagonal_class():
 
         ``D @ x`` and ``x @ D`` with a dask (or NumPy) vector are the lazy products
         :math:`d \odot x`; ``diagonal()`` and ``values`` are the dask array itself;
-        ``to_dense()`` computes only below ``DENSE_LIMIT_BYTES`` and refuses past it.
+        ``to_dense()`` computes only within the dense limit (:class:`structjac.dense_limit`,
+        2 GiB by default) and raises :class:`structjac.DenseLimitError` past it, before
+        anything is computed.
         """
 
         __slots__ = ()
@@ -151,14 +183,9 @@ def _diagonal_class():
             return self._values
 
         def to_dense(self):
-            n = self.shape[0]
-            need = n * n * self.dtype.itemsize
-            if need > DENSE_LIMIT_BYTES:
-                raise MemoryError(
-                    f"to_dense() of a {n} x {n} {type(self).__name__} ({need} bytes dense) "
-                    f"refused: past the dense-size limit of {DENSE_LIMIT_BYTES} bytes "
-                    "(structjac._dask.DENSE_LIMIT_BYTES); use D @ x or D.diagonal()"
-                )
+            from structjac._dense_limit import check_dense
+
+            check_dense(self.shape, self.dtype, f"{type(self).__name__}.to_dense()")
             return np.diag(np.asarray(self._values.compute())).astype(self.dtype, copy=False)
 
         def to_sparse(self):

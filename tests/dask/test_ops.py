@@ -85,8 +85,15 @@ def test_jacobian_is_a_lazy_diagonal(dtype):
 def test_jacobian_to_dense_refuses_past_the_guard():
     X = da.zeros((20_000,), chunks=5_000)
     J = ops.sigmoid.jacobian(X)
-    with no_compute(), pytest.raises(MemoryError, match=r"20000 x 20000.*dense-size limit"):
+    with no_compute(), pytest.raises(sj.DenseLimitError,
+                                     match=r"DaskDiagonal.to_dense\(\): the dense 20000 x 20000"):
         J.to_dense()
+    # the one guard of the library: lowering it refuses a small one too, raising it allows
+    small = ops.sigmoid.jacobian(da.zeros((30,), chunks=10))
+    with sj.dense_limit(30 * 30 * 8 - 1), no_compute(), pytest.raises(sj.DenseLimitError):
+        small.to_dense()
+    with sj.dense_limit(30 * 30 * 8):
+        np.testing.assert_array_equal(small.to_dense(), np.diag(np.full(30, 0.25)))
     with pytest.raises(ValueError, match=r"shapes do not fit.*\(19999,\)"):
         J @ da.zeros(19_999, chunks=5_000)
 
