@@ -49,6 +49,8 @@ def make_diagonal(shape, rng, dtype):
 
 def make_blockrow_one(shape, rng, dtype):
     m, n = shape
+    if m == 0:
+        return None  # a block row needs a row
     i = int(rng.integers(m))
     row = _values(rng, n, dtype)
     M = np.zeros(shape, dtype=dtype)
@@ -70,6 +72,8 @@ def make_blockrow_many(shape, rng, dtype):
 
 def make_blockcolumn(shape, rng, dtype):
     m, n = shape
+    if n == 0:
+        return None  # a block column needs a column
     j = int(rng.integers(n))
     col = _values(rng, m, dtype)
     M = np.zeros(shape, dtype=dtype)
@@ -219,7 +223,7 @@ MAKERS["BlockDiagonal"] = make_block_diagonal
 def make_block_matrix_hstack(shape, rng, dtype):
     """hstack([Dense (m, n//2), BlockRow (m, n - n//2)]): the Jacobian of a residual in two parameters."""
     m, n = shape
-    if n < 2:
+    if n < 2 or m == 0:
         return None
     k = n // 2
     D = _values(rng, (m, k), dtype)
@@ -234,7 +238,7 @@ def make_block_matrix_hstack(shape, rng, dtype):
 def make_block_matrix_vstack(shape, rng, dtype):
     """vstack([Dense (m//2, n), BlockColumn (m - m//2, n)])."""
     m, n = shape
-    if m < 2:
+    if m < 2 or n == 0:
         return None
     k = m // 2
     D = _values(rng, (k, n), dtype)
