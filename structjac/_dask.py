@@ -15,7 +15,7 @@ A reduced loss is a 0-d dask array: each chunk's partial sum
 the mean's :math:`1/N` applied once.
 
 Each chunk's kernels run serially in the calling thread
-(:func:`structjac.kernels.serial_only`): Dask's workers are the parallelism, and
+(``structjac.kernels.serial_only``): Dask's workers are the parallelism, and
 Numba's own thread pool must not be entered by several Dask threads at once.
 """
 
@@ -32,7 +32,7 @@ def worker_env() -> dict:
     """Environment variables for Dask worker processes that run structjac's kernels.
 
     Each task already runs its kernels serially in its own thread
-    (:func:`structjac.kernels.serial_only`), so a worker never enters Numba's
+    (``structjac.kernels.serial_only``), so a worker never enters Numba's
     thread pool from several Dask threads at once (the ``workqueue`` threading
     layer aborts the process when that happens).  These variables make the rest of
     a worker's stack agree: one Numba thread, one BLAS thread and one OpenMP thread

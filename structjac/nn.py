@@ -110,7 +110,7 @@ class GradResult:
         Per layer, ``(N, m, d)`` and ``(N, m)``: gradients of each sample's loss
         :math:`J_0^{(k)}` (``per_sample=True``); their mean is ``grads`` for ``"mean"``.
     extras : dict
-        The quantities asked for by ``extras=`` (see :mod:`structjac._extras`), by name;
+        The quantities asked for by ``extras=`` (see ``structjac._extras``), by name;
         empty when none were asked for.
     """
 
@@ -384,7 +384,7 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         Per-sample statistics and curvature computed in the same backward pass, returned
         in ``result.extras`` by name: ``"grad_norms"``, ``"sum_grad_squared"``,
         ``"variance"``, ``"clipped_grad"``, ``"diag_ggn"``, ``"diag_ggn_mc"``,
-        ``"kflr"``, ``"kfac"``, ``"diag_hessian"`` (see :mod:`structjac._extras`).
+        ``"kflr"``, ``"kfac"``, ``"diag_hessian"`` (see ``structjac._extras``).
     mc_samples : int, default 1
         Monte-Carlo samples of ``"diag_ggn_mc"`` and ``"kfac"``.
     seed : int, Generator or None
@@ -556,7 +556,7 @@ def ggn(params, X, y, activations, loss="bce", *, reduction="mean", dtype=None):
     (:math:`\mathcal J` the Jacobian of the network's output, :math:`H` the Hessian of
     the reduced loss in it).  Each ``matvec`` is one Jacobian-vector product through the
     layer structures, the loss Hessian's structure, and one vector-Jacobian product
-    (:mod:`structjac._curvature`); the forward pass runs once, here.  Its diagonal is
+    (``structjac._curvature``); the forward pass runs once, here.  Its diagonal is
     ``value_and_grad(..., extras=("diag_ggn",))``.
 
     Parameters are those of :func:`value_and_grad`; ``loss`` one of ``"mse"``, ``"bce"``,
