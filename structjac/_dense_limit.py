@@ -57,7 +57,7 @@ class dense_limit:
 
     __slots__ = ("_nbytes", "_tokens")
 
-    def __init__(self, nbytes):
+    def __init__(self, nbytes: int | float | None) -> None:
         if nbytes is not None:
             try:
                 nbytes = operator.index(nbytes)
@@ -79,7 +79,7 @@ class dense_limit:
         return False
 
     @staticmethod
-    def current():
+    def current() -> int | float:
         """Return the limit in force here, in bytes (None: no limit)."""
         value = _LIMIT.get()
         return DEFAULT_DENSE_LIMIT if value is None else value[1]

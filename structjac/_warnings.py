@@ -45,7 +45,7 @@ def is_strict() -> bool:
 
 
 @contextlib.contextmanager
-def strict(enabled: bool = True):
+def strict(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     """Context manager in which a loss of structure raises.
 
     Parameters

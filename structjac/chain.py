@@ -40,6 +40,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -273,7 +275,7 @@ class ChainPlan:
                 lines.append(f"  {mark} {cost:>12.4g}  {order}")
         return "\n".join(lines)
 
-    def evaluate(self):
+    def evaluate(self) -> "Jacobian | np.ndarray":
         """Multiply in the planned order; vector ends give an ndarray back."""
         def run(i, j):
             if i == j:
@@ -368,7 +370,9 @@ def _tree_str(tree, names):
     return f"({_tree_str(tree[0], names)} @ {_tree_str(tree[1], names)})"
 
 
-def chain_plan(*factors, names=None, alternatives=True) -> ChainPlan:
+def chain_plan(
+    *factors: Jacobian | np.ndarray, names: Sequence[str] | None = None, alternatives: bool = True
+) -> ChainPlan:
     r"""Plan the product of ``factors`` in the cheapest association order (matrix-chain DP).
 
     Parameters
@@ -438,7 +442,7 @@ def chain_plan(*factors, names=None, alternatives=True) -> ChainPlan:
                      flops=flops, alternatives=alts, vector_left=vl, vector_right=vr)
 
 
-def chain(*factors):
+def chain(*factors: Jacobian | np.ndarray) -> Jacobian | np.ndarray:
     r"""Return the product of a chain of Jacobians, multiplied in the cheapest order.
 
     Equal to the left-to-right product; see :func:`chain_plan` for the order and the

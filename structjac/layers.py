@@ -1,7 +1,7 @@
 r"""Jacobians of a dense layer and of an artificial neuron, for one sample or a mini-batch.
 
 A dense layer maps :math:`x \in \mathbb{F}^d` to :math:`z = Wx + b`, :math:`a = g(z)`,
-with :math:`W \in \mathbb{F}^{m \times d}` (rows :math:`w_i^T`). The lecture derives
+with :math:`W \in \mathbb{F}^{m \times d}` (rows :math:`w_i^T`). Its Jacobians are
 
 .. math::
 
@@ -51,6 +51,8 @@ The artificial neuron (:math:`m = 1`) over a batch: :math:`z^{(k)} = w \cdot x^{
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,7 +92,7 @@ ACTIVATIONS = {
 }
 
 
-def get_activation(activation):
+def get_activation(activation: str | _ops.UnaryOp | None) -> "_Activation | None":
     """Return the op for ``activation``: a name from :data:`ACTIVATIONS`, an op, or None.
 
     Examples
@@ -229,7 +231,9 @@ class _Activation:
         return self.op.jacobian(Z)
 
 
-def batch_structures(W, X, copy=True):
+def batch_structures(
+    W: ArrayLike, X: ArrayLike, copy: bool = True
+) -> tuple[StackedKronecker, Jacobian, Jacobian]:
     r"""The Jacobians of :math:`Z = X W^T + \mathbf 1_N b^T` over a batch, as structures.
 
     Returns ``(dz_dW, dz_db, dz_dx)``: ``StackedKronecker(X, m)``,
@@ -295,7 +299,7 @@ class LayerJacobians:
         return self.W.shape[0]
 
     def dz_dw(self, i: int) -> BlockRow:
-        r""":math:`\partial z/\partial w_i`: the lecture's block row (row :math:`i` is :math:`x^T`).
+        r""":math:`\partial z/\partial w_i`: a block row (row :math:`i` is :math:`x^T`).
 
         Over a batch, rows :math:`(k, i)` for every sample :math:`k` hold :math:`x^{(k)T}`.
         """
@@ -325,13 +329,15 @@ class LayerJacobians:
         m = self.m
         return BlockRow(np.arange(k * m, (k + 1) * m), self.W, N * m)
 
-    def items(self):
+    def items(self) -> list[tuple[str, Jacobian]]:
         """Return ``[(name, Jacobian), ...]`` of the layer's Jacobians (for tables)."""
         return [(n, getattr(self, n)) for n in
                 ("dz_dW", "dz_db", "dz_dx", "da_dz", "da_dW", "da_db", "da_dx")]
 
 
-def dense_jacobians(W, b, x, activation="sigmoid") -> LayerJacobians:
+def dense_jacobians(
+    W: ArrayLike, b: ArrayLike | None, x: ArrayLike, activation: str | _ops.UnaryOp | None = "sigmoid"
+) -> LayerJacobians:
     r"""Forward a dense layer and return its Jacobians as structures.
 
     Parameters
@@ -349,7 +355,7 @@ def dense_jacobians(W, b, x, activation="sigmoid") -> LayerJacobians:
 
     Examples
     --------
-    One sample, the lecture's layer with three outputs:
+    One sample through a layer with three outputs:
 
     >>> import numpy as np, structjac as sj
     >>> from structjac.layers import dense_jacobians
@@ -428,16 +434,19 @@ class DenseLayer:
     (10, 6)
     """
 
-    def __init__(self, W, b=None, activation="sigmoid"):
+    def __init__(
+        self, W: ArrayLike, b: ArrayLike | None = None,
+        activation: str | _ops.UnaryOp | None = "sigmoid",
+    ) -> None:
         self.W, self.b = _check_layer(W, b)
         self.activation = get_activation(activation)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         """tuple: ``(m, d)``, outputs by inputs."""
         return self.W.shape
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         """Return :math:`g(Wx + b)` for ``x`` of shape ``(d,)`` or ``(N, d)``.
 
         Computed in :func:`float_dtype` of ``W`` and ``x`` (float16 becomes float32).
@@ -453,7 +462,7 @@ class DenseLayer:
 
     __call__ = forward
 
-    def jacobians(self, x) -> LayerJacobians:
+    def jacobians(self, x: ArrayLike) -> LayerJacobians:
         """Return :func:`dense_jacobians` of this layer at ``x``."""
         return dense_jacobians(self.W, self.b, x, self.activation)
 
@@ -488,15 +497,18 @@ class NeuronJacobians:
         r""":math:`\partial a/\partial x^{(k)} = \operatorname{diag}(g') e_k w^T = e_k (g'_k w)^T`."""
         return self.da_dz @ self.dz_dx(k)
 
-    def items(self):
+    def items(self) -> list[tuple[str, Jacobian]]:
         """Return ``[(name, Jacobian), ...]`` (for tables)."""
         return [("dz_dw", self.dz_dw), ("dz_db", self.dz_db), ("dz_dx(0)", self.dz_dx(0)),
                 ("da_dz", self.da_dz), ("da_dw", self.da_dw), ("da_db", self.da_db),
                 ("da_dx(0)", self.da_dx(0))]
 
 
-def neuron_jacobians(w, b, X, activation="sigmoid") -> NeuronJacobians:
-    r"""The lecture's artificial neuron over a mini-batch, with its Jacobians.
+def neuron_jacobians(
+    w: ArrayLike, b: float | ArrayLike, X: ArrayLike,
+    activation: str | _ops.UnaryOp | None = "sigmoid",
+) -> NeuronJacobians:
+    r"""An artificial neuron (one output) over a mini-batch, with its Jacobians.
 
     .. math::
 
@@ -506,7 +518,7 @@ def neuron_jacobians(w, b, X, activation="sigmoid") -> NeuronJacobians:
         \frac{\partial z}{\partial x^{(k)}} = e_k w^T, \quad
         \frac{\partial a}{\partial z} = \operatorname{diag}(g'(z^{(k)})).
 
-    For the sigmoid the diagonal is computed from the output as the lecture writes it,
+    For the sigmoid the diagonal is computed from the output,
     :math:`a^{(k)}(1 - a^{(k)})`. Row :math:`k` of ``da_dw`` is the gradient of
     :math:`a^{(k)}` with respect to :math:`w` (a per-sample gradient).
 

@@ -32,7 +32,7 @@ class JacobianLinearOperator(LinearOperator):
     (array([1.  , 0.5 , 0.25]), 0)
     """
 
-    def __init__(self, jacobian, conjugate: bool = False):
+    def __init__(self, jacobian: object, conjugate: bool = False) -> None:
         self.jacobian = jacobian
         self.conjugate = bool(conjugate) and jacobian.dtype.kind == "c"
         super().__init__(dtype=jacobian.dtype, shape=jacobian.shape)

@@ -35,7 +35,7 @@ array each way (:mod:`structjac.kernels.layer`):
 
 * forward: :math:`Z = A_{l-1} W_l^T` (BLAS, into a workspace buffer), then bias and
   activation in one pass, in place for sigmoid and tanh (their derivatives come from the
-  saved output, the lecture's :math:`a(1-a)` and :math:`(1+a)(1-a)`) and with no
+  saved output, :math:`a(1-a)` and :math:`(1+a)(1-a)`) and with no
   activation; relu, leaky_relu and softplus keep :math:`Z + b` and write :math:`A`;
 * backward: :math:`G \odot g'` written over :math:`G`, fused with the bias gradient
   :math:`\mathbf 1^T G` (chunked sums, float64 across chunks); :math:`G^T A_{l-1}` and
@@ -354,7 +354,7 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         (use no activation); ``cross_entropy`` takes integer labels of shape ``(N,)`` or
         target rows of the output's shape.
     reduction : {"mean", "sum", "elementwise_mean"}
-        As the losses define them: ``"mean"`` is the lecture's
+        As the losses define them: ``"mean"`` is
         :math:`\frac1N\sum_k J_0^{(k)}`, ``"elementwise_mean"`` divides the sum by
         :math:`N m_L` instead (the same as ``"mean"`` when :math:`m_L = 1`).
     method : {"fused", "structures"}
@@ -363,7 +363,7 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
     return_jacobians : bool
         Keep each layer's structures (``result.jacobians``, ``result.explain()``).
     per_sample : bool
-        Also return each sample's gradient (the lecture's rows of :math:`\partial a/\partial w`).
+        Also return each sample's gradient (the rows of :math:`\partial a/\partial w`).
     workspace : Workspace, optional
         Reuse its buffers for the activations and cotangents (``MLP`` passes its own).
         Not used with ``return_jacobians``, ``per_sample`` or ``method="structures"``,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike, DTypeLike
+
 import operator
 
 import numpy as np
@@ -66,7 +68,7 @@ class Blocks(Jacobian):
     __slots__ = ("_indices", "_block", "_scalar_index")
     _axis = ""
 
-    def __init__(self, index, block, length, copy: bool = True):
+    def __init__(self, index: int, block: ArrayLike, length: int, copy: bool = True) -> None:
         owner = type(self).__name__
         indices, block, scalar, length = block_parts(index, block, length, owner, self._axis, copy)
         super().__init__(self._shape_of(block, length), block.dtype)
@@ -101,7 +103,7 @@ class Blocks(Jacobian):
     def nbytes(self) -> int:
         return self._block.nbytes + (0 if self._scalar_index else self._indices.nbytes)
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike):
         if np.dtype(dtype) == self.dtype:
             return self
         return self._rebuild(self._block.astype(dtype))

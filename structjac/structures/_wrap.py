@@ -19,7 +19,7 @@ from .sparse import Sparse
 __all__ = ["as_jacobian"]
 
 
-def as_jacobian(obj, n: int | None = None) -> Jacobian:
+def as_jacobian(obj: object, n: int | None = None) -> Jacobian:
     """Wrap ``obj`` as a :class:`Jacobian`.
 
     Parameters

@@ -10,6 +10,8 @@ imports neither the subclasses nor the rules.
 
 from __future__ import annotations
 
+from numpy.typing import DTypeLike
+
 import abc
 import numbers
 
@@ -74,7 +76,7 @@ class Jacobian(InteropMixin, abc.ABC):
     # ndarray @ J, ndarray * J ... reach structjac through InteropMixin.__array_ufunc__.
     __array_priority__ = 1000
 
-    def __init__(self, shape, dtype):
+    def __init__(self, shape: tuple[int, int], dtype: DTypeLike) -> None:
         m, n = (int(shape[0]), int(shape[1]))
         object.__setattr__(self, "_shape", (m, n))
         object.__setattr__(self, "_dtype", as_float_dtype(dtype))
@@ -170,7 +172,7 @@ class Jacobian(InteropMixin, abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} has no closed-form inverse")
 
     @abc.abstractmethod
-    def astype(self, dtype) -> "Jacobian":
+    def astype(self, dtype: DTypeLike) -> "Jacobian":
         """Return the same structure with its numbers cast to ``dtype`` (self if equal)."""
 
     @property
@@ -267,7 +269,7 @@ class Jacobian(InteropMixin, abc.ABC):
             return self._rmatmat(arr[None, :]).reshape(self._shape[1]).astype(dtype, copy=False)
         return self._rmatmat(arr).astype(dtype, copy=False)
 
-    def aslinearoperator(self):
+    def aslinearoperator(self) -> "sp.linalg.LinearOperator":
         """Return a :class:`scipy.sparse.linalg.LinearOperator` that applies this Jacobian.
 
         Returns
@@ -281,7 +283,7 @@ class Jacobian(InteropMixin, abc.ABC):
         return JacobianLinearOperator(self)
 
     # --------------------------------------------------------------- operators
-    def __matmul__(self, other):
+    def __matmul__(self, other: object) -> "Jacobian | np.ndarray":
         if isinstance(other, Jacobian):
             return _registry.matmul(self, other)
         if sp.issparse(other):

@@ -18,6 +18,8 @@ whose block :math:`k` is the per-sample Jacobian :math:`W_2 \operatorname{diag}(
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike, DTypeLike
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -78,7 +80,7 @@ class BlockDiagonal(Jacobian):
 
     __slots__ = ("_blocks",)
 
-    def __init__(self, blocks, copy: bool = True):
+    def __init__(self, blocks: ArrayLike, copy: bool = True) -> None:
         if isinstance(blocks, Jacobian) or sp.issparse(blocks):
             raise TypeError(
                 f"BlockDiagonal expects an array of blocks of shape (N, p, q), "
@@ -179,7 +181,7 @@ class BlockDiagonal(Jacobian):
             raise
         return BlockDiagonal(inverse.astype(self.dtype, copy=False), copy=False)
 
-    def astype(self, dtype) -> "BlockDiagonal":
+    def astype(self, dtype: DTypeLike) -> "BlockDiagonal":
         if np.dtype(dtype) == self.dtype:
             return self
         return BlockDiagonal(self._blocks.astype(dtype), copy=False)

@@ -22,6 +22,10 @@ or :meth:`BlockMatrix.to_sparse`) solves for all parameters without a hand-writt
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from numpy.typing import DTypeLike
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -81,7 +85,7 @@ class BlockMatrix(Jacobian):
 
     __slots__ = ("_grid", "_row_sizes", "_col_sizes")
 
-    def __init__(self, blocks):
+    def __init__(self, blocks: Sequence[Sequence[Jacobian | None]]) -> None:
         if isinstance(blocks, (Jacobian, np.ndarray)) or sp.issparse(blocks):
             raise TypeError(
                 "BlockMatrix expects a grid (a list of lists) of blocks, "
@@ -210,7 +214,7 @@ class BlockMatrix(Jacobian):
                 out[lo:hi] = b.to_sparse().diagonal(k=r[i] - c[j])[: hi - lo]
         return out
 
-    def astype(self, dtype) -> "BlockMatrix":
+    def astype(self, dtype: DTypeLike) -> "BlockMatrix":
         if np.dtype(dtype) == self.dtype:
             return self
         return BlockMatrix([[b.astype(dtype) for b in row] for row in self._grid])
@@ -250,7 +254,7 @@ def _sequence(blocks, name: str) -> list:
     return blocks
 
 
-def hstack(blocks) -> BlockMatrix:
+def hstack(blocks: Sequence[Jacobian]) -> BlockMatrix:
     r"""Put Jacobians side by side: :math:`\begin{pmatrix} J_1 & \cdots & J_k \end{pmatrix}`.
 
     The Jacobian of one output with respect to several inputs, e.g. a residual with
@@ -283,7 +287,7 @@ def hstack(blocks) -> BlockMatrix:
     return BlockMatrix([_sequence(blocks, "hstack")])
 
 
-def vstack(blocks) -> BlockMatrix:
+def vstack(blocks: Sequence[Jacobian]) -> BlockMatrix:
     r"""Stack Jacobians: :math:`\begin{pmatrix} J_1 \\ \vdots \\ J_k \end{pmatrix}`.
 
     The Jacobian of several outputs with respect to one input.
@@ -310,7 +314,7 @@ def vstack(blocks) -> BlockMatrix:
     return BlockMatrix([[b] for b in _sequence(blocks, "vstack")])
 
 
-def block(grid) -> BlockMatrix:
+def block(grid: Sequence[Sequence[Jacobian | None]]) -> BlockMatrix:
     r"""A block matrix from a grid of Jacobians, as :func:`numpy.block` does for arrays.
 
     Parameters

@@ -12,10 +12,13 @@ the other's transpose.
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
 import numpy as np
 import scipy.sparse as sp
 
 from ._blocks import Blocks
+from .base import Jacobian
 
 __all__ = ["BlockRow", "BlockColumn"]
 
@@ -38,7 +41,7 @@ class BlockRow(Blocks):
 
     Examples
     --------
-    The lecture's :math:`\partial z / \partial w_2` for a layer with three outputs:
+    The Jacobian :math:`\partial z / \partial w_2` for a layer with three outputs:
 
     >>> import numpy as np, structjac as sj
     >>> x = np.array([1.0, 2.0])
@@ -54,7 +57,7 @@ class BlockRow(Blocks):
     __slots__ = ()
     _axis = "n_rows"
 
-    def __init__(self, index, row, n_rows, copy: bool = True):
+    def __init__(self, index: int, row: ArrayLike, n_rows: int, copy: bool = True) -> None:
         super().__init__(index, row, n_rows, copy)
 
     @staticmethod
@@ -93,7 +96,7 @@ class BlockRow(Blocks):
         out[self._indices[keep]] = self._block[keep, self._indices[keep]]
         return out
 
-    def inv(self):
+    def inv(self) -> "Jacobian":
         m, n = self.shape
         from numpy.linalg import LinAlgError
 
@@ -150,7 +153,7 @@ class BlockColumn(Blocks):
     __slots__ = ()
     _axis = "n_cols"
 
-    def __init__(self, index, column, n_cols, copy: bool = True):
+    def __init__(self, index: int, column: ArrayLike, n_cols: int, copy: bool = True) -> None:
         super().__init__(index, column, n_cols, copy)
 
     @staticmethod
@@ -173,7 +176,7 @@ class BlockColumn(Blocks):
     def diagonal(self) -> np.ndarray:
         return self._transpose().diagonal()
 
-    def inv(self):
+    def inv(self) -> "Jacobian":
         return self._transpose().inv()
 
     def _transpose(self):

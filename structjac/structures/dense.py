@@ -2,6 +2,8 @@ r"""Dense Jacobians: the last resort, and what :math:`\partial z/\partial x = W`
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike, DTypeLike
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -37,7 +39,7 @@ class Dense(Jacobian):
     __slots__ = ("_matrix",)
     _dense_is_stored = True
 
-    def __init__(self, M, copy: bool = True):
+    def __init__(self, M: ArrayLike, copy: bool = True) -> None:
         if sp.issparse(M):
             raise TypeError("Dense expects an ndarray; wrap a scipy.sparse matrix in Sparse")
         matrix = frozen_array(M, ndim=2, name="the matrix M", owner="Dense", copy=copy)
@@ -68,7 +70,7 @@ class Dense(Jacobian):
             raise np.linalg.LinAlgError(f"Dense of shape {self.shape} is not square and has no inverse")
         return Dense(np.linalg.inv(self._matrix), copy=False)
 
-    def astype(self, dtype) -> "Dense":
+    def astype(self, dtype: DTypeLike) -> "Dense":
         if np.dtype(dtype) == self.dtype:
             return self
         return Dense(self._matrix.astype(dtype), copy=False)

@@ -9,6 +9,8 @@ For :math:`f(x)_i = f_i(x_i)` the Jacobian is
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike, DTypeLike
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -21,7 +23,7 @@ __all__ = ["Diagonal"]
 class Diagonal(Jacobian):
     r"""The diagonal matrix :math:`\operatorname{diag}(d) \in \mathbb{F}^{n \times n}`.
 
-    Stores the ``n`` diagonal entries. Closed under the rules of the lecture:
+    Stores the ``n`` diagonal entries. Closed under the element-wise rules:
     :math:`\operatorname{diag}(a) + \operatorname{diag}(b) = \operatorname{diag}(a + b)`,
     :math:`\operatorname{diag}(a)\operatorname{diag}(b) = \operatorname{diag}(a \odot b)`,
     :math:`\operatorname{diag}(a)^{-1} = \operatorname{diag}(1/a)`.
@@ -54,7 +56,7 @@ class Diagonal(Jacobian):
 
     __slots__ = ("_values",)
 
-    def __init__(self, d, copy: bool = True):
+    def __init__(self, d: ArrayLike, copy: bool = True) -> None:
         values = frozen_array(d, ndim=1, name="the diagonal d", owner="Diagonal", copy=copy)
         super().__init__((values.shape[0], values.shape[0]), values.dtype)
         self._set(_values=values)
@@ -108,7 +110,7 @@ class Diagonal(Jacobian):
             )
         return Diagonal(np.reciprocal(values), copy=False)
 
-    def astype(self, dtype) -> "Diagonal":
+    def astype(self, dtype: DTypeLike) -> "Diagonal":
         if np.dtype(dtype) == self.dtype:
             return self
         return Diagonal(self.values.astype(dtype), copy=False)

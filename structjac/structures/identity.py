@@ -6,6 +6,8 @@ The Jacobian of the identity map, of :math:`z = Wx + b` with respect to :math:`b
 
 from __future__ import annotations
 
+from numpy.typing import DTypeLike
+
 import numpy as np
 
 from ._validation import check_size
@@ -40,7 +42,7 @@ class Identity(ScaledIdentity):
 
     __slots__ = ()
 
-    def __init__(self, n, dtype=np.float64):
+    def __init__(self, n: int, dtype: DTypeLike = np.float64) -> None:
         n = check_size(n, "n", "Identity")
         super().__init__(n, 1, dtype=dtype)
 
@@ -51,7 +53,7 @@ class Identity(ScaledIdentity):
     def inv(self) -> "Identity":
         return self
 
-    def astype(self, dtype) -> "Identity":
+    def astype(self, dtype: DTypeLike) -> "Identity":
         if np.dtype(dtype) == self.dtype:
             return self
         return Identity(self.shape[0], dtype=dtype)

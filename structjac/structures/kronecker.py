@@ -9,6 +9,8 @@ which stores the ``d`` numbers of :math:`x` instead of :math:`m \cdot md`.
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike, DTypeLike
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -52,7 +54,7 @@ class Kronecker(Jacobian):
 
     __slots__ = ("_A", "_B")
 
-    def __init__(self, A, B):
+    def __init__(self, A: Jacobian | ArrayLike, B: Jacobian | ArrayLike) -> None:
         A = as_jacobian(A)
         B = as_jacobian(B)
         dtype = np.result_type(A.dtype, B.dtype)
@@ -94,7 +96,7 @@ class Kronecker(Jacobian):
         r""":math:`(A \otimes B)^{-1} = A^{-1} \otimes B^{-1}`."""
         return Kronecker(self._A.inv(), self._B.inv())
 
-    def astype(self, dtype) -> "Kronecker":
+    def astype(self, dtype: DTypeLike) -> "Kronecker":
         if np.dtype(dtype) == self.dtype:
             return self
         return Kronecker(self._A.astype(dtype), self._B.astype(dtype))

@@ -16,6 +16,8 @@ When the product has no tighter closed form (the batch Jacobians
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike, DTypeLike
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -55,7 +57,7 @@ class RowScaled(Jacobian):
 
     __slots__ = ("_d", "_J")
 
-    def __init__(self, d, J, copy: bool = True):
+    def __init__(self, d: ArrayLike, J: Jacobian, copy: bool = True) -> None:
         if not isinstance(J, Jacobian):
             raise TypeError(f"RowScaled expects a Jacobian J, got {type(J).__name__}")
         d = frozen_array(d, ndim=1, name="the row scales d", owner="RowScaled", copy=copy)
@@ -96,7 +98,7 @@ class RowScaled(Jacobian):
         k = min(self.shape)
         return self._d[:k] * self._J.diagonal()
 
-    def astype(self, dtype) -> "RowScaled":
+    def astype(self, dtype: DTypeLike) -> "RowScaled":
         if np.dtype(dtype) == self.dtype:
             return self
         return RowScaled(self._d.astype(dtype), self._J.astype(dtype), copy=False)
@@ -134,7 +136,7 @@ class Transposed(Jacobian):
 
     __slots__ = ("_J",)
 
-    def __init__(self, J):
+    def __init__(self, J: Jacobian) -> None:
         if not isinstance(J, Jacobian):
             raise TypeError(f"Transposed expects a Jacobian, got {type(J).__name__}")
         m, n = J.shape
@@ -159,7 +161,7 @@ class Transposed(Jacobian):
     def diagonal(self) -> np.ndarray:
         return self._J.diagonal()
 
-    def astype(self, dtype) -> "Transposed":
+    def astype(self, dtype: DTypeLike) -> "Transposed":
         if np.dtype(dtype) == self.dtype:
             return self
         return Transposed(self._J.astype(dtype))

@@ -6,6 +6,8 @@ They are the Jacobians of :math:`u - v` with respect to :math:`v` (:math:`-I`) a
 
 from __future__ import annotations
 
+from numpy.typing import DTypeLike
+
 import numpy as np
 
 from ._validation import as_float_dtype, check_scalar, check_size
@@ -44,7 +46,7 @@ class ScaledIdentity(Diagonal):
 
     __slots__ = ("_scalar",)
 
-    def __init__(self, n, c=1.0, dtype=None):
+    def __init__(self, n: int, c: complex = 1.0, dtype: DTypeLike | None = None) -> None:
         n = check_size(n, "n", type(self).__name__)
         c = check_scalar(c, type(self).__name__)
         if dtype is None:
@@ -56,7 +58,7 @@ class ScaledIdentity(Diagonal):
         self._set(_scalar=scalar, _values=values)
 
     @property
-    def scalar(self):
+    def scalar(self) -> np.generic:
         """numpy scalar: ``c``."""
         return self._scalar
 
@@ -74,7 +76,7 @@ class ScaledIdentity(Diagonal):
             )
         return ScaledIdentity(self.shape[0], 1 / self._scalar, dtype=self.dtype)
 
-    def astype(self, dtype) -> "ScaledIdentity":
+    def astype(self, dtype: DTypeLike) -> "ScaledIdentity":
         if np.dtype(dtype) == self.dtype:
             return self
         return ScaledIdentity(self.shape[0], self._scalar, dtype=dtype)

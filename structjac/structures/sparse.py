@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike, DTypeLike
+
 import warnings
 
 import numpy as np
@@ -34,7 +36,7 @@ class Sparse(Jacobian):
 
     __slots__ = ("_csr",)
 
-    def __init__(self, S, copy: bool = True):
+    def __init__(self, S: sp.sparray | sp.spmatrix | ArrayLike, copy: bool = True) -> None:
         if not sp.issparse(S):
             raise TypeError(
                 f"Sparse expects a scipy.sparse matrix or array, got {type(S).__name__}; "
@@ -86,7 +88,7 @@ class Sparse(Jacobian):
                 raise np.linalg.LinAlgError(f"Sparse matrix is singular: {err}") from None
         return Sparse(sp.csr_array(inverse, dtype=self.dtype), copy=False)
 
-    def astype(self, dtype) -> "Sparse":
+    def astype(self, dtype: DTypeLike) -> "Sparse":
         if np.dtype(dtype) == self.dtype:
             return self
         return Sparse(self._csr.astype(dtype), copy=False)

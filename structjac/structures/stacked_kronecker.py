@@ -31,6 +31,8 @@ the second being the weight gradient :math:`G^T X` of backpropagation.
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike, DTypeLike
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -57,7 +59,7 @@ class StackedKronecker(Jacobian):
     -----
     Row :math:`(k, i)` (index :math:`km + i`) is :math:`e_i^T \otimes x^{(k)T}`; column
     :math:`(i', j)` (index :math:`i'd + j`) is the weight :math:`W_{i'j}`. With
-    ``m == 1`` it is the lecture's :math:`\partial z/\partial w = X` of a neuron.
+    ``m == 1`` it is a neuron's :math:`\partial z/\partial w = X`.
 
     Examples
     --------
@@ -81,7 +83,7 @@ class StackedKronecker(Jacobian):
 
     __slots__ = ("_X", "_m")
 
-    def __init__(self, X, m, copy: bool = True):
+    def __init__(self, X: ArrayLike, m: int, copy: bool = True) -> None:
         X = frozen_array(X, ndim=2, name="the inputs X", owner="StackedKronecker", copy=copy)
         m = check_size(m, "m", "StackedKronecker")
         N, d = X.shape
@@ -127,7 +129,7 @@ class StackedKronecker(Jacobian):
     def diagonal(self) -> np.ndarray:
         return self.to_sparse().diagonal().astype(self.dtype, copy=False)
 
-    def astype(self, dtype) -> "StackedKronecker":
+    def astype(self, dtype: DTypeLike) -> "StackedKronecker":
         if np.dtype(dtype) == self.dtype:
             return self
         return StackedKronecker(self._X.astype(dtype), self._m, copy=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numpy.typing import DTypeLike
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -34,7 +36,7 @@ class Zero(Jacobian):
 
     __slots__ = ()
 
-    def __init__(self, shape, dtype=np.float64):
+    def __init__(self, shape: tuple[int, int], dtype: DTypeLike = np.float64) -> None:
         if np.ndim(shape) == 0:
             shape = (shape, shape)
         if len(shape) != 2:
@@ -56,12 +58,12 @@ class Zero(Jacobian):
     def diagonal(self) -> np.ndarray:
         return np.zeros(min(self.shape), dtype=self.dtype)
 
-    def inv(self):
+    def inv(self) -> "Zero":
         from numpy.linalg import LinAlgError
 
         raise LinAlgError(f"Zero of shape {self.shape} is singular: diagonal entry 0 is zero")
 
-    def astype(self, dtype) -> "Zero":
+    def astype(self, dtype: DTypeLike) -> "Zero":
         if np.dtype(dtype) == self.dtype:
             return self
         return Zero(self.shape, dtype=dtype)
