@@ -320,6 +320,26 @@ def _kronecker_plus_kronecker(a, b):
     return NotImplemented
 
 
+@_rule("add", Kronecker, ScaledIdentity, Kronecker,
+       condition="a factor is a multiple of the identity")
+def _kronecker_plus_scaled_identity(a, b):
+    """aI (x) B + cI = I (x) (aB + cI);  A (x) bI + cI = (bA + cI) (x) I"""
+    if isinstance(a.A, ScaledIdentity):
+        inner = add(scale(a.B, a.A.scalar), ScaledIdentity(a.B.shape[0], b.scalar, dtype=b.dtype))
+        return Kronecker(Identity(a.A.shape[0], dtype=inner.dtype), inner)
+    if isinstance(a.B, ScaledIdentity):
+        inner = add(scale(a.A, a.B.scalar), ScaledIdentity(a.A.shape[0], b.scalar, dtype=b.dtype))
+        return Kronecker(inner, Identity(a.B.shape[0], dtype=inner.dtype))
+    return NotImplemented
+
+
+@_rule("add", ScaledIdentity, Kronecker, Kronecker,
+       condition="a factor is a multiple of the identity")
+def _scaled_identity_plus_kronecker(a, b):
+    """cI + A (x) B = A (x) B + cI"""
+    return _kronecker_plus_scaled_identity(b, a)
+
+
 def _same_factor(X: Jacobian, Y: Jacobian) -> bool:
     if X is Y:
         return True

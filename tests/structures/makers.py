@@ -284,6 +284,20 @@ def make_kronecker_identity_dense(shape, rng, dtype):
 MAKERS["Kronecker[I (x) W]"] = make_kronecker_identity_dense
 
 
+def make_kronecker_dense_scaled_identity(shape, rng, dtype):
+    """W (x) cI_2 with W Dense: a right factor that is a multiple of the identity."""
+    m, n = shape
+    if m % 2 or n % 2 or m == 0 or n == 0:
+        return None
+    W = _values(rng, (m // 2, n // 2), dtype)
+    c = dtype(rng.uniform(0.5, 2.0))
+    return (sj.Kronecker(sj.Dense(W), sj.ScaledIdentity(2, c, dtype=dtype)),
+            np.kron(W, c * np.eye(2, dtype=dtype)))
+
+
+MAKERS["Kronecker[W (x) cI]"] = make_kronecker_dense_scaled_identity
+
+
 def make_kronecker_row_left(shape, rng, dtype):
     """a^T (x) B with a^T one row (1 x 2), B Dense (m x n/2): the second branch of diag(d) (A (x) B)."""
     m, n = shape

@@ -303,6 +303,11 @@ class TestKroneckerIdentity(TestKronecker):
     shapes = [(6, 6), (3, 6)]
 
 
+class TestKroneckerDenseScaledIdentity(TestKronecker):
+    kind = "Kronecker[W (x) cI]"
+    shapes = [(6, 6), (4, 6), (6, 2)]
+
+
 class TestKroneckerRowLeft(DenseOracle):
     kind = "Kronecker[a^T (x) B]"
 
