@@ -404,7 +404,8 @@ def _loss(op, method, args, kwargs):
 # -------------------------------------------------------------- value_and_grad
 def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean",
                       method="fused", return_jacobians=False, per_sample=False,
-                      workspace=None, parallel_passes=False, in_memory, result_type):
+                      workspace=None, parallel_passes=False, extras=(), mc_samples=1,
+                      seed=None, max_norm=None, in_memory, result_type):
     r""":func:`structjac.nn.value_and_grad` on dask ``X``, ``y`` chunked along the batch.
 
     Each batch chunk :math:`c` gives, in one task, the sum-reduced loss
@@ -422,6 +423,18 @@ def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean"
     ``X`` chunked across its feature axis is rechunked to whole rows (lazily; a
     row is small).  ``X`` and ``y`` must have the same batch chunks (else
     ``ValueError`` naming both) and known chunk sizes.
+
+    ``extras`` (already validated by the caller) are computed on each chunk with the
+    sum reduction and combined exactly: sums over samples (``sum_grad_squared``,
+    ``clipped_grad``, ``diag_ggn``, ``diag_ggn_mc``, ``diag_hessian``, the factors of
+    ``kflr``/``kfac``) are added over chunks and weighted once (:math:`w = 1/N` for
+    the mean, squared for ``sum_grad_squared``); ``grad_norms`` are concatenated and
+    weighted; ``variance`` follows from the totals,
+    :math:`\frac1N \mathrm{sgs} - (\frac1N \mathrm{grad})^{\odot 2}`.  Array-valued
+    extras are lazy dask arrays; ``kflr``/``kfac`` are per layer a ``dask.delayed``
+    of ``(Kronecker, Dense)``.  The Monte-Carlo extras draw per chunk from
+    ``numpy.random.SeedSequence(seed).spawn(n_chunks)``: the same distribution as in
+    memory and reproducible for a seed, but not the same draws.
 
     ``in_memory`` is :func:`structjac.nn.value_and_grad` (run on each chunk) and
     ``result_type`` its :class:`~structjac.nn.GradResult`: the caller passes them, so
@@ -459,43 +472,107 @@ def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean"
     N = X.shape[0]
     dtype = np.float32 if X.dtype == np.float32 else np.float64
 
+    extras = tuple(extras)
+    # per chunk: the sums the extras are made of (variance comes from sum_grad_squared)
+    asked = tuple(dict.fromkeys(
+        "sum_grad_squared" if n == "variance" else n for n in extras))
+    chunks = list(zip(X.to_delayed().ravel(), y.to_delayed().ravel()))
+    seeds = [None] * len(chunks)
+    if {"diag_ggn_mc", "kfac"} & set(asked):
+        seeds = np.random.SeedSequence(seed).spawn(len(chunks))
+    options = dict(extras=asked, mc_samples=mc_samples, max_norm=max_norm) if asked else {}
     p = delayed(params, pure=True)
     parts = [delayed(_nn_chunk, pure=True)(in_memory, p, xb, yb, activations, loss, method,
-                                           parallel_passes)
-             for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed().ravel())]
+                                           parallel_passes, options, chunk_seed)
+             for (xb, yb), chunk_seed in zip(chunks, seeds)]
     while len(parts) > 1:
         parts = [delayed(_nn_add, pure=True)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
                  for i in range(0, len(parts), 2)]
-    total = delayed(_nn_finish, pure=True)(parts[0], N, reduction, dtype)
+    total = delayed(_nn_finish, pure=True)(parts[0], N, reduction, dtype, extras)
     da = _da()
     value = da.from_delayed(total[0], shape=(), dtype=dtype)
-    grads = [
-        (da.from_delayed(total[1][i][0], shape=np.shape(W), dtype=dtype),
-         da.from_delayed(total[1][i][1], shape=np.shape(b), dtype=dtype))
-        for i, (W, b) in enumerate(params)
-    ]
-    return result_type(loss=value, grads=grads)
+
+    def like_params(lazy):
+        return [
+            (da.from_delayed(lazy[i][0], shape=np.shape(W), dtype=dtype),
+             da.from_delayed(lazy[i][1], shape=np.shape(b), dtype=dtype))
+            for i, (W, b) in enumerate(params)
+        ]
+
+    grads = like_params(total[1])
+    lazy_extras = {}
+    for name in extras:
+        if name == "grad_norms":
+            lazy_extras[name] = da.from_delayed(total[2][name], shape=(N,), dtype=dtype)
+        elif name in ("kflr", "kfac"):
+            lazy_extras[name] = [total[2][name][i] for i in range(len(params))]
+        else:
+            lazy_extras[name] = like_params(total[2][name])
+    return result_type(loss=value, grads=grads, extras=lazy_extras)
 
 
-def _nn_chunk(in_memory, params, Xb, yb, activations, loss, method, parallel_passes):
-    """One batch chunk: the sum-reduced loss (float64) and its gradients."""
+def _nn_chunk(in_memory, params, Xb, yb, activations, loss, method, parallel_passes,
+              options, seed):
+    """One batch chunk: the sum-reduced loss (float64), its gradients and the extras' sums."""
     from structjac.kernels import serial_only
 
     with serial_only():
-        res = in_memory(params, Xb, yb, activations, loss, reduction="sum",
-                                method=method, parallel_passes=parallel_passes)
-    return np.float64(res.loss), [(np.asarray(gW), np.asarray(gb)) for gW, gb in res.grads]
+        res = in_memory(params, Xb, yb, activations, loss, reduction="sum", method=method,
+                        parallel_passes=parallel_passes, seed=seed, **options)
+    sums = {}
+    for name, value in res.extras.items():
+        if name == "grad_norms":
+            sums[name] = np.asarray(value)
+        elif name in ("kflr", "kfac"):
+            n = Xb.shape[0]                       # the input factor is A^T A / n: keep A^T A
+            sums[name] = [(K.A.to_dense(), K.B.to_dense() * K.B.dtype.type(n), Gb.to_dense())
+                          for K, Gb in value]
+        else:
+            sums[name] = [(np.asarray(vW), np.asarray(vb)) for vW, vb in value]
+    return (np.float64(res.loss), [(np.asarray(gW), np.asarray(gb)) for gW, gb in res.grads],
+            sums)
 
 
 def _nn_add(a, b):
-    return a[0] + b[0], [(wa + wb, ba + bb) for (wa, ba), (wb, bb) in zip(a[1], b[1])]
+    extras = {}
+    for name, va in a[2].items():
+        vb = b[2][name]
+        if name == "grad_norms":
+            extras[name] = np.concatenate([va, vb])
+        else:
+            extras[name] = [tuple(x + y for x, y in zip(la, lb)) for la, lb in zip(va, vb)]
+    return (a[0] + b[0], [(wa + wb, ba + bb) for (wa, ba), (wb, bb) in zip(a[1], b[1])],
+            extras)
 
 
-def _nn_finish(total, N, reduction, dtype):
-    """The mean's 1/N, applied once to the summed loss and gradients."""
-    value, grads = total
+def _nn_finish(total, N, reduction, dtype, names=()):
+    """The mean's 1/N, applied once to the summed loss, gradients and extras."""
+    from structjac.structures import Dense, Kronecker
+
+    value, grads, sums = total
+    w = (1.0 / N if N else np.nan) if reduction == "mean" else 1.0
     if reduction == "mean":
-        scale = 1.0 / N if N else np.nan
-        value = value * scale
-        grads = [(gW * dtype(scale), gb * dtype(scale)) for gW, gb in grads]
-    return dtype(value), grads
+        value = value * w
+        grads = [(gW * dtype(w), gb * dtype(w)) for gW, gb in grads]
+    extras = {}
+    for name in names:
+        if name == "grad_norms":
+            extras[name] = sums[name] * dtype(w)
+        elif name in ("kflr", "kfac"):
+            n = dtype(N) if N else dtype(np.nan)
+            extras[name] = [
+                (Kronecker(Dense(G * dtype(w), copy=False), Dense(AtA / n, copy=False)),
+                 Dense(Gb * dtype(w), copy=False))
+                for G, AtA, Gb in sums[name]
+            ]
+        elif name == "sum_grad_squared":
+            extras[name] = [(sW * dtype(w * w), sb * dtype(w * w)) for sW, sb in sums[name]]
+        elif name == "variance":
+            n = dtype(N) if N else dtype(np.nan)
+            extras[name] = [
+                (sW * dtype(w * w) / n - (gW / n) ** 2, sb * dtype(w * w) / n - (gb / n) ** 2)
+                for (sW, sb), (gW, gb) in zip(sums["sum_grad_squared"], grads)
+            ]
+        else:
+            extras[name] = [(vW * dtype(w), vb * dtype(w)) for vW, vb in sums[name]]
+    return dtype(value), grads, extras

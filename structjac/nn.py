@@ -415,17 +415,15 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
     if type(X).__module__.startswith("dask.") or type(y).__module__.startswith("dask."):
         from . import _dask  # X, y dask arrays: chunk by chunk, lazily
 
-        if extras:
-            raise NotImplementedError(
-                f"extras={tuple(extras)!r} are not implemented for dask arrays; compute them "
-                "on an in-memory batch (numpy arrays)")
-
+        extras = _extras.validate(extras, get_loss(loss), activations, mc_samples=mc_samples,
+                                  max_norm=max_norm)
         if dtype is not None:
             X, y = X.astype(dtype), y.astype(dtype)
         return _dask.nn_value_and_grad(
             params, X, y, activations, loss, reduction=reduction, method=method,
             return_jacobians=return_jacobians, per_sample=per_sample, workspace=workspace,
-            parallel_passes=parallel_passes, in_memory=value_and_grad, result_type=GradResult)
+            parallel_passes=parallel_passes, extras=extras, mc_samples=mc_samples, seed=seed,
+            max_norm=max_norm, in_memory=value_and_grad, result_type=GradResult)
     lossf = get_loss(loss)
     # extras hook: names and options validated up front, before any computation
     extras = _extras.validate(extras, lossf, activations, mc_samples=mc_samples, max_norm=max_norm)

@@ -259,15 +259,6 @@ def test_bad_input():
     close(got, 0.5 * call(extras="grad_norms").extras["grad_norms"])
 
 
-def test_dask_extras_not_implemented():
-    da = pytest.importorskip("dask.array")
-    sizes, acts, loss = NETWORKS[0]
-    params, X, y = problem(sizes, acts, loss)
-    with pytest.raises(NotImplementedError, match="extras=\\('grad_norms',\\) are not implemented for dask"):
-        nn.value_and_grad(params, da.from_array(X, chunks=3), da.from_array(y, chunks=3), acts,
-                          loss, extras=("grad_norms",))
-
-
 def test_cross_entropy_network_matches_torch():
     torch = pytest.importorskip("torch")
     sizes, acts, loss = NETWORKS[3]
