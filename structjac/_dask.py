@@ -265,6 +265,8 @@ def apply_op(op, method, args, kwargs):
         return _binary(op, method, args, kwargs)
     if kind == "loss":
         return _loss(op, method, args, kwargs)
+    if kind == "rowwise":
+        return _rowwise(op, method, args, kwargs)
     raise TypeError(
         f"{op!r}.{method}: dask arrays are not supported for this op; call .compute() first"
     )
@@ -302,6 +304,40 @@ def _unary(op, method, args, kwargs):
         return (_elementwise(op, "__call__", args[:1], ["x"], dict(kwargs)),
                 _diagonal(_elementwise(op, "derivative", args[:1], ["x"], kwargs)))
     raise TypeError(f"{op!r}.{method}: not supported with dask arrays")
+
+
+def _rowwise(op, method, args, kwargs):
+    """Softmax and log-softmax over ``axis``: each chunk holds whole rows along the axis
+    (rechunked to one chunk there, lazily), then the op is mapped over the chunks."""
+    if method not in ("__call__", "vjp", "vjp_from_output"):
+        raise TypeError(
+            f"{op!r}.{method} with dask arrays: the Jacobian is a BlockDiagonal of in-memory "
+            "blocks; use the lazy vjp(x, g, axis=...) instead, or compute x first"
+        )
+    names = {"__call__": ["x"], "vjp": ["x", "g"], "vjp_from_output": ["a", "g"]}[method]
+    arrays = list(args[: len(names)])
+    rest = list(args[len(names):])
+    axis = rest.pop(0) if rest else kwargs.pop("axis", -1)
+    if rest:
+        kwargs["out"] = rest.pop(0)
+    _no_out(op, method, kwargs)
+    first = _as_dask(arrays[0], None, names[0])
+    if first.ndim == 0:
+        raise ValueError(f"{op.name} needs at least one axis; {names[0]} has shape () (0-d)")
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an integer, got {type(axis).__name__}")
+    if not -first.ndim <= int(axis) < first.ndim:
+        raise np.exceptions.AxisError(
+            f"axis {int(axis)} is out of bounds for an array of dimension {first.ndim}")
+    ax = int(axis) % first.ndim
+    first = first.rechunk({ax: -1})
+    arrays = [first] + [_as_dask(a, first, n) for a, n in zip(arrays[1:], names[1:])]
+    _same_shapes(arrays, names)
+    arrays = [first] + [a.rechunk(first.chunks) for a in arrays[1:]]
+    kwargs = {"axis": ax}
+    meta = _meta_dtype(op, method, arrays, kwargs)
+    return _da().map_blocks(_serial(_call_method, op, method, kwargs, None), *arrays,
+                            dtype=np.asarray(meta).dtype)
 
 
 def _binary(op, method, args, kwargs):

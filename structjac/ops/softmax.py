@@ -69,6 +69,7 @@ class _RowOp:
     """Shared plumbing of :class:`Softmax` and :class:`LogSoftmax`."""
 
     name = "rowop"
+    _op_kind = "rowwise"  # how foreign-array handlers (structjac._dask) tell the ops apart
     _value_kernel = None
     _vjp_kernel = None
     _vjp_from_output_kernel = None
