@@ -344,6 +344,9 @@ def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", m
         ``W_l`` of shape ``(m_l, m_{l-1})``, ``b_l`` of shape ``(m_l,)``; at least one layer.
     X : array_like, shape (N, d)
         ``N >= 1`` samples of real numbers (complex or string arrays are a ``TypeError``).
+        A ``dask.array.Array`` chunked along the batch (with ``y`` chunked alike) gives a
+        lazy result computed chunk by chunk, ``extras`` included (see the how-to "Beyond
+        one machine: Dask").
     y : array_like, shape (N, m_L), or (N,) when m_L = 1
         Targets; any other shape is a ``ValueError``.
     activations : list of str, op or None
