@@ -478,10 +478,12 @@ def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean"
     """
     from dask import delayed
 
-    if return_jacobians or per_sample or workspace is not None:
+    # a workspace (MLP passes its own) is a buffer cache of one process: each chunk's
+    # task allocates its own buffers on its worker instead
+    if return_jacobians or per_sample:
         raise TypeError(
-            "value_and_grad on dask arrays: return_jacobians, per_sample and workspace are "
-            "not supported (the structures and per-sample rows would fill memory)"
+            "value_and_grad on dask arrays: return_jacobians and per_sample are not "
+            "supported (the structures and per-sample rows would fill memory)"
         )
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")

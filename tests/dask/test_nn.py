@@ -80,3 +80,19 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"X has shape \(100, 7\) but y has shape \(99,\)"):
         nn.value_and_grad(params, DX, da.from_array(y[:99], chunks=25), net.activations,
                           net.loss)
+
+
+def test_mlp_value_and_grad_on_dask_batches():
+    """MLP.value_and_grad (which passes its workspace) takes dask batches, float32 kept."""
+    net, params, X, y = _problem(np.float32, N=200)
+    ref = net.value_and_grad(params, X, y)
+    with no_compute():
+        res = net.value_and_grad(params, da.from_array(X, chunks=(64, 7)),
+                                 da.from_array(y, chunks=64))
+    value, grads = dask.compute(*res)
+    assert np.asarray(value).dtype == np.float32
+    np.testing.assert_allclose(value, ref.loss, rtol=2e-5)
+    for (gW, gb), (rW, rb) in zip(grads, ref.grads):
+        assert gW.dtype == np.float32
+        np.testing.assert_allclose(gW, rW, rtol=2e-5, atol=2e-5 * np.abs(rW).max())
+        np.testing.assert_allclose(gb, rb, rtol=2e-5, atol=2e-5 * np.abs(rb).max())
