@@ -36,6 +36,31 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _start_sampler(dask_worker, period=0.002):
+    """On a worker: poll this process's resident memory in a thread, keep the maximum
+    (``ru_maxrss`` is no use there: a forked worker inherits its parent's)."""
+    import threading
+
+    state = {"peak": _rss_mb(), "run": True}
+
+    def poll():
+        while state["run"]:
+            state["peak"] = max(state["peak"], _rss_mb())
+            time.sleep(period)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    dask_worker._perf_dask_sampler = (state, thread)     # kept on the worker between calls
+    return state["peak"]
+
+
+def _stop_sampler(dask_worker):
+    state, thread = dask_worker._perf_dask_sampler
+    state["run"] = False
+    thread.join()
+    return state["peak"]
+
+
 def _rss_mb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
@@ -87,9 +112,9 @@ def vag_rows(N, repeat, chunks):
         distributed.wait([DX, Dy])
         run = lambda: dask.compute(*net.value_and_grad(params, DX, Dy))   # noqa: E731
         run()                                                            # compile on workers
-        before = client.run(_rss_mb)
+        before = client.run(_start_sampler)
         clu = _median_time(run, repeat)
-        peak = client.run(_peak_rss_mb)
+        peak = client.run(_stop_sampler)
         share = (X.nbytes + y.nbytes) / 2 / 2**20
         one_chunk = (chunk * 32 * 4 + chunk * 4) / 2**20
         print(f"  2-worker cluster {clu[0] * 1e3:9.1f} ms  (chunks of {chunk:,} rows)")
