@@ -33,6 +33,7 @@ __all__ = [
     "SAME_AS_LEFT",
     "SAME_AS_RIGHT",
     "register",
+    "set_cost",
     "rules",
     "rule_for",
     "lookup",
@@ -72,16 +73,21 @@ class Rule(NamedTuple):
     """The rule itself, ``function(left, right) -> Jacobian``."""
     priority: int
     """Tie-break among equally close matches; higher wins."""
+    cost: "Callable | None" = None
+    r"""The planner's estimate of a product (matmul rules), ``cost(a, b) -> (flops,
+    result)`` on :class:`structjac.chain.Operand` descriptions; None: the generic
+    estimate :math:`\mathrm{nnz}(A)\,\mathrm{nnz}(B)/q` (see :mod:`structjac.chain`)."""
 
 
 _RULES: dict[tuple[str, type, type], Rule] = {}
 _CACHE: dict[tuple[str, type, type], "Rule | None"] = {}
 
 
-def register(operation, left, right, result, *, condition="", priority=0):
+def register(operation, left, right, result, *, condition="", priority=0, cost=None):
     """Decorator: register ``function(a, b)`` as the rule for ``left <operation> right``.
 
-    The first line of the function's docstring is the rule's mathematics.
+    The first line of the function's docstring is the rule's mathematics; ``cost`` is
+    the rule's estimate for the chain planner (see :attr:`Rule.cost`).
     """
     if operation not in OPERATIONS:
         raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
@@ -89,12 +95,30 @@ def register(operation, left, right, result, *, condition="", priority=0):
     def decorate(function):
         math = (function.__doc__ or "").strip().splitlines()[0]
         _RULES[(operation, left, right)] = Rule(
-            operation, left, right, result, math, condition, function, priority
+            operation, left, right, result, math, condition, function, priority, cost
         )
         _CACHE.clear()
         return function
 
     return decorate
+
+
+def set_cost(operation: str, left: type, right: type, cost: Callable) -> None:
+    """Attach the planner's estimate ``cost(a, b) -> (flops, result)`` to a registered rule.
+
+    Raises
+    ------
+    KeyError
+        When no rule is registered for exactly ``(operation, left, right)``.
+    """
+    key = (operation, left, right)
+    if key not in _RULES:
+        raise KeyError(
+            f"no {operation} rule is registered for ({left.__name__}, {right.__name__}); "
+            "a cost estimate belongs to a rule of the table"
+        )
+    _RULES[key] = _RULES[key]._replace(cost=cost)
+    _CACHE.clear()
 
 
 def rules() -> list[Rule]:
@@ -104,7 +128,7 @@ def rules() -> list[Rule]:
     -------
     list of Rule
         Named tuples ``(operation, left, right, result, math, condition, function,
-        priority)``, sorted by operation and type names.
+        priority, cost)``, sorted by operation and type names.
 
     Examples
     --------

@@ -20,6 +20,8 @@ Results have the dtype ``np.result_type(left.dtype, right.dtype)``.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -84,25 +86,27 @@ def _one_col(J: Jacobian) -> bool:
 
 # =====================================================================  matmul
 # ---- identities and zeros: nothing to compute -------------------------------
-@_rule("matmul", Identity, Jacobian, SAME_AS_RIGHT, priority=2)
+@_rule("matmul", Identity, Jacobian, SAME_AS_RIGHT, priority=2, cost=lambda a, b: (0.0, b))
 def _identity_at(a, b):
     """I J = J (the same object, no copy)"""
     return b
 
 
-@_rule("matmul", Jacobian, Identity, SAME_AS_LEFT, priority=2)
+@_rule("matmul", Jacobian, Identity, SAME_AS_LEFT, priority=2, cost=lambda a, b: (0.0, a))
 def _at_identity(a, b):
     """J I = J (the same object, no copy)"""
     return a
 
 
-@_rule("matmul", ScaledIdentity, Jacobian, SAME_AS_RIGHT, priority=2)
+@_rule("matmul", ScaledIdentity, Jacobian, SAME_AS_RIGHT, priority=2,
+       cost=lambda a, b: (b.nnz, dataclasses.replace(b)))  # a scaled copy of b
 def _scaled_identity_at(a, b):
     """(cI) J = cJ, in the structure of J"""
     return b._scale(a.scalar)
 
 
-@_rule("matmul", Jacobian, ScaledIdentity, SAME_AS_LEFT, priority=2)
+@_rule("matmul", Jacobian, ScaledIdentity, SAME_AS_LEFT, priority=2,
+       cost=lambda a, b: (a.nnz, dataclasses.replace(a)))  # a scaled copy of a
 def _at_scaled_identity(a, b):
     """J (cI) = cJ, in the structure of J"""
     return a._scale(b.scalar)
@@ -221,7 +225,16 @@ def _blockcolumn_at_blockrow(a, b):
 
 
 # ---- Kronecker products ------------------------------------------------------
-@_rule("matmul", Kronecker, Kronecker, Kronecker, condition="A.shape[1] == C.shape[0]")
+def _mixed_product_cost(a, b):
+    """The planner's estimate of (A (x) B)(C (x) D): the factors multiply, nothing expands."""
+    p, q, r = a.shape[0], a.shape[1], b.shape[1]
+    stored = a.stored + b.stored
+    return stored, dataclasses.replace(a, shape=(p, r), nnz=min(a.nnz * b.nnz / max(q, 1), p * r),
+                                       stored=stored, nzrows=a.nzrows, nzcols=b.nzcols)
+
+
+@_rule("matmul", Kronecker, Kronecker, Kronecker, condition="A.shape[1] == C.shape[0]",
+       cost=_mixed_product_cost)
 def _kronecker_at_kronecker(a, b):
     """(A (x) B)(C (x) D) = (AC) (x) (BD)  (mixed product)"""
     if a.A.shape[1] != b.A.shape[0] or a.B.shape[1] != b.B.shape[0]:

@@ -43,36 +43,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 
+from . import _registry
 from .algebra import SAME_AS_LEFT, SAME_AS_RIGHT, as_jacobian, matmul, rule_for
-from .structures import (
-    BlockColumn,
-    BlockRow,
-    Dense,
-    Diagonal,
-    Identity,
-    Jacobian,
-    Kronecker,
-    RowScaled,
-    ScaledIdentity,
-    Sparse,
-    StackedKronecker,
-    Transposed,
-    Zero,
-)
+from .structures import Dense, Jacobian, Sparse
 
 __all__ = ["chain", "chain_plan", "ChainPlan", "Operand", "register_cost", "FALLBACK_PENALTY",
            "describe"]
 
 #: Cost multiplier of a product the rule table has no rule for (it goes through scipy.sparse).
 FALLBACK_PENALTY = 10.0
-
-_COSTS: dict[tuple[type, type], Callable] = {}
-
 
 @dataclass(frozen=True)
 class Operand:
@@ -99,27 +82,11 @@ class Operand:
     kind: type
 
 
-def _nnz(J: Jacobian) -> float:
-    m, n = J.shape
-    if isinstance(J, Zero):
-        return 0.0
-    if isinstance(J, Diagonal):
-        return float(m)
-    if isinstance(J, (BlockRow, BlockColumn)):
-        return float(J.rows.size if isinstance(J, BlockRow) else J.columns.size)
-    if isinstance(J, Kronecker):
-        return _nnz(J.A) * _nnz(J.B)
-    if isinstance(J, Sparse):
-        return float(J.csr.nnz)
-    if isinstance(J, StackedKronecker):
-        return float(J.nnz)
-    if isinstance(J, (RowScaled, Transposed)):
-        return _nnz(J.inner)
-    return float(m * n)
-
-
 def describe(J: Jacobian) -> Operand:
-    """Return the planner's :class:`Operand` for a structure (nothing is computed).
+    """Return the planner's :class:`Operand` for a structure (nothing is computed): the
+    structure reports its nonzeros and nonzero rows and columns itself
+    (:attr:`~structjac.Jacobian.nnz`, :attr:`~structjac.Jacobian.n_nonzero_rows`,
+    :attr:`~structjac.Jacobian.n_nonzero_cols`).
 
     Examples
     --------
@@ -128,69 +95,52 @@ def describe(J: Jacobian) -> Operand:
     >>> describe(sj.BlockRow(1, np.ones(4), 3))
     Operand(shape=(3, 4), nnz=4.0, stored=4.0, nzrows=1.0, nzcols=4.0, kind=<class 'structjac.structures.blockrow.BlockRow'>)
     """
-    m, n = J.shape
-    nzrows, nzcols = float(m), float(n)
-    if isinstance(J, BlockRow):
-        nzrows = float(J.indices.size)
-    elif isinstance(J, BlockColumn):
-        nzcols = float(J.indices.size)
-    elif isinstance(J, Zero):
-        nzrows = nzcols = 0.0
-    return Operand((m, n), _nnz(J), J.nbytes / max(J.dtype.itemsize, 1), nzrows, nzcols, type(J))
+    return Operand(J.shape, float(J.nnz), J.nbytes / max(J.dtype.itemsize, 1),
+                   float(J.n_nonzero_rows), float(J.n_nonzero_cols), type(J))
 
 
 def register_cost(left: type, right: type):
-    """Register an estimator ``f(a: Operand, b: Operand) -> (flops, Operand)`` for a pair.
+    """Attach an estimator ``f(a: Operand, b: Operand) -> (flops, Operand)`` to the
+    matmul rule of a pair (the rule table holds it: :attr:`structjac.algebra.Rule.cost`).
+
+    Raises
+    ------
+    KeyError
+        When the table has no matmul rule for exactly ``(left, right)``.
 
     Examples
     --------
     >>> import structjac as sj
-    >>> from structjac.chain import register_cost, Operand
-    >>> @register_cost(sj.Kronecker, sj.Kronecker)
-    ... def _mixed(a, b):      # the mixed product: factors multiply, nothing expands
-    ...     return a.stored + b.stored, Operand((a.shape[0], b.shape[1]), a.nnz * b.nnz / a.shape[1],
-    ...                                          a.stored + b.stored, a.nzrows, b.nzcols, sj.Kronecker)
+    >>> from structjac.chain import register_cost
+    >>> rule = sj.algebra.rule_for("matmul", sj.Kronecker, sj.Kronecker)
+    >>> rule.cost.__name__              # the mixed product: factors multiply, nothing expands
+    '_mixed_product_cost'
+    >>> register_cost(sj.Kronecker, sj.Kronecker)(rule.cost) is rule.cost   # attach (again)
+    True
     """
     def register(function):
-        _COSTS[(left, right)] = function
+        _registry.set_cost("matmul", left, right, function)
         return function
     return register
 
 
-register_cost(Kronecker, Kronecker)(lambda a, b: (a.stored + b.stored, Operand(
-    (a.shape[0], b.shape[1]), min(a.nnz * b.nnz / max(a.shape[1], 1), a.shape[0] * b.shape[1]),
-    a.stored + b.stored, a.nzrows, b.nzcols, Kronecker)))
-
-
-def _find_cost(left: type, right: type):
-    for L in left.__mro__:
-        for R in right.__mro__:
-            f = _COSTS.get((L, R))
-            if f is not None:
-                return f
-    return None
-
-
-def _result_stored(kind, p, r, nnz, a: Operand, b: Operand) -> float:
-    if issubclass(kind, Dense):
-        return float(p * r)
-    if issubclass(kind, Zero):
-        return 0.0
-    if issubclass(kind, Diagonal):
-        return float(p)
-    if issubclass(kind, BlockRow):
-        return a.nzrows * r
-    if issubclass(kind, BlockColumn):
-        return b.nzcols * p
-    if issubclass(kind, Sparse):
-        return 2.0 * nnz + p
-    if issubclass(kind, (Kronecker, RowScaled, StackedKronecker)):
-        return min(a.stored + b.stored, float(p * r))
-    return min(nnz, float(p * r))
+def _result_kind(rule, a: Operand, b: Operand) -> type:
+    if rule.result == SAME_AS_LEFT:
+        return a.kind
+    if rule.result == SAME_AS_RIGHT:
+        return b.kind
+    if isinstance(rule.result, tuple):
+        return rule.result[-1]  # the loosest type the rule may return
+    return rule.result
 
 
 def estimate(a: Operand, b: Operand) -> tuple[float, float, Operand]:
-    """Estimate ``a @ b``: ``(flops, cost, result)`` where cost adds the stored numbers.
+    r"""Estimate ``a @ b``: ``(flops, cost, result)`` where cost adds the stored numbers.
+
+    The rule the table applies to the pair gives the estimate when it carries one
+    (:attr:`structjac.algebra.Rule.cost`); otherwise each nonzero of ``a`` meets
+    :math:`\mathrm{nnz}(b)/q` nonzeros of ``b`` and the result type (the rule's) says
+    what it stores. A result that is one of the operands passed on stores nothing new.
 
     Examples
     --------
@@ -202,33 +152,18 @@ def estimate(a: Operand, b: Operand) -> tuple[float, float, Operand]:
     """
     p, q = a.shape
     r = b.shape[1]
-    if issubclass(a.kind, Identity):
-        return 0.0, 0.0, b
-    if issubclass(b.kind, Identity):
-        return 0.0, 0.0, a
-    custom = _find_cost(a.kind, b.kind)
-    if custom is not None:
-        flops, res = custom(a, b)
-        return float(flops), float(flops) + res.stored, res
-    if issubclass(a.kind, ScaledIdentity):
-        return b.nnz, b.nnz + b.stored, b
-    if issubclass(b.kind, ScaledIdentity):
-        return a.nnz, a.nnz + a.stored, a
+    rule = rule_for("matmul", a.kind, b.kind)
+    if rule is not None and rule.cost is not None:
+        flops, res = rule.cost(a, b)
+        new = 0.0 if res is a or res is b else res.stored
+        return float(flops), float(flops) + new, res
     flops = a.nnz * b.nnz / max(q, 1)
     nnz = min(flops, a.nzrows * b.nzcols, float(p * r))
-    rule = rule_for("matmul", a.kind, b.kind)
-    penalty = 1.0
     if rule is None:
         kind, penalty = Sparse, FALLBACK_PENALTY
-    elif rule.result == SAME_AS_LEFT:
-        kind = a.kind
-    elif rule.result == SAME_AS_RIGHT:
-        kind = b.kind
-    elif isinstance(rule.result, tuple):
-        kind = rule.result[-1]  # the loosest type the rule may return
     else:
-        kind = rule.result
-    stored = _result_stored(kind, p, r, nnz, a, b)
+        kind, penalty = _result_kind(rule, a, b), 1.0
+    stored = kind._stored_estimate((p, r), nnz, a, b)
     res = Operand((p, r), nnz, stored, a.nzrows, b.nzcols, kind)
     return flops, penalty * (flops + stored), res
 

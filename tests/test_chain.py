@@ -123,3 +123,41 @@ def test_chain_equals_left_to_right_product(dims, kinds, seed, left_vector, righ
                           for i, f in enumerate(factors)])
     got = got.to_dense() if isinstance(got, sj.Jacobian) else np.asarray(got)
     np.testing.assert_allclose(np.reshape(got, -1), np.reshape(ref, -1), rtol=1e-10, atol=1e-10)
+
+
+def test_the_planner_asks_the_rule_table_for_costs():
+    """Costs live on the rules (no second pair registry in chain.py)."""
+    import importlib
+
+    ch = importlib.import_module("structjac.chain")
+
+    assert not hasattr(ch, "_COSTS")
+    rule = sj.algebra.rule_for("matmul", sj.Kronecker, sj.Kronecker)
+    assert rule.cost is not None
+    rng = np.random.default_rng(0)
+    K1 = sj.Kronecker(sj.Dense(rng.random((3, 4))), sj.Dense(rng.random((5, 6))))
+    K2 = sj.Kronecker(sj.Dense(rng.random((4, 2))), sj.Dense(rng.random((6, 3))))
+    a, b = ch.describe(K1), ch.describe(K2)
+    flops, cost, res = ch.estimate(a, b)
+    want_flops, want = rule.cost(a, b)
+    assert flops == want_flops == a.stored + b.stored
+    assert res == want and res.kind is sj.Kronecker and res.shape == (15, 6)
+    # identity products pass the operand on: no flops, nothing new stored
+    I = ch.describe(sj.Identity(15))
+    assert ch.estimate(I, a)[:2] == (0.0, 0.0)
+    with pytest.raises(KeyError, match=r"no matmul rule is registered for \(Zero, Kronecker\)"):
+        ch.register_cost(sj.Zero, sj.Kronecker)(lambda a, b: (0.0, a))
+
+
+def test_describe_takes_the_counts_from_the_structure():
+    import importlib
+
+    ch = importlib.import_module("structjac.chain")
+
+    S = sj.Sparse(__import__("scipy.sparse", fromlist=["csr_array"]).csr_array(
+        np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])))
+    d = ch.describe(S)
+    assert (d.nnz, d.nzrows, d.nzcols) == (2.0, 2.0, 2.0)
+    d = ch.describe(sj.Kronecker(sj.BlockRow(0, np.ones(3), 2), sj.Identity(4)))
+    assert (d.nnz, d.nzrows, d.nzcols) == (12.0, 4.0, 12.0)
+    assert ch.describe(sj.Zero((3, 4))).nnz == 0.0

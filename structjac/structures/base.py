@@ -117,6 +117,32 @@ class Jacobian(InteropMixin, abc.ABC):
         """int: bytes the dense ``m x n`` matrix would take."""
         return self._shape[0] * self._shape[1] * self._dtype.itemsize
 
+    # ------------------------------------------- what the chain planner asks
+    @property
+    def nnz(self) -> int:
+        """int: structural nonzeros, the entries that may be nonzero (``m n`` unless the
+        structure knows better); :meth:`to_sparse` stores at most this many."""
+        return self._shape[0] * self._shape[1]
+
+    @property
+    def n_nonzero_rows(self) -> int:
+        """int: rows that may hold a nonzero (``m`` unless the structure knows better)."""
+        return self._shape[0]
+
+    @property
+    def n_nonzero_cols(self) -> int:
+        """int: columns that may hold a nonzero (``n`` unless the structure knows better)."""
+        return self._shape[1]
+
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        """Numbers a product of type ``cls`` would store, for the chain planner.
+
+        ``left`` and ``right`` describe the factors (:class:`structjac.chain.Operand`:
+        ``stored``, ``nzrows``, ``nzcols``); ``nnz`` is the product's estimated nonzeros.
+        """
+        return float(min(nnz, shape[0] * shape[1]))
+
     def __repr__(self) -> str:
         m, n = self._shape
         return (

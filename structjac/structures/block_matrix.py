@@ -180,6 +180,10 @@ class BlockMatrix(Jacobian):
         return self._grid[i][j]
 
     @property
+    def nnz(self) -> int:
+        return sum(b.nnz for row in self._grid for b in row)
+
+    @property
     def nbytes(self) -> int:
         return sum(b.nbytes for row in self._grid for b in row)
 

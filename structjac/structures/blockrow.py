@@ -60,6 +60,18 @@ class BlockRow(Blocks):
     def __init__(self, index: int, row: ArrayLike, n_rows: int, copy: bool = True) -> None:
         super().__init__(index, row, n_rows, copy)
 
+    @property
+    def nnz(self) -> int:
+        return self._block.size
+
+    @property
+    def n_nonzero_rows(self) -> int:
+        return self._indices.size
+
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        return float(left.nzrows * shape[1])
+
     @staticmethod
     def _shape_of(block, length):
         return (length, block.shape[1])
@@ -155,6 +167,18 @@ class BlockColumn(Blocks):
 
     def __init__(self, index: int, column: ArrayLike, n_cols: int, copy: bool = True) -> None:
         super().__init__(index, column, n_cols, copy)
+
+    @property
+    def nnz(self) -> int:
+        return self._block.size
+
+    @property
+    def n_nonzero_cols(self) -> int:
+        return self._indices.size
+
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        return float(right.nzcols * shape[0])
 
     @staticmethod
     def _shape_of(block, length):

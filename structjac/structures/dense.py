@@ -51,6 +51,10 @@ class Dense(Jacobian):
         """ndarray, shape (m, n): the matrix, read-only (no copy)."""
         return self._matrix
 
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        return float(shape[0] * shape[1])
+
     @property
     def nbytes(self) -> int:
         return self._matrix.nbytes

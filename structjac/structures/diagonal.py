@@ -82,6 +82,14 @@ class Diagonal(Jacobian):
         return self._values
 
     @property
+    def nnz(self) -> int:
+        return self._shape[0]
+
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        return float(shape[0])
+
+    @property
     def nbytes(self) -> int:
         return self._values.nbytes
 

@@ -74,6 +74,22 @@ class Kronecker(Jacobian):
         return self._B
 
     @property
+    def nnz(self) -> int:
+        return self.A.nnz * self.B.nnz
+
+    @property
+    def n_nonzero_rows(self) -> int:
+        return self.A.n_nonzero_rows * self.B.n_nonzero_rows
+
+    @property
+    def n_nonzero_cols(self) -> int:
+        return self.A.n_nonzero_cols * self.B.n_nonzero_cols
+
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        return float(min(left.stored + right.stored, shape[0] * shape[1]))
+
+    @property
     def nbytes(self) -> int:
         return self._A.nbytes + self._B.nbytes
 

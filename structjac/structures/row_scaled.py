@@ -85,6 +85,22 @@ class RowScaled(Jacobian):
         return self._J
 
     @property
+    def nnz(self) -> int:
+        return self._J.nnz
+
+    @property
+    def n_nonzero_rows(self) -> int:
+        return self._J.n_nonzero_rows
+
+    @property
+    def n_nonzero_cols(self) -> int:
+        return self._J.n_nonzero_cols
+
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        return float(min(left.stored + right.stored, shape[0] * shape[1]))
+
+    @property
     def nbytes(self) -> int:
         return self._d.nbytes + self._J.nbytes
 
@@ -147,6 +163,18 @@ class Transposed(Jacobian):
     def inner(self) -> Jacobian:
         """Jacobian: the structure transposed."""
         return self._J
+
+    @property
+    def nnz(self) -> int:
+        return self._J.nnz
+
+    @property
+    def n_nonzero_rows(self) -> int:
+        return self._J.n_nonzero_cols
+
+    @property
+    def n_nonzero_cols(self) -> int:
+        return self._J.n_nonzero_rows
 
     @property
     def nbytes(self) -> int:

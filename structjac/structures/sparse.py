@@ -55,6 +55,22 @@ class Sparse(Jacobian):
         return self._csr
 
     @property
+    def nnz(self) -> int:
+        return int(self._csr.nnz)
+
+    @property
+    def n_nonzero_rows(self) -> int:
+        return int(np.count_nonzero(np.diff(self._csr.indptr)))
+
+    @property
+    def n_nonzero_cols(self) -> int:
+        return int(np.unique(self._csr.indices).size)
+
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        return 2.0 * nnz + shape[0]          # values and column indices, row pointers
+
+    @property
     def nbytes(self) -> int:
         c = self._csr
         return c.data.nbytes + c.indices.nbytes + c.indptr.nbytes

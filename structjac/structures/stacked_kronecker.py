@@ -100,6 +100,10 @@ class StackedKronecker(Jacobian):
         """int: the number of outputs per sample."""
         return self._m
 
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        return float(min(left.stored + right.stored, shape[0] * shape[1]))
+
     @property
     def nbytes(self) -> int:
         return self._X.nbytes

@@ -46,6 +46,22 @@ class Zero(Jacobian):
         super().__init__((m, n), dtype)
 
     @property
+    def nnz(self) -> int:
+        return 0
+
+    @property
+    def n_nonzero_rows(self) -> int:
+        return 0
+
+    @property
+    def n_nonzero_cols(self) -> int:
+        return 0
+
+    @classmethod
+    def _stored_estimate(cls, shape, nnz, left, right) -> float:
+        return 0.0
+
+    @property
     def nbytes(self) -> int:
         return 0
 

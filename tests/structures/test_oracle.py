@@ -118,6 +118,23 @@ class DenseOracle:
             assert S.nnz == self.expected_nnz(J, M)
 
     @pytest.mark.parametrize("dtype", DTYPES)
+    def test_structural_counts_bound_the_pattern(self, dtype):
+        """nnz, n_nonzero_rows and n_nonzero_cols (what the chain planner asks) are
+        upper bounds of the true pattern, and exact for the stored pattern's nnz."""
+        for J, M in self.cases(dtype):
+            S = J.to_sparse()
+            rows = np.unique(S.tocoo().row).size
+            cols = np.unique(S.tocoo().col).size
+            assert isinstance(J.nnz, int) and isinstance(J.n_nonzero_rows, int)
+            assert isinstance(J.n_nonzero_cols, int)
+            assert S.nnz <= J.nnz <= M.size, (S.nnz, J.nnz)
+            assert int(np.count_nonzero(M)) <= J.nnz
+            assert rows <= J.n_nonzero_rows <= M.shape[0]
+            assert cols <= J.n_nonzero_cols <= M.shape[1]
+            assert np.count_nonzero(np.any(M != 0, axis=1)) <= J.n_nonzero_rows
+            assert np.count_nonzero(np.any(M != 0, axis=0)) <= J.n_nonzero_cols
+
+    @pytest.mark.parametrize("dtype", DTYPES)
     def test_diagonal(self, dtype):
         for J, M in self.cases(dtype):
             d = J.diagonal()
