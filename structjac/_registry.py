@@ -87,7 +87,7 @@ def register(operation, left, right, result, *, condition="", priority=0, cost=N
     """Decorator: register ``function(a, b)`` as the rule for ``left <operation> right``.
 
     The first line of the function's docstring is the rule's mathematics; ``cost`` is
-    the rule's estimate for the chain planner (see :attr:`Rule.cost`).
+    the rule's estimate for the chain planner (see ``Rule.cost``).
     """
     if operation not in OPERATIONS:
         raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")

@@ -101,7 +101,7 @@ def describe(J: Jacobian) -> Operand:
 
 def register_cost(left: type, right: type):
     """Attach an estimator ``f(a: Operand, b: Operand) -> (flops, Operand)`` to the
-    matmul rule of a pair (the rule table holds it: :attr:`structjac.algebra.Rule.cost`).
+    matmul rule of a pair (the rule table holds it: ``structjac.Rule.cost``).
 
     Raises
     ------
@@ -138,7 +138,7 @@ def estimate(a: Operand, b: Operand) -> tuple[float, float, Operand]:
     r"""Estimate ``a @ b``: ``(flops, cost, result)`` where cost adds the stored numbers.
 
     The rule the table applies to the pair gives the estimate when it carries one
-    (:attr:`structjac.algebra.Rule.cost`); otherwise each nonzero of ``a`` meets
+    (``structjac.Rule.cost``); otherwise each nonzero of ``a`` meets
     :math:`\mathrm{nnz}(b)/q` nonzeros of ``b`` and the result type (the rule's) says
     what it stores. A result that is one of the operands passed on stores nothing new.
 
