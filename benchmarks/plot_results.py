@@ -28,6 +28,48 @@ import math
 import os
 import sys
 
+#: Pixels per inch of the PNGs: twice the 72 px/in the documentation shows them at, so
+#: they stay sharp on high-density screens and are never scaled up.
+DPI = 144
+
+#: Human titles of the families (the PNGs' headings).
+FAMILY_TITLES = {
+    "rules_matmul": "Products of the rule table against the dense product",
+    "rules_matmul_bytes": "Bytes stored by each product, against the dense matrix",
+    "rules_add": "Sums of the rule table against the dense sum",
+    "rules_add_bytes": "Bytes stored by each sum, against the dense matrix",
+    "rules_apply": "A structure applied to vectors, against the dense matrix-vector product",
+    "rules_apply_bytes": "Bytes stored by the applied structure, against the dense matrix",
+    "ops_jacobian": "Jacobians of the element-wise ops: Diagonal against the dense matrix",
+    "ops_jacobian_bytes": "Bytes of the element-wise Jacobians: Diagonal against dense",
+    "ops_vjp": "Fused vector-Jacobian products against the numpy expression",
+    "ops_binary": "Binary ops: value and Jacobians",
+    "losses": "Loss gradients: fused kernel, numpy and the dense chain",
+    "losses_bytes": "Bytes of the loss Jacobians",
+    "layers": "Dense-layer Jacobians over a mini-batch",
+    "layers_bytes": "Bytes of the dense-layer Jacobians",
+    "chain": "chain(): the order it picks against fixed orders and dense",
+    "chain_bytes": "Bytes of the chain's result",
+    "network": "value_and_grad of a 32-64-64-1 network",
+    "blocks": "Block-diagonal and block structures",
+    "blocks_bytes": "Bytes of the block structures",
+    "coldstart": "Import and first call (empty and warm Numba cache)",
+    "threads": "Parallel kernels on one and two threads",
+    "vjp_floor": "Fused vjp as a multiple of the memory-bandwidth floor",
+    "summary": "Speed-up of structured over dense, per family",
+}
+
+
+def _panel_title(cls: str) -> str:
+    """``Diagonal_at_BlockRow`` -> ``Diagonal @ BlockRow``; ``Vjp_sigmoid`` -> ``vjp sigmoid``."""
+    text = cls.replace("_at_", " @ ").replace("_plus_", " + ")
+    for prefix in ("Jacobian_", "VjpFromOutput_", "Vjp_"):
+        if text.startswith(prefix):
+            text = prefix.rstrip("_").replace("VjpFromOutput", "vjp from output").lower() + " " \
+                + text[len(prefix):]
+    return text.replace("_", " ")
+
+
 DEFAULT_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "docs", "_static", "benchmarks")
@@ -123,7 +165,7 @@ def _save(fig, path):
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, dpi=72, format="png")
+    fig.savefig(buf, dpi=DPI, format="png")
     try:
         from PIL import Image
     except ImportError:
@@ -135,14 +177,16 @@ def _save(fig, path):
 
 
 def _grid(count):
-    cols = min(6, count)
+    cols = min(3, count)
     return (count + cols - 1) // cols, cols
 
 
 def plot_family(plt, family, entries, ylabel, path):
     """One PNG: a panel per benchmark, x = n, a line per form."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
     nrows, ncols = _grid(len(entries))
-    size = (max(6.0, 2.6 * ncols), max(3.4, 2.1 * nrows + 0.5))
+    size = (3.3 * ncols + 0.4, 2.4 * nrows + 0.9)
     fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False)
     for ax in axes.flat[len(entries):]:
         ax.set_visible(False)
@@ -156,23 +200,32 @@ def plot_family(plt, family, entries, ylabel, path):
             pts = sorted((c[i_n], v) for c, v in values.items() if c[i_f] == form)
             if pts:
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, label=form, ms=3, lw=1, **STYLE.get(form, {}))
+                ax.plot(xs, ys, label=form.replace("_", " "), ms=3, lw=1.2,
+                        **STYLE.get(form, {}))
         ax.set_xscale("log")
-        ax.set_yscale("symlog" if any(v <= 0 for v in values.values()) else "log")
-        ax.set_title(name.split(".")[1].replace("_", " "), fontsize=7 if ncols > 1 else 8)
-        ax.tick_params(labelsize=6 if ncols > 1 else 7)
+        symlog = any(v <= 0 for v in values.values())
+        ax.set_yscale("symlog" if symlog else "log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, numticks=5))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        if not symlog:
+            ax.yaxis.set_major_locator(LogLocator(base=10, numticks=5))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(_panel_title(name.split(".")[1]), fontsize=9)
+        ax.tick_params(labelsize=8)
         ax.grid(True, which="major", lw=0.3)
     handles = {}
     for ax in axes.flat:
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)
-    top = 1.0 - 0.4 / fig.get_figheight()
-    fig.suptitle(family, fontsize=9, x=0.01, y=0.995, ha="left", va="top")
-    fig.legend(list(handles.values()), list(handles), loc="upper right",
-               bbox_to_anchor=(0.99, 0.998), ncol=min(8, len(handles)), fontsize=7,
-               frameon=False)
-    fig.supxlabel("n", fontsize=8)
-    fig.supylabel(ylabel, fontsize=8)
+    legend_rows = (len(handles) + 3) // 4
+    top = 1.0 - (0.45 + 0.22 * legend_rows) / fig.get_figheight()
+    fig.suptitle(FAMILY_TITLES.get(family, family.replace("_", " ")), fontsize=11,
+                 x=0.01, y=0.998, ha="left", va="top")
+    fig.legend(list(handles.values()), list(handles), loc="upper left",
+               bbox_to_anchor=(0.01, 1.0 - 0.32 / fig.get_figheight()), ncol=min(4, len(handles)),
+               fontsize=8, frameon=False)
+    fig.supxlabel("n (problem size)", fontsize=9)
+    fig.supylabel(ylabel, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, top))
     _save(fig, path)
     plt.close(fig)
@@ -182,19 +235,25 @@ def plot_bars(plt, family, entries, path):
     """One PNG of bar charts for benchmarks without an ``(n, form)`` grid (sorted, log x)."""
     entries = [e for e in entries if not e[0].endswith(".track_size")]
     heights = [len(v) for _, _, v in entries]
-    fig, axes = plt.subplots(1, len(entries), figsize=(4.2 * len(entries), 0.9 + 0.11 * max(heights)),
+    ncols = min(2, len(entries))
+    nrows = (len(entries) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, (0.9 + 0.2 * max(heights)) * nrows),
                              squeeze=False)
+    for ax in axes.flat[len(entries):]:
+        ax.set_visible(False)
     for ax, (name, names, values) in zip(axes.flat, entries):
         items = sorted(values.items(), key=lambda kv: kv[1])
         labels = [", ".join(str(v) if len(names) == 1 else f"{k}={v}" for k, v in zip(names, c))
                   for c, _ in items]
         ax.barh(range(len(items)), [v for _, v in items], color="C0", height=0.7)
-        ax.set_yticks(range(len(items)), labels, fontsize=5)
+        ax.set_yticks(range(len(items)), labels, fontsize=7)
         ax.set_ylim(-0.6, len(items) - 0.4)
         ax.set_xscale("log")
-        ax.set_title(name.split(".", 1)[1], fontsize=7)
-        ax.tick_params(axis="x", labelsize=6)
+        ax.set_title(_panel_title(name.split(".", 1)[1].replace(".", ": ")), fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
         ax.grid(True, axis="x", lw=0.3)
+    fig.suptitle(FAMILY_TITLES.get(family, family.replace("_", " ")), fontsize=11,
+                 x=0.01, ha="left")
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

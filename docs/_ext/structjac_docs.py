@@ -265,6 +265,15 @@ def _reading_order(paths):
                                         p.stem))
 
 
+def _png_width(path) -> int:
+    """The pixel width in a PNG's header (0 when it is not a PNG)."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        return 0
+    return int.from_bytes(head[16:20], "big")
+
+
 def write_benchmark_section() -> int:
     bench = ROOT / "benchmarks"
     static = DOCS / "_static" / "benchmarks"
@@ -286,12 +295,16 @@ def write_benchmark_section() -> int:
         return 0
     lines = []
 
-    def figure(target, label, stem):
+    def figure(target, label, stem, path):
         title = stem.replace("_", " ")
         caption = BENCHMARK_CAPTIONS.get(stem)
+        # shown at its own size (plot_results.py renders at 2x): never scaled up; the
+        # stylesheet caps it at the text width
+        width = _png_width(path)
         return [
             f".. figure:: {target}",
-            "   :width: 100%",
+            f"   :width: {max(1, width // 2)}px" if width else "   :width: 100%",
+            "   :class: benchmark-plot",
             f"   :alt: benchmark plot: {title}",
             "",
             f"   {caption} (``{label}``)" if caption else f"   ``{label}``",
@@ -300,14 +313,14 @@ def write_benchmark_section() -> int:
 
     for p in _reading_order(in_static):
         lines += figure(f"/_static/benchmarks/{p.name}",
-                        f"docs/_static/benchmarks/{p.name}", p.stem)
+                        f"docs/_static/benchmarks/{p.name}", p.stem, p)
     if pngs:
         out.mkdir(parents=True)
     for p in pngs:
         rel = p.relative_to(bench)
         flat = "__".join(rel.parts)
         shutil.copy2(p, out / flat)
-        lines += figure(f"/_generated/bench/{flat}", f"benchmarks/{rel.as_posix()}", p.stem)
+        lines += figure(f"/_generated/bench/{flat}", f"benchmarks/{rel.as_posix()}", p.stem, p)
     return_count = len(pngs) + len(in_static)
     _write_if_changed(GENERATED / "benchmarks.rst", "\n".join(lines))
     return return_count

@@ -19,6 +19,9 @@ shape (no broadcasting; ``ValueError`` naming both shapes).
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+from structjac.structures import Jacobian
+
 import numpy as np
 
 from structjac import kernels as _k
@@ -55,7 +58,7 @@ class BinaryOp:
         return u, v, float_dtype(u, v)
 
     @dispatched
-    def __call__(self, u, v, out=None):
+    def __call__(self, u: ArrayLike, v: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         """Return ``f(u, v)`` element-wise (same shape as ``u`` and ``v``)."""
         u, v, dtype = self._prepare(u, v)
         if out is not None:
@@ -65,13 +68,13 @@ class BinaryOp:
         return np.asarray(res)
 
     @dispatched
-    def jacobians(self, u, v):
+    def jacobians(self, u: ArrayLike, v: ArrayLike) -> tuple["Jacobian", "Jacobian"]:
         """Return ``(J_u, J_v)``, structures of shape ``(u.size, u.size)``."""
         u, v, dtype = self._prepare(u, v)
         return self._jacobians(u, v, dtype)
 
     @dispatched
-    def vjp(self, u, v, g):
+    def vjp(self, u: ArrayLike, v: ArrayLike, g: ArrayLike) -> np.ndarray:
         """Return ``(g^T J_u, g^T J_v)`` reshaped like ``u`` (fresh arrays)."""
         u, v, dtype = self._prepare(u, v)
         u, g = same_shape(u, g, "u", "g")
@@ -174,7 +177,7 @@ class Divide(BinaryOp):
     _ufunc = staticmethod(np.divide)
 
     @dispatched
-    def __call__(self, u, v, out=None):
+    def __call__(self, u: ArrayLike, v: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return super().__call__(u, v, out=out)
 

@@ -30,6 +30,9 @@ gives NaN in the whole row.  Inputs are never written to.
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+from structjac.structures import Jacobian
+
 import numpy as np
 
 from structjac import kernels as _k
@@ -93,19 +96,23 @@ class _RowOp:
         return out
 
     @dispatched
-    def __call__(self, x, axis=-1, out=None):
+    def __call__(self, x: ArrayLike, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
         """Return the value over ``axis`` (shape of ``x``)."""
         x = np.asarray(x)
         return self._apply(type(self)._value_kernel, (x,), axis, out)
 
     @dispatched
-    def vjp(self, x, g, axis=-1, out=None):
+    def vjp(
+        self, x: ArrayLike, g: ArrayLike, axis: int = -1, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Return :math:`g^T \\partial f / \\partial x` in one fused pass per row (shape of ``x``)."""
         x, g = same_shape(x, g, "x", "g")
         return self._apply(type(self)._vjp_kernel, (x, g), axis, out)
 
     @dispatched
-    def vjp_from_output(self, a, g, axis=-1, out=None):
+    def vjp_from_output(
+        self, a: ArrayLike, g: ArrayLike, axis: int = -1, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """The fused vjp computed from the output ``a = f(x)`` (no exponential of ``x``)."""
         a, g = same_shape(a, g, "a", "g")
         return self._apply(type(self)._vjp_from_output_kernel, (a, g), axis, out)
@@ -124,7 +131,7 @@ class _RowOp:
         return x.reshape(n, k)
 
     @dispatched
-    def value_and_jacobian(self, x, axis=-1):
+    def value_and_jacobian(self, x: ArrayLike, axis: int = -1) -> tuple[np.ndarray, "Jacobian"]:
         """Return ``(f(x), jacobian(x))``."""
         return self(x, axis=axis), self.jacobian(x, axis=axis)
 
@@ -165,14 +172,14 @@ class Softmax(_RowOp):
     _vjp_from_output_kernel = staticmethod(_ks.softmax_vjp_from_output_rows)
 
     @dispatched
-    def jacobian(self, x, axis=-1):
+    def jacobian(self, x: ArrayLike, axis: int = -1) -> "Jacobian":
         """``BlockDiagonal`` of the per-row blocks :math:`\\operatorname{diag}(p) - p p^T`
         (``axis`` must be the last axis)."""
         rows = self._blocks_input(x, axis)
         return BlockDiagonal(_ks.softmax_jacobian_blocks(rows), copy=False)
 
     @dispatched
-    def jacobian_from_output(self, p, axis=-1):
+    def jacobian_from_output(self, p: ArrayLike, axis: int = -1) -> "Jacobian":
         """``BlockDiagonal`` of :math:`\\operatorname{diag}(p) - p p^T` from the output ``p``."""
         rows = self._blocks_input(p, axis)
         dtype = _k._config.float_dtype(rows)
@@ -211,14 +218,14 @@ class LogSoftmax(_RowOp):
     _vjp_from_output_kernel = staticmethod(_ks.log_softmax_vjp_from_output_rows)
 
     @dispatched
-    def jacobian(self, x, axis=-1):
+    def jacobian(self, x: ArrayLike, axis: int = -1) -> "Jacobian":
         """``BlockDiagonal`` of the per-row blocks :math:`I - \\mathbf 1 p^T`
         (``axis`` must be the last axis)."""
         rows = self._blocks_input(x, axis)
         return BlockDiagonal(_ks.log_softmax_jacobian_blocks(rows), copy=False)
 
     @dispatched
-    def jacobian_from_output(self, a, axis=-1):
+    def jacobian_from_output(self, a: ArrayLike, axis: int = -1) -> "Jacobian":
         """``BlockDiagonal`` of :math:`I - \\mathbf 1 p^T`, :math:`p = e^a`, from the output ``a``."""
         rows = self._blocks_input(a, axis)
         dtype = _k._config.float_dtype(rows)
