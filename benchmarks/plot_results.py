@@ -28,8 +28,8 @@ import math
 import os
 import sys
 
-#: Pixels per inch of the PNGs: twice the 72 px/in the documentation shows them at, so
-#: they stay sharp on high-density screens and are never scaled up.
+#: Pixels per inch of the PNGs: 1.5 times the 96 CSS px/in the documentation shows them
+#: at, so they stay sharp on high-density screens and are never scaled up.
 DPI = 144
 
 #: Human titles of the families (the PNGs' headings).
@@ -56,8 +56,17 @@ FAMILY_TITLES = {
     "coldstart": "Import and first call (empty and warm Numba cache)",
     "threads": "Parallel kernels on one and two threads",
     "vjp_floor": "Fused vjp as a multiple of the memory-bandwidth floor",
-    "summary": "Speed-up of structured over dense, per family",
+    "summary": "Structured over dense: bytes ratio and speed-up of each benchmark",
 }
+
+
+def _label(value) -> str:
+    """A bar's label: ``bench_rules.Diagonal_at_Kronecker`` -> ``rules: Diagonal @ Kronecker``."""
+    text = str(value)
+    if text.startswith("bench_") and "." in text:
+        module, cls = text[len("bench_"):].split(".", 1)
+        return f"{module}: {_panel_title(cls)}"
+    return text
 
 
 def _panel_title(cls: str) -> str:
@@ -218,7 +227,7 @@ def plot_family(plt, family, entries, ylabel, path):
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)
     legend_rows = (len(handles) + 3) // 4
-    top = 1.0 - (0.45 + 0.22 * legend_rows) / fig.get_figheight()
+    top = 1.0 - (0.3 + 0.2 * legend_rows) / fig.get_figheight()
     fig.suptitle(FAMILY_TITLES.get(family, family.replace("_", " ")), fontsize=11,
                  x=0.01, y=0.998, ha="left", va="top")
     fig.legend(list(handles.values()), list(handles), loc="upper left",
@@ -237,16 +246,16 @@ def plot_bars(plt, family, entries, path):
     heights = [len(v) for _, _, v in entries]
     ncols = min(2, len(entries))
     nrows = (len(entries) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, (0.9 + 0.2 * max(heights)) * nrows),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, (0.9 + 0.17 * max(heights)) * nrows),
                              squeeze=False)
     for ax in axes.flat[len(entries):]:
         ax.set_visible(False)
     for ax, (name, names, values) in zip(axes.flat, entries):
         items = sorted(values.items(), key=lambda kv: kv[1])
-        labels = [", ".join(str(v) if len(names) == 1 else f"{k}={v}" for k, v in zip(names, c))
+        labels = [", ".join(_label(v) if len(names) == 1 else f"{k}={v}" for k, v in zip(names, c))
                   for c, _ in items]
         ax.barh(range(len(items)), [v for _, v in items], color="C0", height=0.7)
-        ax.set_yticks(range(len(items)), labels, fontsize=7)
+        ax.set_yticks(range(len(items)), labels, fontsize=8)
         ax.set_ylim(-0.6, len(items) - 0.4)
         ax.set_xscale("log")
         ax.set_title(_panel_title(name.split(".", 1)[1].replace(".", ": ")), fontsize=9)

@@ -236,8 +236,9 @@ def _no_plots_note() -> str:
 #: The benchmark plots in reading order, each with what it shows. Plots not named here
 #: follow in alphabetical order with their file name as caption.
 BENCHMARK_CAPTIONS = {
-    "summary": "Structured against dense at the largest size both ran: the speed-up of every "
-               "benchmark family (higher is better).",
+    "summary": "Structured against dense at the largest size both ran, one bar per benchmark: "
+               "left, how many times fewer bytes the structure stores; right, how many times "
+               "faster it is (higher is better; 1 means no gain).",
     "rules_matmul": "Every closed-form product of the rule table against the dense matmul of "
                     "the same matrices (time against size, log-log).",
     "rules_matmul_bytes": "What the product of each rule stores, against the dense matrix.",
@@ -256,6 +257,9 @@ BENCHMARK_CAPTIONS = {
     "chain": "chain() in the order it chooses, against left-to-right, right-to-left and dense.",
     "threads": "The parallel kernels on one and two threads.",
     "coldstart": "Import and first call, with an empty and a warm Numba cache.",
+    "blocks": "Block-diagonal and block-matrix structures (the rules of BlockDiagonal and "
+              "BlockMatrix) against the dense products.",
+    "blocks_bytes": "What the block structures' products store, against the dense matrix.",
 }
 
 
@@ -298,12 +302,13 @@ def write_benchmark_section() -> int:
     def figure(target, label, stem, path):
         title = stem.replace("_", " ")
         caption = BENCHMARK_CAPTIONS.get(stem)
-        # shown at its own size (plot_results.py renders at 2x): never scaled up; the
-        # stylesheet caps it at the text width
+        # plot_results.py renders at 144 px per inch; shown at 96 CSS px per inch (a
+        # point of its text is a CSS pixel and a third), so a PNG is never scaled up;
+        # the stylesheet caps it at the text width
         width = _png_width(path)
         return [
             f".. figure:: {target}",
-            f"   :width: {max(1, width // 2)}px" if width else "   :width: 100%",
+            f"   :width: {max(1, width * 2 // 3)}px" if width else "   :width: 100%",
             "   :class: benchmark-plot",
             f"   :alt: benchmark plot: {title}",
             "",
