@@ -155,6 +155,14 @@ CASES = {
         "Kronecker_plus_Kronecker", SQUARES,
         lambda n: (lambda I: (sj.Kronecker(I, sj.Dense(_mat(_p(n), _p(n)))),
                               sj.Kronecker(I, sj.Dense(_mat(_p(n), _p(n), 1)))))(sj.Identity(_p(n)))),
+    ("add", "Kronecker", "ScaledIdentity"): (
+        "Kronecker_plus_ScaledIdentity", SQUARES,
+        lambda n: (sj.Kronecker(sj.Identity(_p(n)), sj.Dense(_mat(_p(n), _p(n)))),
+                   sj.ScaledIdentity(_p(n) ** 2, 2.0))),
+    ("add", "ScaledIdentity", "Kronecker"): (
+        "ScaledIdentity_plus_Kronecker", SQUARES,
+        lambda n: (sj.ScaledIdentity(_p(n) ** 2, 2.0),
+                   sj.Kronecker(sj.Dense(_mat(_p(n), _p(n))), sj.ScaledIdentity(_p(n), 3.0)))),
     ("add", "Zero", "Jacobian"): (
         "Zero_plus_Diagonal", None, lambda n: (sj.Zero((n, n)), sj.Diagonal(_vec(n)))),
     ("add", "Jacobian", "Zero"): (
