@@ -23,6 +23,17 @@ is ``numba.prange``, and compiled twice by :func:`serial_and_parallel`: with
 elements is at least :data:`PARALLEL_THRESHOLD` (measured on a 2-core machine:
 below a few 1e4 elements the thread start-up costs more than it saves).
 
+Concurrent callers
+------------------
+Numba's ``workqueue`` threading layer is not thread-safe: two Python threads
+inside parallel kernels at the same time make it abort the process.  Under a
+layer that is not known to be thread-safe (``workqueue``, or before Numba has
+chosen one), :func:`pick` lets one thread at a time run a parallel kernel; a
+thread that finds one running runs the serial twin meanwhile (same values, no
+waiting).  Under ``tbb`` and ``omp`` the parallel kernel is called directly.
+Parallel Numba code of your own, run from other threads at the same time, is
+outside this lock: under ``workqueue`` keep such code on one thread.
+
 The two compilations must not come from the same function object.  Numba's disk
 cache (``numba.core.caching``) names a function's index file
 ``<module>.<__qualname__>-<first line>.py<XY>.nbi`` and keys the entries in it
@@ -211,8 +222,8 @@ def serial_only():
     >>> with serial_only():
     ...     pick("s", "p", 10**6)
     's'
-    >>> pick("s", "p", 10**6)
-    'p'
+    >>> pick("s", "p", 10**6) != "s"
+    True
     """
     old = getattr(_LOCAL, "serial", False)
     _LOCAL.serial = True
@@ -222,23 +233,81 @@ def serial_only():
         _LOCAL.serial = old
 
 
+#: Threading layers that may be entered by several Python threads at once.
+_THREADSAFE_LAYERS = frozenset({"tbb", "omp"})
+#: Held while a parallel kernel runs under a layer that is not thread-safe.
+_PARALLEL_LOCK = threading.Lock()
+#: Whether the threading layer in use is thread-safe; None until one is known.
+_LAYER_IS_THREADSAFE = None
+
+
+def _layer_is_threadsafe():
+    """True once Numba's threading layer is known to be ``tbb`` or ``omp``.
+
+    Numba chooses its layer at the first parallel call (``numba.threading_layer()``
+    raises ``ValueError`` before); until then the answer is False (the safe side).
+    """
+    global _LAYER_IS_THREADSAFE
+    if _LAYER_IS_THREADSAFE is None:
+        try:
+            layer = numba.threading_layer()
+        except ValueError:                     # not initialised: no parallel call yet
+            return False
+        _LAYER_IS_THREADSAFE = layer in _THREADSAFE_LAYERS
+    return _LAYER_IS_THREADSAFE
+
+
+def _one_at_a_time(serial, parallel):
+    """``parallel`` for one thread at a time; a concurrent caller runs ``serial``.
+
+    Numba's ``workqueue`` layer is not thread-safe: two Python threads inside
+    parallel kernels at once make it abort the process ("Concurrent access has
+    been detected").  The wrapper takes a process-wide lock without waiting: the
+    thread that holds it runs the parallel kernel, any other thread meanwhile runs
+    the serial one (same results, no waiting, never two parallel regions at once).
+    """
+
+    def run(*args):
+        if _PARALLEL_LOCK.acquire(blocking=False):
+            try:
+                return parallel(*args)
+            finally:
+                _PARALLEL_LOCK.release()
+        return serial(*args)
+
+    run.__name__ = getattr(parallel, "__name__", "parallel")
+    run.serial, run.parallel = serial, parallel
+    return run
+
+
 def pick(serial, parallel, n, memory_bound=False):
-    """Return ``parallel`` when ``n >= PARALLEL_THRESHOLD``, else ``serial``.
+    """Return the kernel to call: ``parallel`` when ``n >= PARALLEL_THRESHOLD``, else ``serial``.
 
     A ``memory_bound`` kernel is parallel only for
     ``PARALLEL_THRESHOLD <= n < MEMORY_BOUND_PARALLEL_LIMIT``; within
     :func:`serial_only` every kernel is serial.
 
+    Under a threading layer that is not thread-safe (``workqueue``, or while
+    Numba has not chosen its layer yet), the parallel choice is wrapped so that
+    only one thread at a time runs a parallel kernel; a thread that finds one
+    running calls ``serial`` instead (see :func:`_one_at_a_time`).  Concurrent
+    callers therefore never abort the process, whatever the layer.
+
     Examples
     --------
-    >>> pick("s", "p", 10), pick("s", "p", 10**7), pick("s", "p", 10**7, memory_bound=True)
-    ('s', 'p', 's')
+    >>> pick("s", "p", 10), pick("s", "p", 10**7, memory_bound=True)
+    ('s', 's')
+    >>> chosen = pick("s", "p", 10**7)
+    >>> chosen == "p" or chosen.parallel == "p"
+    True
     """
     if n < PARALLEL_THRESHOLD or getattr(_LOCAL, "serial", False):
         return serial
     if memory_bound and n >= MEMORY_BOUND_PARALLEL_LIMIT:
         return serial
-    return parallel
+    if _layer_is_threadsafe():
+        return parallel
+    return _one_at_a_time(serial, parallel)
 
 
 def bce_eps(dtype):
