@@ -1,4 +1,5 @@
-"""Concurrent callers under Numba's ``workqueue`` threading layer (issue 13).
+"""Parallel kernels: concurrent callers under Numba's ``workqueue`` threading layer, and
+the choice of the serial kernel on a busy machine (issue 13).
 
 The layer is not thread-safe: two Python threads inside parallel kernels at once used
 to abort the whole process (SIGABRT, "Concurrent access has been detected").  The
@@ -30,6 +31,7 @@ _CONCURRENT = """
     from structjac import ops, kernels as K
 
     n = 2 * max(K.get_parallel_threshold(), 65536)
+    K.set_parallel_threshold(0)              # parallel kernels even on a busy machine
     x = np.linspace(-4, 4, n)
     g = np.cos(x)
     s = 1 / (1 + np.exp(-x))
@@ -68,6 +70,7 @@ def test_workqueue_still_runs_the_parallel_kernel_for_a_single_caller():
         import numpy as np, numba
         from structjac.kernels import unary, _config
         x = np.linspace(-3, 3, 2 * _config.PARALLEL_THRESHOLD)
+        _config.LOAD_AWARE = False           # parallel kernels even on a busy machine
         unary.sigmoid(x)
         assert numba.threading_layer() == "workqueue"
         chosen = _config.pick(unary._sigmoid_serial, unary._sigmoid_parallel, x.size)
@@ -85,9 +88,74 @@ def test_a_threadsafe_layer_calls_the_parallel_kernel_directly():
         import numpy as np
         from structjac.kernels import unary, _config
         x = np.linspace(-3, 3, 2 * _config.PARALLEL_THRESHOLD)
+        _config.LOAD_AWARE = False           # parallel kernels even on a busy machine
         unary.sigmoid(x)
         chosen = _config.pick(unary._sigmoid_serial, unary._sigmoid_parallel, x.size)
         assert chosen is unary._sigmoid_parallel
         print("ok")
     """
     assert run_python(code, {"NUMBA_THREADING_LAYER": "omp"}).strip() == "ok"
+
+
+# ---------------------------------------------------------------- a busy machine
+# The policy is tested by giving pick() the scheduler's count of runnable tasks; how
+# long the kernels take is measured by scripts, not by tests.
+
+from structjac.kernels import _config  # noqa: E402
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """Set the number of runnable tasks pick() sees (None: no /proc/loadavg)."""
+    seen = {"runnable": 1}
+    monkeypatch.setattr(_config, "_runnable_tasks", lambda: seen["runnable"])
+    monkeypatch.setattr(_config, "LOAD_SAMPLE_SECONDS", 0.0)
+    monkeypatch.setattr(_config, "_LOAD_READING", (-float("inf"), True))
+    monkeypatch.setattr(_config.numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(_config.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(_config, "_layer_is_threadsafe", lambda: True)
+    return seen
+
+
+def _chosen(n=None):
+    return _config.pick("serial", "parallel", n or 2 * _config.PARALLEL_THRESHOLD)
+
+
+def test_parallel_when_a_cpu_is_idle_for_each_thread(machine):
+    for runnable in (None, 1, 2, 3):             # this thread + 2 others leave 2 of 4 CPUs
+        machine["runnable"] = runnable
+        assert _chosen() == "parallel", runnable
+
+
+def test_serial_on_a_busy_machine(machine):
+    for runnable in (4, 5, 40):                  # fewer than 2 idle CPUs: a thread would wait
+        machine["runnable"] = runnable
+        assert _chosen() == "serial", runnable
+
+
+def test_threshold_zero_or_load_aware_off_force_parallel(machine, monkeypatch):
+    machine["runnable"] = 40
+    monkeypatch.setattr(_config, "PARALLEL_THRESHOLD", 0)
+    assert _chosen(10) == "parallel"
+    monkeypatch.setattr(_config, "PARALLEL_THRESHOLD", 65536)
+    monkeypatch.setattr(_config, "LOAD_AWARE", False)
+    assert _chosen() == "parallel"
+
+
+def test_the_load_is_read_at_most_once_per_sample_period(machine, monkeypatch):
+    reads = []
+    monkeypatch.setattr(_config, "_runnable_tasks", lambda: reads.append(1) or 40)
+    monkeypatch.setattr(_config, "LOAD_SAMPLE_SECONDS", 3600.0)
+    assert [_chosen() for _ in range(50)] == ["serial"] * 50
+    assert len(reads) == 1
+
+
+def test_runnable_tasks_reads_the_scheduler_count():
+    n = _config._runnable_tasks()
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            fields = f.read().split()
+    except OSError:
+        assert n is None
+        return
+    assert isinstance(n, int) and 1 <= n <= int(fields[3].split(b"/")[1])
