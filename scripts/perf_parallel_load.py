@@ -61,7 +61,8 @@ def main(argv=None):
                 x = np.linspace(-3, 3, n)
                 out = np.empty(n)
                 rows = {"serial kernel": _median_p90(unary._sigmoid_serial, (x, out), args.reps),
-                        "parallel kernel": _median_p90(unary._sigmoid_parallel, (x, out), args.reps)}
+                        "parallel kernel": _median_p90(unary._sigmoid_parallel, (x, out),
+                                                       args.reps)}
                 old = _config.LOAD_AWARE
                 try:
                     for aware in (False, True):

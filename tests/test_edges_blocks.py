@@ -17,7 +17,8 @@ def _shape(J):
 @pytest.mark.parametrize("make", [lambda: sj.BlockRow(0, np.array([2.0]), 1),
                                   lambda: sj.BlockColumn(0, np.array([2.0]), 1),
                                   lambda: sj.BlockRow([2, 0, 1], np.eye(3) + 1, 3),
-                                  lambda: sj.BlockColumn([1, 0], np.array([[1.0, 2.0], [3.0, 4.0]]), 2)],
+                                  lambda: sj.BlockColumn([1, 0], np.array([[1.0, 2.0],
+                                                                           [3.0, 4.0]]), 2)],
                          ids=["BlockRow 1x1", "BlockColumn 1x1", "BlockRow 3x3 full",
                               "BlockColumn 2x2 full"])
 def test_full_square_block_names_itself_its_shape_and_why(make):
@@ -26,7 +27,8 @@ def test_full_square_block_names_itself_its_shape_and_why(make):
     axis = "row" if name == "BlockRow" else "column"
     with pytest.raises(NotImplementedError,
                        match=rf"^{name} of shape {_shape(J)} stores all {J.shape[0]} of its "
-                             rf"{axis}s: it is a general .* closed-form.*Dense\(J\.to_dense\(\)\)\.inv\(\)"):
+                             rf"{axis}s: it is a general .* closed-form"
+                             r".*Dense\(J\.to_dense\(\)\)\.inv\(\)"):
         J.inv()
     # the advice is right: the dense inverse of what it stores
     M = J.to_dense()

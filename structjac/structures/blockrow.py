@@ -94,7 +94,7 @@ class BlockRow(Blocks):
         return out
 
     def inv(self):
-        """No inverse of its own kind: raise, saying why (see :func:`_no_inverse`)."""
+        """Raise why there is no inverse of this kind (LinAlgError or NotImplementedError)."""
         _no_inverse(self, "row")
 
     def _transpose(self):
@@ -164,7 +164,7 @@ class BlockColumn(Blocks):
         return self._transpose().diagonal()
 
     def inv(self):
-        """No inverse of its own kind: raise, saying why (see :func:`_no_inverse`)."""
+        """Raise why there is no inverse of this kind (LinAlgError or NotImplementedError)."""
         _no_inverse(self, "column")
 
     def _transpose(self):
