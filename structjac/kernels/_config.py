@@ -23,6 +23,30 @@ is ``numba.prange``, and compiled twice by :func:`serial_and_parallel`: with
 elements is at least :data:`PARALLEL_THRESHOLD` (measured on a 2-core machine:
 below a few 1e4 elements the thread start-up costs more than it saves).
 
+A busy machine
+--------------
+A parallel kernel is as slow as its slowest thread: when other processes
+keep the CPUs busy, a thread waits a scheduler time slice for one, and the
+call takes milliseconds instead of microseconds (measured on 2 cores beside
+2 busy processes, OpenMP layer: 8 to 40 ms where the serial loop takes
+0.05 to 1.4 ms).  :func:`pick` therefore calls the parallel kernel only when
+Linux's instantaneous count of runnable tasks (``/proc/loadavg``) leaves an
+idle CPU for each of its threads (read at most every 20 ms; see
+:func:`_cpus_are_free`, :data:`LOAD_AWARE`).  Nothing is set at import and no
+environment variable is read or written; a parallel threshold of 0 forces the
+parallel kernels.
+
+Concurrent callers
+------------------
+Numba's ``workqueue`` threading layer is not thread-safe: two Python threads
+inside parallel kernels at the same time make it abort the process.  Under a
+layer that is not known to be thread-safe (``workqueue``, or before Numba has
+chosen one), :func:`pick` lets one thread at a time run a parallel kernel; a
+thread that finds one running runs the serial twin meanwhile (same values, no
+waiting).  Under ``tbb`` and ``omp`` the parallel kernel is called directly.
+Parallel Numba code of your own, run from other threads at the same time, is
+outside this lock: under ``workqueue`` keep such code on one thread.
+
 The two compilations must not come from the same function object.  Numba's disk
 cache (``numba.core.caching``) names a function's index file
 ``<module>.<__qualname__>-<first line>.py<XY>.nbi`` and keys the entries in it
@@ -38,7 +62,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import threading
+import time
 import types
 
 import numba
@@ -50,6 +76,7 @@ __all__ = [
     "JIT_PARALLEL",
     "PARALLEL_THRESHOLD",
     "MEMORY_BOUND_PARALLEL_LIMIT",
+    "LOAD_AWARE",
     "BCE_EPS",
     "as_float_array",
     "float_dtype",
@@ -208,11 +235,14 @@ def serial_only():
 
     Examples
     --------
+    >>> from structjac.kernels import _config
+    >>> old, _config.PARALLEL_THRESHOLD = _config.PARALLEL_THRESHOLD, 0
     >>> with serial_only():
     ...     pick("s", "p", 10**6)
     's'
-    >>> pick("s", "p", 10**6)
-    'p'
+    >>> pick("s", "p", 10**6) != "s"
+    True
+    >>> _config.PARALLEL_THRESHOLD = old
     """
     old = getattr(_LOCAL, "serial", False)
     _LOCAL.serial = True
@@ -222,23 +252,141 @@ def serial_only():
         _LOCAL.serial = old
 
 
+#: Check the machine's load before a parallel call (see :func:`_cpus_are_free`).
+LOAD_AWARE = True
+#: Seconds a reading of the machine's load is reused.
+LOAD_SAMPLE_SECONDS = 0.02
+#: ``(time.monotonic() of the reading, verdict)``; the verdict is reused for
+#: :data:`LOAD_SAMPLE_SECONDS` (threads may race on it: each writes a whole tuple).
+_LOAD_READING = (-float("inf"), True)
+
+
+def _runnable_tasks():
+    """The number of tasks running or ready to run now, machine-wide, or None.
+
+    The fourth field of Linux's ``/proc/loadavg`` (``running/total``), the
+    scheduler's instantaneous count, which includes the calling thread.  None
+    where there is no such file (other systems: the load is then not checked).
+    """
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cpus_are_free():
+    """True when the machine has an idle CPU for every thread a parallel kernel uses.
+
+    A parallel kernel ends at a barrier: it is as slow as its slowest thread, and
+    a thread that has to wait for a CPU taken by another process waits for a
+    scheduler time slice (milliseconds) -- measured on 2 cores beside 2 busy
+    processes: a 65,536-element sigmoid 0.05 ms serially, 8 to 40 ms in
+    parallel under the OpenMP layer.  So a parallel kernel runs only when the
+    other runnable tasks leave ``numba.get_num_threads()`` CPUs idle
+    (``runnable - 1 + threads <= os.cpu_count()``); the reading is reused for
+    :data:`LOAD_SAMPLE_SECONDS`.  Without ``/proc/loadavg`` the answer is True.
+    """
+    global _LOAD_READING
+    now = time.monotonic()
+    when, verdict = _LOAD_READING
+    if now - when < LOAD_SAMPLE_SECONDS:
+        return verdict
+    running = _runnable_tasks()
+    if running is None:
+        verdict = True
+    else:
+        verdict = running - 1 + numba.get_num_threads() <= (os.cpu_count() or 1)
+    _LOAD_READING = (now, verdict)
+    return verdict
+
+
+#: Threading layers that may be entered by several Python threads at once.
+_THREADSAFE_LAYERS = frozenset({"tbb", "omp"})
+#: Held while a parallel kernel runs under a layer that is not thread-safe.
+_PARALLEL_LOCK = threading.Lock()
+#: Whether the threading layer in use is thread-safe; None until one is known.
+_LAYER_IS_THREADSAFE = None
+
+
+def _layer_is_threadsafe():
+    """True once Numba's threading layer is known to be ``tbb`` or ``omp``.
+
+    Numba chooses its layer at the first parallel call (``numba.threading_layer()``
+    raises ``ValueError`` before); until then the answer is False (the safe side).
+    """
+    global _LAYER_IS_THREADSAFE
+    if _LAYER_IS_THREADSAFE is None:
+        try:
+            layer = numba.threading_layer()
+        except ValueError:                     # not initialised: no parallel call yet
+            return False
+        _LAYER_IS_THREADSAFE = layer in _THREADSAFE_LAYERS
+    return _LAYER_IS_THREADSAFE
+
+
+def _one_at_a_time(serial, parallel):
+    """``parallel`` for one thread at a time; a concurrent caller runs ``serial``.
+
+    Numba's ``workqueue`` layer is not thread-safe: two Python threads inside
+    parallel kernels at once make it abort the process ("Concurrent access has
+    been detected").  The wrapper takes a process-wide lock without waiting: the
+    thread that holds it runs the parallel kernel, any other thread meanwhile runs
+    the serial one (same results, no waiting, never two parallel regions at once).
+    """
+
+    def run(*args):
+        if _PARALLEL_LOCK.acquire(blocking=False):
+            try:
+                return parallel(*args)
+            finally:
+                _PARALLEL_LOCK.release()
+        return serial(*args)
+
+    run.__name__ = getattr(parallel, "__name__", "parallel")
+    run.serial, run.parallel = serial, parallel
+    return run
+
+
 def pick(serial, parallel, n, memory_bound=False):
-    """Return ``parallel`` when ``n >= PARALLEL_THRESHOLD``, else ``serial``.
+    """Return the kernel to call: ``parallel`` when ``n >= PARALLEL_THRESHOLD``, else ``serial``.
 
     A ``memory_bound`` kernel is parallel only for
     ``PARALLEL_THRESHOLD <= n < MEMORY_BOUND_PARALLEL_LIMIT``; within
     :func:`serial_only` every kernel is serial.
 
+    On a busy machine the parallel kernel is not used either: with
+    :data:`LOAD_AWARE` (the default) a parallel kernel runs only when there is
+    an idle CPU for each of its threads (:func:`_cpus_are_free`).  A threshold
+    of 0 (``structjac.kernels.set_parallel_threshold(0)``) makes every call
+    parallel regardless of the load.
+
+    Under a threading layer that is not thread-safe (``workqueue``, or while
+    Numba has not chosen its layer yet), the parallel choice is wrapped so that
+    only one thread at a time runs a parallel kernel; a thread that finds one
+    running calls ``serial`` instead (see :func:`_one_at_a_time`).  Concurrent
+    callers therefore never abort the process, whatever the layer.
+
     Examples
     --------
-    >>> pick("s", "p", 10), pick("s", "p", 10**7), pick("s", "p", 10**7, memory_bound=True)
-    ('s', 'p', 's')
+    >>> pick("s", "p", 10), pick("s", "p", 10**7, memory_bound=True)
+    ('s', 's')
+    >>> from structjac.kernels import _config
+    >>> old, _config.PARALLEL_THRESHOLD = _config.PARALLEL_THRESHOLD, 0
+    >>> chosen = pick("s", "p", 10)          # threshold 0: parallel, whatever the load
+    >>> chosen == "p" or chosen.parallel == "p"
+    True
+    >>> _config.PARALLEL_THRESHOLD = old
     """
     if n < PARALLEL_THRESHOLD or getattr(_LOCAL, "serial", False):
         return serial
     if memory_bound and n >= MEMORY_BOUND_PARALLEL_LIMIT:
         return serial
-    return parallel
+    if LOAD_AWARE and PARALLEL_THRESHOLD > 0 and not _cpus_are_free():
+        return serial
+    if _layer_is_threadsafe():
+        return parallel
+    return _one_at_a_time(serial, parallel)
 
 
 def bce_eps(dtype):

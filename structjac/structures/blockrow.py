@@ -109,18 +109,8 @@ class BlockRow(Blocks):
         return out
 
     def inv(self) -> "Jacobian":
-        m, n = self.shape
-        from numpy.linalg import LinAlgError
-
-        if m != n:
-            raise LinAlgError(f"BlockRow of shape {self.shape} is not square and has no inverse")
-        if self._indices.size < m:
-            missing = np.setdiff1d(np.arange(m), self._indices)
-            raise LinAlgError(f"BlockRow is singular: row {int(missing[0])} is zero")
-        raise NotImplementedError(
-            "a BlockRow with every row present is a general dense matrix; "
-            "invert Dense(B.to_dense()) if you mean it"
-        )
+        """Raise why there is no inverse of this kind (LinAlgError or NotImplementedError)."""
+        _no_inverse(self, "row")
 
     def _transpose(self):
         return BlockColumn._from_parts(self._indices, self._block, self.shape[0], self._scalar_index)
@@ -201,7 +191,8 @@ class BlockColumn(Blocks):
         return self._transpose().diagonal()
 
     def inv(self) -> "Jacobian":
-        return self._transpose().inv()
+        """Raise why there is no inverse of this kind (LinAlgError or NotImplementedError)."""
+        _no_inverse(self, "column")
 
     def _transpose(self):
         return BlockRow._from_parts(self._indices, self._block, self.shape[1], self._scalar_index)
@@ -213,3 +204,31 @@ class BlockColumn(Blocks):
         out = np.zeros((Y.shape[0], self.shape[1]), dtype=np.result_type(self.dtype, Y.dtype))
         out[:, self._indices] = Y @ self._block.T
         return out
+
+
+def _no_inverse(B, axis: str):
+    """Raise the reason why the block row (``axis="row"``) or column ``B`` has no inverse.
+
+    Not square: ``LinAlgError``.  Square with a zero row (column): singular,
+    ``LinAlgError`` naming it.  Square with every row (column) stored: a general
+    dense matrix, whose inverse is not a block row (column): ``NotImplementedError``
+    that says how to invert it on purpose.
+    """
+    from numpy.linalg import LinAlgError
+
+    name, (m, n) = type(B).__name__, B.shape
+    if m != n:
+        raise LinAlgError(f"{name} of shape {B.shape} is not square and has no inverse")
+    stored = np.sort(B.indices)
+    if stored.size < m:
+        zero = int(np.setdiff1d(np.arange(m), stored)[0])
+        shown = np.array2string(stored, threshold=8)
+        raise LinAlgError(
+            f"{name} of shape {B.shape} is singular: {axis} {zero} is zero "
+            f"(it stores {axis}s {shown} only)"
+        )
+    raise NotImplementedError(
+        f"{name} of shape {B.shape} stores all {m} of its {axis}s: it is a general "
+        f"{m} x {n} matrix, whose inverse is not a {name}, so there is no closed-form "
+        f"inverse; invert it on purpose with sj.Dense(J.to_dense()).inv()"
+    )
