@@ -76,6 +76,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ops as _ops
+from .kernels import curvature as _kcurv
 from .layers import get_activation
 from .structures import Dense, Kronecker
 
@@ -95,7 +96,9 @@ _PIECEWISE_LINEAR = (_ops.unary.ReLU, _ops.unary.LeakyReLU)
 class LayerRecord:
     """What the backward pass keeps of layer ``l``: its input ``A_prev`` (N, d), the
     pre-activation cotangent ``G`` (N, m), ``W``, the activation (an
-    ``structjac.layers._Activation``), the kept pre-activation ``Z`` (or None) and ``A``."""
+    ``structjac.layers._Activation``), the kept pre-activation ``Z`` (or None), ``A``,
+    and the layer's gradient ``gW = G^T A_prev``, ``gb = 1^T G`` when the pass has it
+    (None: recomputed where needed)."""
 
     A_prev: np.ndarray
     G: np.ndarray
@@ -103,6 +106,8 @@ class LayerRecord:
     act: object
     Z: object
     A: np.ndarray
+    gW: object = None
+    gb: object = None
 
 
 @dataclass(frozen=True)
@@ -159,10 +164,17 @@ def validate(extras, loss, activations, *, mc_samples=1, max_norm=None):
 
 
 def compute(names, record, options):
-    """The extras ``names`` from a backward pass's ``record`` (``options``: ``mc_samples``,
-    ``seed``, ``max_norm``); a dict by name."""
+    r"""The extras ``names`` from a backward pass's ``record`` (``options``: ``mc_samples``,
+    ``seed``, ``max_norm``); a dict by name.
+
+    What two extras share is computed once per call (:class:`_Shared`): the squared
+    layer inputs :math:`A_{l-1}^{\odot 2}` (``sum_grad_squared``, ``variance``, the GGN
+    diagonals) and the input factors :math:`\frac1N A_{l-1}^T A_{l-1}` (``kflr``, ``kfac``).
+    A backpropagation computes only what is asked of it: ``kfac`` alone forms no diagonal.
+    """
     out = {}
     layers = record.layers
+    shared = _Shared(layers)
     if {"grad_norms", "clipped_grad"} & set(names):
         norms = grad_norms(layers)
         if "grad_norms" in names:
@@ -170,24 +182,53 @@ def compute(names, record, options):
         if "clipped_grad" in names:
             out["clipped_grad"] = clipped_grad(layers, norms, _weight(record), options.max_norm)
     if "sum_grad_squared" in names or "variance" in names:
-        sgs = sum_grad_squared(layers)
+        sgs = sum_grad_squared(layers, shared)
         if "sum_grad_squared" in names:
             out["sum_grad_squared"] = sgs
         if "variance" in names:
             out["variance"] = variance(layers, sgs)
     exact = [n for n in ("diag_ggn", "kflr", "diag_hessian") if n in names]
     if exact:
-        res = _backpropagate(layers, loss_factor(record), "kflr" in names)
+        diag, kfs = _backpropagate(layers, loss_factor(record), shared,
+                                   diag=exact != ["kflr"], kron="kflr" in names)
         for n in exact:
-            out[n] = res[1] if n == "kflr" else res[0]
+            out[n] = kfs if n == "kflr" else diag
     sampled = [n for n in ("diag_ggn_mc", "kfac") if n in names]
     if sampled:
         rng = np.random.default_rng(options.seed)
-        res = _backpropagate(layers, loss_factor(record, mc_samples=options.mc_samples, rng=rng),
-                             "kfac" in names)
+        diag, kfs = _backpropagate(layers, loss_factor(record, mc_samples=options.mc_samples,
+                                                       rng=rng),
+                                   shared, diag="diag_ggn_mc" in names, kron="kfac" in names)
         for n in sampled:
-            out[n] = res[1] if n == "kfac" else res[0]
+            out[n] = kfs if n == "kfac" else diag
     return {n: out[n] for n in names}
+
+
+class _Shared:
+    """Per-layer arrays two extras of one call both need, computed on first use."""
+
+    def __init__(self, layers):
+        self._layers = layers
+        self._squares = {}
+        self._covariances = {}
+
+    def square(self, l):
+        r""":math:`A_{l-1}^{\odot 2}`, shape (N, d)."""
+        A2 = self._squares.get(l)
+        if A2 is None:
+            A = self._layers[l].A_prev
+            A2 = self._squares[l] = np.multiply(A, A)
+        return A2
+
+    def covariance(self, l):
+        r""":math:`\frac1N A_{l-1}^T A_{l-1}` (BLAS's symmetric rank-k update), shape (d, d)."""
+        Af = self._covariances.get(l)
+        if Af is None:
+            A = np.ascontiguousarray(self._layers[l].A_prev)
+            Af = A.T @ A                        # numpy calls syrk for a.T @ a: half the flops
+            Af /= A.dtype.type(A.shape[0])
+            self._covariances[l] = Af
+        return Af
 
 
 def _weight(record):
@@ -224,24 +265,33 @@ def clipped_grad(layers, norms, weight, max_norm):
     return out
 
 
-def sum_grad_squared(layers):
-    r"""Per layer :math:`((G^{\odot 2})^T A^{\odot 2}, \mathbf 1^T G^{\odot 2})`."""
+def sum_grad_squared(layers, shared=None):
+    r"""Per layer :math:`((G^{\odot 2})^T A^{\odot 2}, \mathbf 1^T G^{\odot 2})`: two
+    element-wise squares and one GEMM (the squared inputs from ``shared`` when given)."""
+    shared = _Shared(layers) if shared is None else shared
     out = []
-    for r in layers:
-        G2 = r.G * r.G
-        out.append((G2.T @ (r.A_prev * r.A_prev), G2.sum(axis=0)))
+    for l, r in enumerate(layers):
+        G2 = np.multiply(r.G, r.G)
+        out.append((G2.T @ shared.square(l), G2.sum(axis=0)))
     return out
 
 
 def variance(layers, sgs):
-    r"""Per layer :math:`\frac1N \mathrm{sgs} - (\frac1N \mathrm{grad})^{\odot 2}` (BackPACK's)."""
+    r"""Per layer :math:`\frac1N \mathrm{sgs} - (\frac1N \mathrm{grad})^{\odot 2}` (BackPACK's);
+    the gradient is the backward pass's (``LayerRecord.gW``/``gb``) when recorded."""
     out = []
     for r, (sW, sb) in zip(layers, sgs):
         N = r.G.shape[0]
         dt = r.G.dtype.type
-        gW = (r.G.T @ r.A_prev) / dt(N)
-        gb = r.G.sum(axis=0) / dt(N)
-        out.append((sW / dt(N) - gW * gW, sb / dt(N) - gb * gb))
+        gW = r.G.T @ r.A_prev if r.gW is None else r.gW
+        gb = r.G.sum(axis=0) if r.gb is None else r.gb
+        mW = gW / dt(N)
+        mb = gb / dt(N)
+        vW = sW / dt(N)
+        vW -= np.multiply(mW, mW, out=mW)
+        vb = sb / dt(N)
+        vb -= np.multiply(mb, mb, out=mb)
+        out.append((vW, vb))
     return out
 
 
@@ -263,13 +313,8 @@ def loss_factor(record, mc_samples=None, rng=None):
             S = np.zeros((m, N, m), dtype=dtype)
             S[np.arange(m), :, np.arange(m)] = np.sqrt(h * dt(w)).T
             return S
-        p = _ops.softmax(z, axis=1)                     # cross-entropy
-        scale = np.sqrt(_target_mass(y, z) * dt(w))     # (N,)
-        sp = np.sqrt(p) * scale[:, None]                # (N, C)
-        # S[c, k, j] = sqrt(w t_k) sqrt(p_kc) (delta_cj - p_kj)
-        S = -sp.T[:, :, None] * p[None, :, :]
-        S[np.arange(m), :, np.arange(m)] += sp.T
-        return S
+        return _cross_entropy_factor(_ops.softmax(z, axis=1),
+                                     np.sqrt(_target_mass(y, z) * dt(w)))
     mc = int(mc_samples)
     if isinstance(loss, _ops.MSE):
         eps = rng.standard_normal((mc, N, m), dtype=dtype)
@@ -292,6 +337,41 @@ def loss_factor(record, mc_samples=None, rng=None):
     return S * scale[None, :, None]
 
 
+def _cross_entropy_factor(p, scale):
+    r"""A symmetric factor with :math:`C - 1` columns of cross-entropy's Hessian.
+
+    Per sample, with :math:`q = \sqrt p` (:math:`\|q\| = 1`),
+    :math:`\operatorname{diag}(p) - pp^T = D (I - qq^T) D`, :math:`D = \operatorname{diag}(q)`,
+    and :math:`I - qq^T` (rank :math:`C - 1`) is :math:`UU^T` for the columns :math:`U` of
+    the Householder reflection :math:`P = I - 2vv^T/v^Tv`, :math:`v = q - e_j`, other
+    than its column :math:`j` (:math:`P e_j = q`; :math:`P` is symmetric and orthogonal,
+    so :math:`UU^T + qq^T = I`).  Taking :math:`j = \arg\min_i p_i` keeps
+    :math:`v^Tv = 2(1 - q_j) \ge 2(1 - C^{-1/2})` away from 0.  The factor is
+    ``scale`` :math:`\cdot DU`: one backpropagated column fewer than the :math:`C` columns
+    of :math:`\operatorname{diag}(\sqrt p) - p\sqrt p^T`.
+
+    Returns ``S`` of shape ``(C - 1, N, C)`` (one zero column when :math:`C = 1`: the
+    Hessian is 0), ``S[c, k]`` the column ``c`` of sample ``k``'s factor.
+    """
+    N, m = p.shape
+    if m == 1:
+        return np.zeros((1, N, 1), dtype=p.dtype)
+    rows = np.arange(N)
+    q = np.sqrt(p)
+    j = np.argmin(p, axis=1)
+    v = q.copy()
+    v[rows, j] -= p.dtype.type(1)
+    beta = p.dtype.type(2) / np.einsum("ki,ki->k", v, v)          # 2 / v^T v
+    c = np.arange(m - 1)[None, :]
+    cols = c + (c >= j[:, None])                                    # (N, C-1): all but j
+    vc = np.take_along_axis(v, cols, axis=1)                        # v at the kept columns
+    # S[c, k, i] = scale_k q_ki (delta(i, cols_kc) - beta_k v_ki v_k,cols_kc)
+    S = (vc * (-(scale * beta))[:, None]).T[:, :, None] * (q * v)[None]
+    S[np.arange(m - 1)[:, None], rows[None, :], cols.T] += (
+        np.take_along_axis(q, cols, axis=1) * scale[:, None]).T
+    return S
+
+
 def _target_mass(y, z):
     """:math:`\\sum_j t_j` per sample (1 for integer labels)."""
     if y.ndim == 1:
@@ -308,29 +388,39 @@ def activation_derivative(act, Z, A):
     return act.op.derivative(Z)
 
 
-def _backpropagate(layers, S, kron):
+def _backpropagate(layers, S, shared, *, diag=True, kron=False):
     r"""Backpropagate the columns ``S`` (K, N, m_L) through the layers.
 
-    Returns ``(diagonal per layer, Kronecker factors per layer or None)``.
+    Per layer (top down) the columns are gated by :math:`g'` and, for ``diag``, squared
+    and summed over :math:`c` in one pass (:func:`structjac.kernels.curvature.gate_square_sum`),
+    then one GEMM :math:`Q^T A^{\odot 2}` gives the weight diagonal; for ``kron`` the
+    output-gradient factor is one symmetric product :math:`V^T V` of the ``(K N, m)``
+    stacked columns, and the input factor comes from ``shared``.  The columns go down
+    as one ``(K N, m) @ (m, d)`` GEMM per layer.  ``S`` is overwritten.
+
+    Returns ``(diagonal per layer or None, Kronecker factors per layer or None)``.
     """
-    V = S
+    V = np.ascontiguousarray(S)
     L = len(layers)
-    diag = [None] * L
+    diags = [None] * L if diag else None
     kfs = [None] * L if kron else None
     for l in range(L - 1, -1, -1):
         r = layers[l]
         gp = activation_derivative(r.act, r.Z, r.A)
-        if gp is not None:
-            V = V * gp[None]
         K, N, m = V.shape
-        Q = np.einsum("cki,cki->ki", V, V)               # sum_c V_c^2, (N, m)
-        A = r.A_prev
-        diag[l] = (Q.T @ (A * A), Q.sum(axis=0))
+        if gp is not None:
+            gp = gp.astype(V.dtype, copy=False)
+        if diag:
+            Q = _kcurv.gate_square_sum(V, gp)                    # gates V, sum_c V_c^2
+            diags[l] = (Q.T @ shared.square(l), Q.sum(axis=0))
+        elif gp is not None:
+            np.multiply(V, gp, out=V)
+        V2 = V.reshape(K * N, m)
         if kron:
-            V2 = V.reshape(K * N, m)
-            Gf = V2.T @ V2
-            Af = (A.T @ A) / A.dtype.type(N)
-            kfs[l] = (Kronecker(Dense(Gf, copy=False), Dense(Af, copy=False)), Dense(Gf, copy=False))
+            Gf = V2.T @ V2                                       # syrk
+            Af = shared.covariance(l)
+            kfs[l] = (Kronecker(Dense(Gf, copy=False), Dense(Af, copy=False)),
+                      Dense(Gf, copy=False))
         if l:
-            V = (V.reshape(K * N, m) @ r.W).reshape(K, N, r.W.shape[1])
-    return diag, kfs
+            V = (V2 @ r.W).reshape(K, N, r.W.shape[1])
+    return diags, kfs

@@ -1,0 +1,115 @@
+"""The pieces behind the extras' speed: the fused gated sum of squares, the C - 1 column
+factor of cross-entropy's Hessian, and what one call shares between extras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from structjac import _extras, nn
+from structjac.kernels.curvature import gate_square_sum
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("gated", [False, True])
+def test_gate_square_sum_against_numpy(dtype, gated):
+    rng = np.random.default_rng(0)
+    V = rng.standard_normal((4, 7, 5)).astype(dtype)
+    gp = rng.standard_normal((7, 5)).astype(dtype) if gated else None
+    V0 = V.copy()
+    Vg = V0 * gp if gated else V0
+    Q = gate_square_sum(V, gp)
+    assert Q.dtype == dtype and Q.shape == (7, 5)
+    np.testing.assert_allclose(Q, (Vg * Vg).sum(axis=0), rtol=1e-6 if dtype == np.float32 else 1e-14)
+    np.testing.assert_array_equal(V, Vg)          # gated in place; untouched without gp
+    out = np.full((7, 5), np.nan, dtype)
+    assert gate_square_sum(V0.copy(), gp, out=out) is out
+    np.testing.assert_allclose(out, Q, rtol=1e-6)
+
+
+def test_gate_square_sum_bad_input():
+    V = np.ones((2, 3, 4))
+    with pytest.raises(ValueError, match=r"C-contiguous 3-D"):
+        gate_square_sum(V[:, :, ::2])
+    with pytest.raises(ValueError, match=r"C-contiguous 3-D"):
+        gate_square_sum(V.astype(np.int64))
+    with pytest.raises(ValueError, match=r"gp has shape \(4, 3\).*needs \(3, 4\)"):
+        gate_square_sum(V, np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"gp has shape \(3, 4\) and dtype float32"):
+        gate_square_sum(V, np.ones((3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"out has shape \(3, 3\)"):
+        gate_square_sum(V, out=np.empty((3, 3)))
+
+
+@pytest.mark.parametrize("C", [1, 2, 3, 10])
+def test_cross_entropy_factor_is_a_symmetric_factor_with_C_minus_1_columns(C):
+    rng = np.random.default_rng(C)
+    N = 6
+    z = rng.standard_normal((N, C)) * 3
+    z[0] = 0.0                                     # uniform p
+    if C > 1:
+        z[1, 0] = 40.0                             # p one-hot up to rounding
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    scale = rng.random(N) + 0.5
+    S = _extras._cross_entropy_factor(p, scale)
+    assert S.shape == (max(C - 1, 1), N, C)
+    for k in range(N):
+        H = scale[k] ** 2 * (np.diag(p[k]) - np.outer(p[k], p[k]))
+        np.testing.assert_allclose(S[:, k].T @ S[:, k], H, rtol=0, atol=1e-15)
+
+
+def _net(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    net = nn.MLP([5, 8, 6, 4], ["relu", "tanh", None], loss="cross_entropy", dtype=np.float64)
+    params = net.init(rng)
+    X = rng.standard_normal((n, 5))
+    y = rng.integers(0, 4, n)
+    return params, X, y, ["relu", "tanh", None]
+
+
+def test_extras_asked_together_equal_extras_asked_alone():
+    params, X, y, acts = _net()
+    together = nn.value_and_grad(params, X, y, acts, "cross_entropy", seed=3, extras=(
+        "kfac", "diag_ggn_mc", "kflr", "diag_ggn", "variance", "sum_grad_squared")).extras
+    for name, value in together.items():
+        alone = nn.value_and_grad(params, X, y, acts, "cross_entropy", seed=3,
+                                  extras=(name,)).extras[name]
+        for a, b in zip(alone, value):
+            if name in ("kfac", "kflr"):
+                np.testing.assert_allclose(a[0].to_dense(), b[0].to_dense(), rtol=1e-13)
+                np.testing.assert_allclose(a[1].to_dense(), b[1].to_dense(), rtol=1e-13)
+            else:
+                np.testing.assert_allclose(a[0], b[0], rtol=1e-13)
+                np.testing.assert_allclose(a[1], b[1], rtol=1e-13)
+
+
+def test_variance_from_the_recorded_gradient_equals_the_recomputed_one(monkeypatch):
+    params, X, y, acts = _net()
+    res = nn.value_and_grad(params, X, y, acts, "cross_entropy", extras=("variance",))
+    rec = nn.value_and_grad(params, X, y, acts, "cross_entropy", method="structures",
+                            extras=("variance",))
+    for (a, b), (c, d) in zip(res.extras["variance"], rec.extras["variance"]):
+        np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-16)
+        np.testing.assert_allclose(b, d, rtol=1e-10, atol=1e-16)
+    # without recorded gradients (gW = gb = None) the layer gradient is recomputed
+    layers = [_extras.LayerRecord(r.A_prev, r.G, r.W, r.act, r.Z, r.A) for r in
+              _record(monkeypatch, params, X, y, acts).layers]
+    sgs = _extras.sum_grad_squared(layers)
+    for (a, b), (c, d) in zip(_extras.variance(layers, sgs), res.extras["variance"]):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-16)
+        np.testing.assert_allclose(b, d, rtol=1e-12, atol=1e-16)
+
+
+def _record(monkeypatch, params, X, y, acts):
+    """The record the extras hook builds, captured from one call."""
+    seen = {}
+    compute = _extras.compute
+
+    def spy(names, record, options):
+        seen["record"] = record
+        return compute(names, record, options)
+
+    monkeypatch.setattr(_extras, "compute", spy)
+    nn.value_and_grad(params, X, y, acts, "cross_entropy", extras=("grad_norms",))
+    return seen["record"]
