@@ -237,18 +237,13 @@ def _weight(record):
     return {"mean": 1.0 / N, "sum": 1.0, "elementwise_mean": 1.0 / record.out.size}[record.reduction]
 
 
-def _row_sq(M):
-    """Squared Euclidean norm of each row, accumulated in the array's dtype."""
-    return np.einsum("ij,ij->i", M, M)
-
-
 def grad_norms(layers):
-    r"""Per-sample gradient norms :math:`\sqrt{\sum_l \|g_k\|^2 (\|a_k\|^2 + 1)}`, shape (N,)."""
-    total = None
+    r"""Per-sample gradient norms :math:`\sqrt{\sum_l \|g_k\|^2 (\|a_k\|^2 + 1)}`, shape (N,);
+    one pass over each layer's ``G`` and ``A_prev`` (sums in float64)."""
+    total = np.zeros(layers[0].G.shape[0], dtype=np.float64)
     for r in layers:
-        term = _row_sq(r.G) * (_row_sq(r.A_prev) + 1)
-        total = term if total is None else total + term
-    return np.sqrt(total)
+        _kcurv.ghost_norms_add(r.G, r.A_prev, total)
+    return np.sqrt(total).astype(layers[0].G.dtype, copy=False)
 
 
 def clipped_grad(layers, norms, weight, max_norm):
@@ -260,8 +255,8 @@ def clipped_grad(layers, norms, weight, max_norm):
     c[big] = dtype.type(max_norm) / n0[big]
     out = []
     for r in layers:
-        cG = r.G * c[:, None]
-        out.append((cG.T @ r.A_prev, cG.sum(axis=0)))
+        cG, cb = _kcurv.scale_rows_colsum(r.G, c)
+        out.append((cG.T @ r.A_prev, cb))
     return out
 
 
@@ -271,8 +266,8 @@ def sum_grad_squared(layers, shared=None):
     shared = _Shared(layers) if shared is None else shared
     out = []
     for l, r in enumerate(layers):
-        G2 = np.multiply(r.G, r.G)
-        out.append((G2.T @ shared.square(l), G2.sum(axis=0)))
+        G2, b2 = _kcurv.square_colsum(r.G)
+        out.append((G2.T @ shared.square(l), b2))
     return out
 
 
@@ -411,8 +406,9 @@ def _backpropagate(layers, S, shared, *, diag=True, kron=False):
         if gp is not None:
             gp = gp.astype(V.dtype, copy=False)
         if diag:
-            Q = _kcurv.gate_square_sum(V, gp)                    # gates V, sum_c V_c^2
-            diags[l] = (Q.T @ shared.square(l), Q.sum(axis=0))
+            b = np.empty(m, dtype=V.dtype)
+            Q = _kcurv.gate_square_sum(V, gp, colsum=b)          # gates V, sum_c V_c^2
+            diags[l] = (Q.T @ shared.square(l), b)
         elif gp is not None:
             np.multiply(V, gp, out=V)
         V2 = V.reshape(K * N, m)
@@ -422,5 +418,7 @@ def _backpropagate(layers, S, shared, *, diag=True, kron=False):
             kfs[l] = (Kronecker(Dense(Gf, copy=False), Dense(Af, copy=False)),
                       Dense(Gf, copy=False))
         if l:
-            V = (V2 @ r.W).reshape(K, N, r.W.shape[1])
+            # (K N, 1) @ (1, d) is an outer product: BLAS takes ~4x a broadcast multiply
+            V2 = np.multiply(V2, r.W) if m == 1 else V2 @ r.W
+            V = V2.reshape(K, N, r.W.shape[1])
     return diags, kfs

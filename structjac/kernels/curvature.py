@@ -11,8 +11,21 @@ The exact and Monte-Carlo diagonals of the generalised Gauss-Newton matrix backp
 the gating by the activation's derivative :math:`g'` (an ``(N, m)`` array) and the sum
 of the squared columns.  :func:`gate_square_sum` does both in one pass over ``V``
 (written in place) instead of a product, a square and a reduction (three passes and two
-temporaries of ``V``'s size).  The sums accumulate in the array dtype: ``K`` is the
-number of classes or Monte-Carlo samples, a handful of terms.
+temporaries of ``V``'s size), with the column sums :math:`\mathbf 1^T Q` (the bias
+diagonal) in the same pass.  The sums over ``c`` accumulate in the array dtype (``K`` is
+the number of classes or Monte-Carlo samples, a handful of terms); the sums over the
+``N`` samples in float64.
+
+The first-order extras need per layer, from the pre-activation cotangent ``G`` (N, m) and
+the layer input ``A`` (N, d), one pass each:
+
+* :func:`square_colsum`: :math:`G^{\odot 2}` and :math:`\mathbf 1^T G^{\odot 2}`
+  (``sum_grad_squared``);
+* :func:`ghost_norms_add`: ``total += ||g_k||^2 (||a_k||^2 + 1)`` (``grad_norms``);
+* :func:`scale_rows_colsum`: :math:`cG` and :math:`\mathbf 1^T (cG)` (``clipped_grad``).
+
+(``numpy``'s ``sum(axis=0)`` of an ``(N, m)`` array with small ``m`` runs at a tenth of
+memory bandwidth; these kernels stay at it, and accumulate the ``N``-term sums in float64.)
 
 Examples
 --------
@@ -37,13 +50,14 @@ import numpy as np
 
 from ._config import JIT
 
-__all__ = ["gate_square_sum"]
+__all__ = ["gate_square_sum", "ghost_norms_add", "scale_rows_colsum", "square_colsum"]
 
 
 @numba.njit(**JIT)
-def _gate_square_sum(V, gp, out):
+def _gate_square_sum(V, gp, out, colsum):
     K, N, m = V.shape
     zero = out.dtype.type(0)
+    acc = np.zeros(m, np.float64)
     for k in range(N):
         o = out[k]
         g = gp[k]
@@ -55,12 +69,17 @@ def _gate_square_sum(V, gp, out):
                 x = v[i] * g[i]
                 v[i] = x
                 o[i] += x * x
+        for i in range(m):
+            acc[i] += o[i]
+    for i in range(m):
+        colsum[i] = acc[i]
 
 
 @numba.njit(**JIT)
-def _square_sum(V, out):
+def _square_sum(V, out, colsum):
     K, N, m = V.shape
     zero = out.dtype.type(0)
+    acc = np.zeros(m, np.float64)
     for k in range(N):
         o = out[k]
         for i in range(m):
@@ -69,9 +88,148 @@ def _square_sum(V, out):
             v = V[c, k]
             for i in range(m):
                 o[i] += v[i] * v[i]
+        for i in range(m):
+            acc[i] += o[i]
+    for i in range(m):
+        colsum[i] = acc[i]
 
 
-def gate_square_sum(V, gp=None, out=None):
+@numba.njit(**JIT)
+def _square_colsum(G, sq, colsum):
+    N, m = G.shape
+    acc = np.zeros(m, np.float64)
+    for k in range(N):
+        g = G[k]
+        s = sq[k]
+        for i in range(m):
+            x = g[i] * g[i]
+            s[i] = x
+            acc[i] += x
+    for i in range(m):
+        colsum[i] = acc[i]
+
+
+@numba.njit(**JIT)
+def _scale_rows_colsum(G, c, out, colsum):
+    N, m = G.shape
+    acc = np.zeros(m, np.float64)
+    for k in range(N):
+        g = G[k]
+        o = out[k]
+        ck = c[k]
+        for i in range(m):
+            x = g[i] * ck
+            o[i] = x
+            acc[i] += x
+    for i in range(m):
+        colsum[i] = acc[i]
+
+
+@numba.njit(**JIT)
+def _ghost_norms_add(G, A, total):
+    N = G.shape[0]
+    for k in range(N):
+        g = G[k]
+        a = A[k]
+        sg = 0.0
+        for i in range(g.size):
+            sg += np.float64(g[i]) * g[i]
+        sa = 0.0
+        for j in range(a.size):
+            sa += np.float64(a[j]) * a[j]
+        total[k] += sg * (sa + 1.0)
+
+
+def _check2(name, x, dtype=None):
+    if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype in (np.float32, np.float64)
+            and (dtype is None or x.dtype == dtype)):
+        raise ValueError(f"{name} must be a 2-D float32/float64 array"
+                         + ("" if dtype is None else f" of dtype {dtype}") + ", got "
+                         f"{getattr(x, 'shape', None)} {getattr(x, 'dtype', type(x).__name__)}")
+    return np.ascontiguousarray(x)
+
+
+def square_colsum(G):
+    r""":math:`G^{\odot 2}` and its column sums :math:`\mathbf 1^T G^{\odot 2}`, one pass.
+
+    Parameters
+    ----------
+    G : ndarray, shape (N, m), float32 or float64
+
+    Returns
+    -------
+    sq : ndarray, shape (N, m)
+    colsum : ndarray, shape (m,)
+        Accumulated in float64, stored in ``G``'s dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sq, s = square_colsum(np.array([[1.0, -2.0], [3.0, 0.5]]))
+    >>> sq
+    array([[1.  , 4.  ],
+           [9.  , 0.25]])
+    >>> s
+    array([10.  ,  4.25])
+    """
+    G = _check2("G", G)
+    sq = np.empty_like(G)
+    colsum = np.empty(G.shape[1], dtype=G.dtype)
+    _square_colsum(G, sq, colsum)
+    return sq, colsum
+
+
+def scale_rows_colsum(G, c):
+    r"""Each row of ``G`` times ``c`` (shape (N,)), and the column sums of the result.
+
+    Returns ``(c[:, None] * G, 1^T (c[:, None] * G))`` in ``G``'s dtype (the sums
+    accumulated in float64); ``ValueError`` when ``c`` is not of shape ``(N,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out, s = scale_rows_colsum(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([2.0, 0.5]))
+    >>> out
+    array([[2. , 4. ],
+           [1.5, 2. ]])
+    >>> s
+    array([3.5, 6. ])
+    """
+    G = _check2("G", G)
+    c = np.ascontiguousarray(c, dtype=G.dtype)
+    if c.shape != (G.shape[0],):
+        raise ValueError(f"c has shape {c.shape}; G of shape {G.shape} needs ({G.shape[0]},)")
+    out = np.empty_like(G)
+    colsum = np.empty(G.shape[1], dtype=G.dtype)
+    _scale_rows_colsum(G, c, out, colsum)
+    return out, colsum
+
+
+def ghost_norms_add(G, A, total):
+    r"""Add :math:`\|g_k\|^2 (\|a_k\|^2 + 1)` to ``total[k]`` (float64, shape (N,)), in place.
+
+    The squared norm of sample ``k``'s gradient of one layer, :math:`\|g_k a_k^T\|_F^2 +
+    \|g_k\|^2`, from the rows ``g_k`` of ``G`` (N, m) and ``a_k`` of ``A`` (N, d).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> total = np.zeros(2)
+    >>> ghost_norms_add(np.array([[1.0, 2.0], [0.0, 1.0]]), np.array([[1.0], [3.0]]), total)
+    array([10., 10.])
+    """
+    G = _check2("G", G)
+    A = _check2("A", A, G.dtype)
+    if A.shape[0] != G.shape[0] or not (isinstance(total, np.ndarray) and total.dtype == np.float64
+                                        and total.shape == (G.shape[0],)):
+        raise ValueError(f"G {G.shape}, A {A.shape} and total "
+                         f"{getattr(total, 'shape', None)} {getattr(total, 'dtype', None)} must "
+                         "have one row per sample (total: float64)")
+    _ghost_norms_add(G, A, total)
+    return total
+
+
+def gate_square_sum(V, gp=None, out=None, colsum=None):
     r"""Gate the columns ``V`` by ``gp`` in place and return :math:`\sum_c V_c^{\odot 2}`.
 
     Parameters
@@ -82,6 +240,8 @@ def gate_square_sum(V, gp=None, out=None):
         The activation's derivative (same dtype); None: no gating, ``V`` is not written.
     out : ndarray, shape (N, m), optional
         Where to write the sum (same dtype); a new array by default.
+    colsum : ndarray, shape (m,), optional
+        Where to write the column sums of the result (same dtype), accumulated in float64.
 
     Returns
     -------
@@ -91,8 +251,8 @@ def gate_square_sum(V, gp=None, out=None):
     Raises
     ------
     ValueError
-        ``V`` not a C-contiguous 3-D float32/float64 array, or ``gp`` / ``out`` of another
-        shape or dtype (both shapes named).
+        ``V`` not a C-contiguous 3-D float32/float64 array, or ``gp`` / ``out`` /
+        ``colsum`` of another shape or dtype (both shapes named).
     """
     if not (isinstance(V, np.ndarray) and V.ndim == 3 and V.dtype in (np.float32, np.float64)
             and V.flags.c_contiguous):
@@ -101,14 +261,19 @@ def gate_square_sum(V, gp=None, out=None):
     shape = V.shape[1:]
     if out is None:
         out = np.empty(shape, dtype=V.dtype)
-    elif out.shape != shape or out.dtype != V.dtype:
+    elif out.shape != shape or out.dtype != V.dtype or not out.flags.c_contiguous:
         raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; V {V.shape} "
-                         f"{V.dtype} needs {shape} {V.dtype}")
+                         f"{V.dtype} needs a C-contiguous {shape} {V.dtype}")
+    if colsum is None:
+        colsum = np.empty(shape[1], dtype=V.dtype)
+    elif colsum.shape != shape[1:] or colsum.dtype != V.dtype:
+        raise ValueError(f"colsum has shape {colsum.shape} and dtype {colsum.dtype}; V "
+                         f"{V.shape} {V.dtype} needs {shape[1:]} {V.dtype}")
     if gp is None:
-        _square_sum(V, out)
+        _square_sum(V, out, colsum)
         return out
     if gp.shape != shape or gp.dtype != V.dtype:
         raise ValueError(f"gp has shape {gp.shape} and dtype {gp.dtype}; V {V.shape} "
                          f"{V.dtype} needs {shape} {V.dtype}")
-    _gate_square_sum(V, np.ascontiguousarray(gp), out)
+    _gate_square_sum(V, np.ascontiguousarray(gp), out, colsum)
     return out
