@@ -189,16 +189,15 @@ def compute(names, record, options):
             out["variance"] = variance(layers, sgs)
     exact = [n for n in ("diag_ggn", "kflr", "diag_hessian") if n in names]
     if exact:
-        diag, kfs = _backpropagate(layers, loss_factor(record), shared,
-                                   diag=exact != ["kflr"], kron="kflr" in names)
+        diag, kfs = _curvature_pass(record, shared, diag=exact != ["kflr"],
+                                    kron="kflr" in names)
         for n in exact:
             out[n] = kfs if n == "kflr" else diag
     sampled = [n for n in ("diag_ggn_mc", "kfac") if n in names]
     if sampled:
         rng = np.random.default_rng(options.seed)
-        diag, kfs = _backpropagate(layers, loss_factor(record, mc_samples=options.mc_samples,
-                                                       rng=rng),
-                                   shared, diag="diag_ggn_mc" in names, kron="kfac" in names)
+        diag, kfs = _curvature_pass(record, shared, diag="diag_ggn_mc" in names,
+                                    kron="kfac" in names, mc_samples=options.mc_samples, rng=rng)
         for n in sampled:
             out[n] = kfs if n == "kfac" else diag
     return {n: out[n] for n in names}
@@ -323,13 +322,7 @@ def loss_factor(record, mc_samples=None, rng=None):
         eps = rng.integers(0, 2, (mc, N, m)).astype(dtype) * dt(2) - dt(1)
         return eps * np.sqrt(h * dt(w / mc))
     p = _ops.softmax(z, axis=1)                         # cross-entropy: c ~ Cat(p)
-    u = rng.random((mc, N, 1))
-    cls = (np.cumsum(p, axis=1, dtype=np.float64)[None] < u).sum(axis=2)
-    cls = np.minimum(cls, m - 1)
-    S = np.broadcast_to(p, (mc, N, m)).copy()
-    S[np.arange(mc)[:, None], np.arange(N)[None, :], cls] -= dt(1)
-    scale = np.sqrt(_target_mass(y, z) * dt(w / mc))
-    return S * scale[None, :, None]
+    return _sampled_columns(p, _sample_classes(p, rng, mc), np.sqrt(_target_mass(y, z) * dt(w / mc)))
 
 
 def _cross_entropy_factor(p, scale):
@@ -383,8 +376,109 @@ def activation_derivative(act, Z, A):
     return act.op.derivative(Z)
 
 
-def _backpropagate(layers, S, shared, *, diag=True, kron=False):
-    r"""Backpropagate the columns ``S`` (K, N, m_L) through the layers.
+def _curvature_pass(record, shared, *, diag, kron, mc_samples=None, rng=None):
+    r"""The GGN diagonal and/or Kronecker factors per layer (exact, or ``mc_samples``
+    sampled columns): the loss factor backpropagated through the layers.
+
+    Cross-entropy on logits (no activation on the top layer, :math:`C \ge 2` classes)
+    takes the closed form of :func:`_cross_entropy_top` for the top layer.
+    """
+    layers = record.layers
+    L = len(layers)
+    top = layers[-1]
+    if not (isinstance(record.loss, _ops.CrossEntropy) and top.act.op is None
+            and record.out.shape[1] > 1):
+        S = loss_factor(record, mc_samples=mc_samples, rng=rng)
+        return _backpropagate(layers, S, shared, diag=diag, kron=kron)
+    diags = [None] * L if diag else None
+    kfs = [None] * L if kron else None
+    V = _cross_entropy_top(record, shared, diags, kfs, mc_samples, rng, below=L > 1)
+    if L > 1:
+        _backpropagate(layers, V, shared, diag=diag, kron=kron, top=L - 2, diags=diags, kfs=kfs)
+    return diags, kfs
+
+
+def _kron_block(Gf, Af):
+    return (Kronecker(Dense(Gf, copy=False), Dense(Af, copy=False)), Dense(Gf, copy=False))
+
+
+def _cross_entropy_top(record, shared, diags, kfs, mc_samples, rng, below):
+    r"""Cross-entropy's top layer (logits :math:`z = a_{L-1} W^T + b`) in closed form.
+
+    Exact (``mc_samples`` None), with :math:`s_k^2 = w t_k` (:math:`t_k` the target
+    mass): the diagonal of the factor's square is
+    :math:`Q_k = s_k^2 (p_k - p_k^{\odot 2})`, the output factor
+    :math:`\operatorname{diag}(\sum_k s_k^2 p_k) - (s \odot P)^T (s \odot P)`, and the
+    :math:`C - 1` Householder columns of :func:`_cross_entropy_factor` times ``W`` are
+    combinations of rows of ``W`` (:func:`structjac.kernels.curvature.cross_entropy_exact_columns`).
+    Sampled: the columns :math:`s_k (p_k - e_{\hat c})` (:func:`loss_factor`'s, from the
+    same random numbers) and their products :math:`s_k (p_k W - W_{\hat c})`.
+
+    Fills ``diags[-1]`` / ``kfs[-1]`` (when not None) and returns the columns below the
+    top layer, shape ``(K, N, d)`` (None unless ``below``).
+    """
+    z, y = record.out, record.y
+    dt = z.dtype.type
+    N, C = z.shape
+    l = len(record.layers) - 1
+    W = np.ascontiguousarray(record.layers[l].W)
+    w = _weight(record)
+    p = _ops.softmax(z, axis=1)
+    t = _target_mass(y, z)
+    if mc_samples is None:
+        s2 = t * dt(w)
+        scale = np.sqrt(s2)
+        if diags is not None:
+            Q = s2[:, None] * (p - p * p)
+            diags[l] = (Q.T @ shared.square(l), np.ones(N, dtype=Q.dtype) @ Q)
+        if kfs is not None:
+            Ps = p * scale[:, None]
+            Gf = np.diag(s2 @ p) - Ps.T @ Ps
+            kfs[l] = _kron_block(Gf, shared.covariance(l))
+        if not below:
+            return None
+        q = np.sqrt(p)
+        j = np.argmin(p, axis=1)
+        v = q.copy()
+        v[np.arange(N), j] -= dt(1)
+        beta = dt(2) / np.einsum("ki,ki->k", v, v)
+        return _kcurv.cross_entropy_exact_columns(q, v, j, scale, scale * beta, W)
+    mc = int(mc_samples)
+    cls = _sample_classes(p, rng, mc)
+    scale = np.sqrt(t * dt(w / mc))
+    if diags is not None or kfs is not None:
+        S = _sampled_columns(p, cls, scale)
+        if diags is not None:
+            b = np.empty(C, dtype=S.dtype)
+            Q = _kcurv.gate_square_sum(S, None, colsum=b)
+            diags[l] = (Q.T @ shared.square(l), b)
+        if kfs is not None:
+            S2 = S.reshape(mc * N, C)
+            kfs[l] = _kron_block(S2.T @ S2, shared.covariance(l))
+    if not below:
+        return None
+    return _kcurv.cross_entropy_sampled_columns(p @ W, cls, scale, W)
+
+
+def _sample_classes(p, rng, mc):
+    r""":math:`\hat c \sim \mathrm{Cat}(p_k)`, shape ``(mc, N)``, by inverting the CDF."""
+    u = rng.random((mc, p.shape[0], 1))
+    cls = (np.cumsum(p, axis=1, dtype=np.float64)[None] < u).sum(axis=2)
+    return np.minimum(cls, p.shape[1] - 1)
+
+
+def _sampled_columns(p, cls, scale):
+    r"""The sampled cross-entropy columns :math:`s_k (p_k - e_{\hat c})`, shape (mc, N, C)."""
+    mc, N = cls.shape
+    S = np.broadcast_to(p, (mc, N, p.shape[1])).copy()
+    S[np.arange(mc)[:, None], np.arange(N)[None, :], cls] -= p.dtype.type(1)
+    S *= scale[None, :, None]
+    return S
+
+
+def _backpropagate(layers, S, shared, *, diag=True, kron=False, top=None, diags=None, kfs=None):
+    r"""Backpropagate the columns ``S`` (K, N, m) from the output of layer ``top``
+    (default: the last) down through the layers.
 
     Per layer (top down) the columns are gated by :math:`g'` and, for ``diag``, squared
     and summed over :math:`c` in one pass (:func:`structjac.kernels.curvature.gate_square_sum`),
@@ -393,13 +487,17 @@ def _backpropagate(layers, S, shared, *, diag=True, kron=False):
     stacked columns, and the input factor comes from ``shared``.  The columns go down
     as one ``(K N, m) @ (m, d)`` GEMM per layer.  ``S`` is overwritten.
 
-    Returns ``(diagonal per layer or None, Kronecker factors per layer or None)``.
+    Returns ``(diagonal per layer or None, Kronecker factors per layer or None)``
+    (``diags``/``kfs`` filled in place when given).
     """
     V = np.ascontiguousarray(S)
     L = len(layers)
-    diags = [None] * L if diag else None
-    kfs = [None] * L if kron else None
-    for l in range(L - 1, -1, -1):
+    top = L - 1 if top is None else top
+    if diag and diags is None:
+        diags = [None] * L
+    if kron and kfs is None:
+        kfs = [None] * L
+    for l in range(top, -1, -1):
         r = layers[l]
         gp = activation_derivative(r.act, r.Z, r.A)
         K, N, m = V.shape
@@ -413,12 +511,9 @@ def _backpropagate(layers, S, shared, *, diag=True, kron=False):
             np.multiply(V, gp, out=V)
         V2 = V.reshape(K * N, m)
         if kron:
-            Gf = V2.T @ V2                                       # syrk
-            Af = shared.covariance(l)
-            kfs[l] = (Kronecker(Dense(Gf, copy=False), Dense(Af, copy=False)),
-                      Dense(Gf, copy=False))
+            kfs[l] = _kron_block(V2.T @ V2, shared.covariance(l))   # V^T V: syrk
         if l:
             # (K N, 1) @ (1, d) is an outer product: BLAS takes ~4x a broadcast multiply
             V2 = np.multiply(V2, r.W) if m == 1 else V2 @ r.W
             V = V2.reshape(K, N, r.W.shape[1])
-    return diags, kfs
+    return diags if diag else None, kfs if kron else None

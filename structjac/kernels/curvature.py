@@ -24,6 +24,11 @@ the layer input ``A`` (N, d), one pass each:
 * :func:`ghost_norms_add`: ``total += ||g_k||^2 (||a_k||^2 + 1)`` (``grad_norms``);
 * :func:`scale_rows_colsum`: :math:`cG` and :math:`\mathbf 1^T (cG)` (``clipped_grad``).
 
+Cross-entropy's top layer (logits, no activation) needs no product with ``W``
+(``(K N, C) @ (C, d)``, a GEMM of inner dimension ``C``): its columns below are rows of
+``W`` combined per sample, one pass over the ``(K, N, d)`` output
+(:func:`cross_entropy_exact_columns`, :func:`cross_entropy_sampled_columns`).
+
 (``numpy``'s ``sum(axis=0)`` of an ``(N, m)`` array with small ``m`` runs at a tenth of
 memory bandwidth; these kernels stay at it, and accumulate the ``N``-term sums in float64.)
 
@@ -50,7 +55,8 @@ import numpy as np
 
 from ._config import JIT
 
-__all__ = ["gate_square_sum", "ghost_norms_add", "scale_rows_colsum", "square_colsum"]
+__all__ = ["cross_entropy_exact_columns", "cross_entropy_sampled_columns", "gate_square_sum",
+           "ghost_norms_add", "scale_rows_colsum", "square_colsum"]
 
 
 @numba.njit(**JIT)
@@ -138,6 +144,113 @@ def _ghost_norms_add(G, A, total):
         for j in range(a.size):
             sa += np.float64(a[j]) * a[j]
         total[k] += sg * (sa + 1.0)
+
+
+@numba.njit(**JIT)
+def _ce_exact_columns(q, v, j, a, b, W, R, out):
+    K, N, d = out.shape
+    for k in range(N):
+        r = R[k]
+        for c in range(K):
+            col = c + 1 if c >= j[k] else c
+            x = a[k] * q[k, col]
+            y = b[k] * v[k, col]
+            w = W[col]
+            o = out[c, k]
+            for i in range(d):
+                o[i] = x * w[i] - y * r[i]
+
+
+@numba.njit(**JIT)
+def _ce_sampled_columns(PW, cls, scale, W, out):
+    K, N, d = out.shape
+    for s in range(K):
+        for k in range(N):
+            w = W[cls[s, k]]
+            pw = PW[k]
+            sc = scale[k]
+            o = out[s, k]
+            for i in range(d):
+                o[i] = sc * (pw[i] - w[i])
+
+
+def cross_entropy_exact_columns(q, v, j, a, b, W):
+    r"""The ``C - 1`` Householder columns of cross-entropy's Hessian factor times ``W``.
+
+    Sample ``k``'s factor columns are
+    :math:`s_{kc} = a_k\, q_k \odot (e_{i_c} - \beta_k v_{k,i_c} v_k)` for the indices
+    :math:`i_c \ne j_k` (``c = 0..C-2``), :math:`b_k = a_k \beta_k`; their products with
+    ``W`` (C, d) are :math:`a_k q_{k,i_c} W_{i_c} - b_k v_{k,i_c} R_k`,
+    :math:`R = (q \odot v) W` (one ``(N, C) @ (C, d)`` product shared by the columns).
+
+    Parameters
+    ----------
+    q, v : ndarray, shape (N, C)
+        :math:`\sqrt p` and :math:`q - e_j`.
+    j : ndarray of int, shape (N,)
+        The index left out per sample.
+    a, b : ndarray, shape (N,)
+        The scale and the scale times :math:`\beta = 2 / v^T v`.
+    W : ndarray, shape (C, d)
+
+    Returns
+    -------
+    ndarray, shape (C - 1, N, d), in ``W``'s dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.array([[0.5, 0.3, 0.2]]); q = np.sqrt(p); j = np.array([2])
+    >>> v = q.copy(); v[0, 2] -= 1; beta = 2 / (v ** 2).sum(1)
+    >>> W = np.arange(6.0).reshape(3, 2)
+    >>> V = cross_entropy_exact_columns(q, v, j, np.ones(1), beta, W)
+    >>> S = q[0][:, None] * (np.eye(3) - beta[0] * np.outer(v[0], v[0]))[:, :2]
+    >>> bool(np.allclose(V[:, 0], S.T @ W)), bool(np.allclose(S @ S.T, np.diag(p[0]) - np.outer(p[0], p[0])))
+    (True, True)
+    """
+    W = _check2("W", W)
+    dt = W.dtype
+    N, C = q.shape
+    if v.shape != (N, C) or W.shape[0] != C or j.shape != (N,) or a.shape != (N,) or b.shape != (N,):
+        raise ValueError(f"q {q.shape}, v {v.shape}, j {j.shape}, a {a.shape}, b {b.shape} and "
+                         f"W {W.shape} do not fit: need (N, C), (N, C), (N,), (N,), (N,), (C, d)")
+    q = np.ascontiguousarray(q, dtype=dt)
+    v = np.ascontiguousarray(v, dtype=dt)
+    R = (q * v) @ W
+    out = np.empty((max(C - 1, 0), N, W.shape[1]), dtype=dt)
+    _ce_exact_columns(q, v, np.ascontiguousarray(j, dtype=np.int64),
+                      np.ascontiguousarray(a, dtype=dt), np.ascontiguousarray(b, dtype=dt),
+                      W, R, out)
+    return out
+
+
+def cross_entropy_sampled_columns(PW, cls, scale, W):
+    r"""Sampled cross-entropy columns times ``W``: ``scale_k (PW_k - W[cls[s, k]])``.
+
+    The sampled column of sample ``k`` is :math:`\text{scale}_k (p_k - e_{\hat c})`; its
+    product with ``W`` (C, d) is :math:`\text{scale}_k (p_k W - W_{\hat c})`, with
+    ``PW = p @ W`` (N, d) shared by the samples.  ``cls`` (K, N) are the sampled classes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.arange(6.0).reshape(3, 2); p = np.array([[0.5, 0.3, 0.2]])
+    >>> cross_entropy_sampled_columns(p @ W, np.array([[1]]), np.array([2.0]), W)
+    array([[[-1.2, -1.2]]])
+    """
+    W = _check2("W", W)
+    PW = _check2("PW", PW, W.dtype)
+    K, N = cls.shape
+    if PW.shape != (N, W.shape[1]) or scale.shape != (N,):
+        raise ValueError(f"PW {PW.shape}, cls {cls.shape}, scale {scale.shape} and W {W.shape} "
+                         "do not fit: need (N, d), (K, N), (N,), (C, d)")
+    if cls.size and (cls.min() < 0 or cls.max() >= W.shape[0]):
+        raise ValueError(f"cls must index the {W.shape[0]} rows of W, got values in "
+                         f"[{cls.min()}, {cls.max()}]")
+    out = np.empty((K, N, W.shape[1]), dtype=W.dtype)
+    _ce_sampled_columns(PW, np.ascontiguousarray(cls, dtype=np.int64),
+                        np.ascontiguousarray(scale, dtype=W.dtype), W, out)
+    return out
 
 
 def _check2(name, x, dtype=None):

@@ -113,3 +113,45 @@ def _record(monkeypatch, params, X, y, acts):
     monkeypatch.setattr(_extras, "compute", spy)
     nn.value_and_grad(params, X, y, acts, "cross_entropy", extras=("grad_norms",))
     return seen["record"]
+
+
+def _generic(record, mc_samples=None, seed=None):
+    """The curvature pass without the cross-entropy closed form: the loss factor
+    backpropagated through every layer."""
+    rng = None if mc_samples is None else np.random.default_rng(seed)
+    S = _extras.loss_factor(record, mc_samples=mc_samples, rng=rng)
+    return _extras._backpropagate(record.layers, S, _extras._Shared(record.layers),
+                                  diag=True, kron=True)
+
+
+@pytest.mark.parametrize("sizes", [[5, 4], [5, 8, 6, 4]])
+@pytest.mark.parametrize("targets", ["labels", "rows"])
+@pytest.mark.parametrize("mc_samples", [None, 3])
+def test_cross_entropy_top_layer_closed_form_equals_the_generic_pass(monkeypatch, sizes, targets,
+                                                                     mc_samples):
+    rng = np.random.default_rng(1)
+    acts = ["tanh"] * (len(sizes) - 2) + [None]
+    params = nn.MLP(sizes, acts, loss="cross_entropy", dtype=np.float64).init(rng)
+    X = rng.standard_normal((30, sizes[0]))
+    if targets == "labels":
+        y = rng.integers(0, sizes[-1], 30)
+    else:
+        y = rng.random((30, sizes[-1])) * 2          # target rows of mass != 1
+    seen = {}
+    compute = _extras.compute
+
+    def spy(names, record, options):
+        seen["record"] = record
+        return compute(names, record, options)
+
+    monkeypatch.setattr(_extras, "compute", spy)
+    names = ("diag_ggn", "kflr") if mc_samples is None else ("diag_ggn_mc", "kfac")
+    res = nn.value_and_grad(params, X, y, acts, "cross_entropy", reduction="sum", extras=names,
+                            mc_samples=mc_samples or 1, seed=7).extras
+    diag, kfs = _generic(seen["record"], mc_samples, seed=7)
+    for (a, b), (c, d) in zip(res[names[0]], diag):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(b, d, rtol=1e-12, atol=1e-15)
+    for (kw, kb), (gw, gb) in zip(res[names[1]], kfs):
+        np.testing.assert_allclose(kw.to_dense(), gw.to_dense(), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(kb.to_dense(), gb.to_dense(), rtol=1e-12, atol=1e-15)
