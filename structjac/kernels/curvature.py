@@ -174,7 +174,7 @@ def _ce_sampled_columns(PW, cls, scale, W, out):
                 o[i] = sc * (pw[i] - w[i])
 
 
-def cross_entropy_exact_columns(q, v, j, a, b, W):
+def cross_entropy_exact_columns(q, v, j, a, b, W, out=None):
     r"""The ``C - 1`` Householder columns of cross-entropy's Hessian factor times ``W``.
 
     Sample ``k``'s factor columns are
@@ -192,6 +192,8 @@ def cross_entropy_exact_columns(q, v, j, a, b, W):
     a, b : ndarray, shape (N,)
         The scale and the scale times :math:`\beta = 2 / v^T v`.
     W : ndarray, shape (C, d)
+    out : ndarray, shape (C - 1, N, d), optional
+        Where to write the result (C-contiguous, ``W``'s dtype); new by default.
 
     Returns
     -------
@@ -217,19 +219,20 @@ def cross_entropy_exact_columns(q, v, j, a, b, W):
     q = np.ascontiguousarray(q, dtype=dt)
     v = np.ascontiguousarray(v, dtype=dt)
     R = (q * v) @ W
-    out = np.empty((max(C - 1, 0), N, W.shape[1]), dtype=dt)
+    out = _out(out, (max(C - 1, 0), N, W.shape[1]), dt)
     _ce_exact_columns(q, v, np.ascontiguousarray(j, dtype=np.int64),
                       np.ascontiguousarray(a, dtype=dt), np.ascontiguousarray(b, dtype=dt),
                       W, R, out)
     return out
 
 
-def cross_entropy_sampled_columns(PW, cls, scale, W):
+def cross_entropy_sampled_columns(PW, cls, scale, W, out=None):
     r"""Sampled cross-entropy columns times ``W``: ``scale_k (PW_k - W[cls[s, k]])``.
 
     The sampled column of sample ``k`` is :math:`\text{scale}_k (p_k - e_{\hat c})`; its
     product with ``W`` (C, d) is :math:`\text{scale}_k (p_k W - W_{\hat c})`, with
-    ``PW = p @ W`` (N, d) shared by the samples.  ``cls`` (K, N) are the sampled classes.
+    ``PW = p @ W`` (N, d) shared by the samples.  ``cls`` (K, N) are the sampled classes;
+    the result, shape (K, N, d), is written to ``out`` when given.
 
     Examples
     --------
@@ -247,9 +250,20 @@ def cross_entropy_sampled_columns(PW, cls, scale, W):
     if cls.size and (cls.min() < 0 or cls.max() >= W.shape[0]):
         raise ValueError(f"cls must index the {W.shape[0]} rows of W, got values in "
                          f"[{cls.min()}, {cls.max()}]")
-    out = np.empty((K, N, W.shape[1]), dtype=W.dtype)
+    out = _out(out, (K, N, W.shape[1]), W.dtype)
     _ce_sampled_columns(PW, np.ascontiguousarray(cls, dtype=np.int64),
                         np.ascontiguousarray(scale, dtype=W.dtype), W, out)
+    return out
+
+
+def _out(out, shape, dtype):
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == dtype
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"out must be a writeable C-contiguous array of shape {tuple(shape)} and "
+                         f"dtype {np.dtype(dtype)}, got {getattr(out, 'shape', None)} "
+                         f"{getattr(out, 'dtype', type(out).__name__)}")
     return out
 
 
@@ -262,12 +276,14 @@ def _check2(name, x, dtype=None):
     return np.ascontiguousarray(x)
 
 
-def square_colsum(G):
+def square_colsum(G, out=None):
     r""":math:`G^{\odot 2}` and its column sums :math:`\mathbf 1^T G^{\odot 2}`, one pass.
 
     Parameters
     ----------
     G : ndarray, shape (N, m), float32 or float64
+    out : ndarray, shape (N, m), optional
+        Where to write the squares (C-contiguous, ``G``'s dtype); new by default.
 
     Returns
     -------
@@ -286,17 +302,18 @@ def square_colsum(G):
     array([10.  ,  4.25])
     """
     G = _check2("G", G)
-    sq = np.empty_like(G)
+    sq = _out(out, G.shape, G.dtype)
     colsum = np.empty(G.shape[1], dtype=G.dtype)
     _square_colsum(G, sq, colsum)
     return sq, colsum
 
 
-def scale_rows_colsum(G, c):
+def scale_rows_colsum(G, c, out=None):
     r"""Each row of ``G`` times ``c`` (shape (N,)), and the column sums of the result.
 
     Returns ``(c[:, None] * G, 1^T (c[:, None] * G))`` in ``G``'s dtype (the sums
-    accumulated in float64); ``ValueError`` when ``c`` is not of shape ``(N,)``.
+    accumulated in float64), the first written to ``out`` when given; ``ValueError``
+    when ``c`` is not of shape ``(N,)``.
 
     Examples
     --------
@@ -312,7 +329,7 @@ def scale_rows_colsum(G, c):
     c = np.ascontiguousarray(c, dtype=G.dtype)
     if c.shape != (G.shape[0],):
         raise ValueError(f"c has shape {c.shape}; G of shape {G.shape} needs ({G.shape[0]},)")
-    out = np.empty_like(G)
+    out = _out(out, G.shape, G.dtype)
     colsum = np.empty(G.shape[1], dtype=G.dtype)
     _scale_rows_colsum(G, c, out, colsum)
     return out, colsum

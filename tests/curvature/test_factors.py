@@ -155,3 +155,40 @@ def test_cross_entropy_top_layer_closed_form_equals_the_generic_pass(monkeypatch
     for (kw, kb), (gw, gb) in zip(res[names[1]], kfs):
         np.testing.assert_allclose(kw.to_dense(), gw.to_dense(), rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(kb.to_dense(), gb.to_dense(), rtol=1e-12, atol=1e-15)
+
+
+def test_results_share_no_memory_with_the_workspace():
+    params, X, y, acts = _net()
+    ws = nn.Workspace()
+    names = ("grad_norms", "sum_grad_squared", "variance", "clipped_grad", "diag_ggn",
+             "diag_ggn_mc", "kflr", "kfac")
+    first = nn.value_and_grad(params, X, y, acts, "cross_entropy", workspace=ws, extras=names,
+                              max_norm=0.1, seed=0).extras
+    assert any(k.startswith("extras.") for k in ws._buffers)
+    arrays = []
+    for name in names:
+        value = first[name]
+        if name == "grad_norms":
+            arrays.append(value)
+            continue
+        for a, b in value:
+            arrays += [a.to_dense(), b.to_dense()] if name in ("kflr", "kfac") else [a, b]
+    snapshot = [a.copy() for a in arrays]
+    for a in arrays:
+        assert not any(np.shares_memory(a, buf) for buf in ws._buffers.values())
+    # a second call with other inputs leaves the first results as they were
+    nn.value_and_grad(params, X[::-1].copy() * 2, y[::-1].copy(), acts, "cross_entropy",
+                      workspace=ws, extras=names, max_norm=0.1, seed=1)
+    for a, s in zip(arrays, snapshot):
+        np.testing.assert_array_equal(a, s)
+    fresh = nn.value_and_grad(params, X, y, acts, "cross_entropy", extras=names, max_norm=0.1,
+                              seed=0).extras
+    for name in names:
+        if name == "grad_norms":
+            np.testing.assert_array_equal(first[name], fresh[name])
+            continue
+        for (a, b), (c, d) in zip(first[name], fresh[name]):
+            if name in ("kflr", "kfac"):
+                a, b, c, d = a.to_dense(), b.to_dense(), c.to_dense(), d.to_dense()
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(b, d)
