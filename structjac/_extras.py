@@ -109,6 +109,8 @@ EXTRAS = ("grad_norms", "sum_grad_squared", "variance", "clipped_grad", "diag_gg
 _CURVATURE = frozenset({"diag_ggn", "diag_ggn_mc", "kflr", "kfac", "diag_hessian"})
 _LOSSES = (_ops.MSE, _ops.BCE, _ops.BCEWithLogits, _ops.CrossEntropy)
 _PIECEWISE_LINEAR = (_ops.unary.ReLU, _ops.unary.LeakyReLU)
+#: Activations (exact types) whose from-output derivative the curvature kernels form inline.
+_FUSED_FROM_OUTPUT = {_ops.unary.Sigmoid: "sigmoid", _ops.unary.Tanh: "tanh"}
 
 
 @dataclass(frozen=True)
@@ -550,12 +552,22 @@ def _backpropagate(layers, S, shared, *, diag=True, kron=False, top=None, diags=
     for l in range(top, -1, -1):
         r = layers[l]
         K, N, m = V.shape
+        fused = _FUSED_FROM_OUTPUT.get(type(r.act.op)) if r.act.from_output else None
+        if fused is not None:                    # g' formed from A inside the pass
+            if diag:
+                b = np.empty(m, dtype=V.dtype)
+                Q = _kcurv.gate_from_output(V, r.A, fused,
+                                            out=shared.scratch(f"Q_{l}", (N, m), V.dtype),
+                                            colsum=b)
+                diags[l] = (Q.T @ shared.square(l), b)
+            else:
+                _kcurv.gate_from_output(V, r.A, fused, square=False)
         gp = None
-        if r.act.op is not None:
+        if fused is None and r.act.op is not None:
             gp = activation_derivative(r.act, r.Z, r.A,
                                        out=shared.scratch(f"gp_{l}", r.A.shape, r.A.dtype))
             gp = gp.astype(V.dtype, copy=False)
-        if diag:
+        if diag and fused is None:
             b = np.empty(m, dtype=V.dtype)
             Q = _kcurv.gate_square_sum(V, gp, out=shared.scratch(f"Q_{l}", (N, m), V.dtype),
                                        colsum=b)                 # gates V, sum_c V_c^2

@@ -55,8 +55,12 @@ import numpy as np
 
 from ._config import JIT
 
-__all__ = ["cross_entropy_exact_columns", "cross_entropy_sampled_columns", "gate_square_sum",
-           "ghost_norms_add", "scale_rows_colsum", "square_colsum"]
+__all__ = ["cross_entropy_exact_columns", "cross_entropy_sampled_columns", "gate_from_output",
+           "gate_square_sum", "ghost_norms_add", "scale_rows_colsum", "square_colsum"]
+
+#: The activations whose derivative :func:`gate_from_output` forms from the output ``a``
+#: inside the pass: sigmoid :math:`a(1 - a)`, tanh :math:`(1 + a)(1 - a)`.
+FROM_OUTPUT = {"sigmoid": 0, "tanh": 1}
 
 
 @numba.njit(**JIT)
@@ -79,6 +83,43 @@ def _gate_square_sum(V, gp, out, colsum):
             acc[i] += o[i]
     for i in range(m):
         colsum[i] = acc[i]
+
+
+@numba.njit(**JIT)
+def _gate_from_output(V, A, kind, square, out, colsum):
+    K, N, m = V.shape
+    one = V.dtype.type(1)
+    zero = V.dtype.type(0)
+    acc = np.zeros(m, np.float64)
+    g = np.empty(m, dtype=V.dtype)
+    for k in range(N):
+        a = A[k]
+        if kind == 0:
+            for i in range(m):
+                g[i] = a[i] * (one - a[i])
+        else:
+            for i in range(m):
+                g[i] = (one + a[i]) * (one - a[i])
+        if square:
+            o = out[k]
+            for i in range(m):
+                o[i] = zero
+            for c in range(K):
+                v = V[c, k]
+                for i in range(m):
+                    x = v[i] * g[i]
+                    v[i] = x
+                    o[i] += x * x
+            for i in range(m):
+                acc[i] += o[i]
+        else:
+            for c in range(K):
+                v = V[c, k]
+                for i in range(m):
+                    v[i] *= g[i]
+    if square:
+        for i in range(m):
+            colsum[i] = acc[i]
 
 
 @numba.njit(**JIT)
@@ -357,6 +398,44 @@ def ghost_norms_add(G, A, total):
                          "have one row per sample (total: float64)")
     _ghost_norms_add(G, A, total)
     return total
+
+
+def gate_from_output(V, A, activation, square=True, out=None, colsum=None):
+    r"""Gate the columns ``V`` (K, N, m) in place by the derivative of ``activation``
+    formed from its output ``A`` (N, m) in the same pass, and, with ``square``, return
+    :math:`\sum_c V_c^{\odot 2}` (in ``out``) and its column sums (in ``colsum``) as
+    :func:`gate_square_sum` does; without ``square`` return None.
+
+    ``activation``: ``"sigmoid"`` (:math:`g' = a(1 - a)`) or ``"tanh"``
+    (:math:`g' = (1 + a)(1 - a)`), the formulas of the activations' ``from_output``
+    derivatives; no derivative array is written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> V = np.ones((2, 1, 2)); A = np.array([[0.5, 0.25]])
+    >>> gate_from_output(V, A, "sigmoid")
+    array([[0.125   , 0.0703125]])
+    >>> V[0]
+    array([[0.25  , 0.1875]])
+    """
+    if activation not in FROM_OUTPUT:
+        raise ValueError(f"activation must be one of {sorted(FROM_OUTPUT)}, got {activation!r}")
+    if not (isinstance(V, np.ndarray) and V.ndim == 3 and V.dtype in (np.float32, np.float64)
+            and V.flags.c_contiguous):
+        raise ValueError(f"V must be a C-contiguous 3-D float32/float64 array, got "
+                         f"{getattr(V, 'shape', None)} {getattr(V, 'dtype', type(V).__name__)}")
+    shape = V.shape[1:]
+    A = _check2("A", A, V.dtype)
+    if A.shape != shape:
+        raise ValueError(f"A has shape {A.shape}; V {V.shape} needs {shape}")
+    if square:
+        out = _out(out, shape, V.dtype)
+        colsum = _out(colsum, shape[1:], V.dtype)
+    else:
+        out, colsum = np.empty((0, 0), V.dtype), np.empty(0, V.dtype)
+    _gate_from_output(V, A, FROM_OUTPUT[activation], bool(square), out, colsum)
+    return out if square else None
 
 
 def gate_square_sum(V, gp=None, out=None, colsum=None):

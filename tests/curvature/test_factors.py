@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from structjac import _extras, nn
-from structjac.kernels.curvature import gate_square_sum
+from structjac.kernels.curvature import gate_from_output, gate_square_sum
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -192,3 +192,38 @@ def test_results_share_no_memory_with_the_workspace():
                 a, b, c, d = a.to_dense(), b.to_dense(), c.to_dense(), d.to_dense()
             np.testing.assert_array_equal(a, c)
             np.testing.assert_array_equal(b, d)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("square", [True, False])
+def test_gate_from_output_against_the_derivative_op(dtype, activation, square):
+    from structjac import ops
+
+    rng = np.random.default_rng(2)
+    op = {"sigmoid": ops.sigmoid, "tanh": ops.tanh}[activation]
+    A = op(rng.standard_normal((7, 5))).astype(dtype)
+    V = rng.standard_normal((3, 7, 5)).astype(dtype)
+    Vg = V * op.derivative_from_output(A)
+    A0 = A.copy()
+    b = np.empty(5, dtype)
+    Q = gate_from_output(V, A, activation, square=square, colsum=b)
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(V, Vg, rtol=tol)
+    np.testing.assert_array_equal(A, A0)
+    if square:
+        assert Q.dtype == dtype
+        np.testing.assert_allclose(Q, (Vg * Vg).sum(axis=0), rtol=tol)
+        np.testing.assert_allclose(b, Q.sum(axis=0), rtol=tol)
+    else:
+        assert Q is None
+
+
+def test_gate_from_output_bad_input():
+    V = np.ones((2, 3, 4))
+    with pytest.raises(ValueError, match="activation must be one of"):
+        gate_from_output(V, np.ones((3, 4)), "relu")
+    with pytest.raises(ValueError, match=r"A has shape \(4, 3\); V \(2, 3, 4\) needs \(3, 4\)"):
+        gate_from_output(V, np.ones((4, 3)), "tanh")
+    with pytest.raises(ValueError, match="A must be a 2-D float32/float64 array of dtype float64"):
+        gate_from_output(V, np.ones((3, 4), np.float32), "tanh")
