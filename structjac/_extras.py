@@ -240,9 +240,11 @@ class _Shared:
 
     With a :class:`structjac.nn.Workspace` the scratch arrays (squares, gated columns,
     their sums of squares) are its buffers, named ``"extras.*"``, reused from call to
-    call: allocating and touching fresh pages costs more than the element-wise passes on
-    them (measured: the 32-64-64-1 exact GGN diagonal 3x faster).  The results never
-    share memory with the workspace (they are fresh GEMM outputs and sums).
+    call: allocating and touching fresh pages can cost more than the element-wise passes
+    on them (measured on a loaded 2-core virtual machine: with glibc's heap trimming
+    turned off, which keeps the freed pages mapped, the extra time of the 32-64-64-1
+    exact GGN diagonal fell from 2.9 to 0.9 ms).  The results never share memory with
+    the workspace (they are fresh GEMM outputs and sums).
     """
 
     def __init__(self, layers, buffers=None):
