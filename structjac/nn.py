@@ -457,8 +457,9 @@ def _value_and_grad(params, X, y, acts, lossf, opts):
         # extras hook: per layer the input A_{l-1} and the pre-activation cotangent G_l
         # (already weighted by the reduction), with what the curvature needs to backpropagate
         record = _extras.Record(
-            layers=[_extras.LayerRecord(A_prev, G, W, act, Z, A)
-                    for (W, _), act, G, (A_prev, Z, A) in zip(params, acts, Gs, saved)],
+            layers=[_extras.LayerRecord(A_prev, G, W, act, Z, A, gW, gb)
+                    for (W, _), act, G, (A_prev, Z, A), (gW, gb)
+                    in zip(params, acts, Gs, saved, grads)],
             y=y, out=out, loss=lossf, reduction=opts.reduction)
         result.extras = _extras.compute(opts.extras, record, opts)
     return result

@@ -24,9 +24,11 @@ from .common import StructuredVsDense, optional_import, rng, structjac_part
 
 FIRST = ["grad_norms", "sum_grad_squared", "variance", "clipped_grad"]
 SECOND = ["diag_ggn_mc", "kfac", "kflr", "diag_ggn"]
+#: Exact only for piecewise linear networks (the ReLU one).
+PIECEWISE_LINEAR = ["diag_hessian"]
 BACKPACK = {"grad_norms": "BatchL2Grad", "sum_grad_squared": "SumGradSquared",
             "variance": "Variance", "diag_ggn_mc": "DiagGGNMC", "kfac": "KFAC",
-            "kflr": "KFLR", "diag_ggn": "DiagGGNExact"}
+            "kflr": "KFLR", "diag_ggn": "DiagGGNExact", "diag_hessian": "DiagHessian"}
 
 
 def make_problem(sizes, loss, n):
@@ -100,8 +102,9 @@ class ExtrasMNIST(_Extras):
     sizes_net = (784, 256, 128, 10)
     acts = ("relu", "relu", None)
     loss = "cross_entropy"
-    forms = (["plain", *FIRST, *SECOND, "ggn_matvec", "backpack_plain"]
-             + [f"backpack_{BACKPACK[e]}" for e in FIRST + SECOND if e in BACKPACK])
+    forms = (["plain", *FIRST, *SECOND, *PIECEWISE_LINEAR, "ggn_matvec", "backpack_plain"]
+             + [f"backpack_{BACKPACK[e]}" for e in FIRST + SECOND + PIECEWISE_LINEAR
+                if e in BACKPACK])
     cheap_forms = tuple(forms)
 
 

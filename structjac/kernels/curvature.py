@@ -1,0 +1,488 @@
+r"""Numba kernels of the curvature extras: the gated sum of squares of backpropagated columns.
+
+The exact and Monte-Carlo diagonals of the generalised Gauss-Newton matrix backpropagate
+:math:`K` cotangent columns :math:`V_c \in \mathbb{F}^{N \times m}` (stored as one
+``(K, N, m)`` array) through each layer, and need per layer
+
+.. math::
+
+    V_c \leftarrow V_c \odot g', \qquad Q = \sum_{c=1}^{K} V_c^{\odot 2},
+
+the gating by the activation's derivative :math:`g'` (an ``(N, m)`` array) and the sum
+of the squared columns.  :func:`gate_square_sum` does both in one pass over ``V``
+(written in place) instead of a product, a square and a reduction (three passes and two
+temporaries of ``V``'s size), with the column sums :math:`\mathbf 1^T Q` (the bias
+diagonal) in the same pass.  The sums over ``c`` accumulate in the array dtype (``K`` is
+the number of classes or Monte-Carlo samples, a handful of terms); the sums over the
+``N`` samples in float64.
+
+The first-order extras need per layer, from the pre-activation cotangent ``G`` (N, m) and
+the layer input ``A`` (N, d), one pass each:
+
+* :func:`square_colsum`: :math:`G^{\odot 2}` and :math:`\mathbf 1^T G^{\odot 2}`
+  (``sum_grad_squared``);
+* :func:`ghost_norms_add`: ``total += ||g_k||^2 (||a_k||^2 + 1)`` (``grad_norms``);
+* :func:`scale_rows_colsum`: :math:`cG` and :math:`\mathbf 1^T (cG)` (``clipped_grad``).
+
+Cross-entropy's top layer (logits, no activation) needs no product with ``W``
+(``(K N, C) @ (C, d)``, a GEMM of inner dimension ``C``): its columns below are rows of
+``W`` combined per sample, one pass over the ``(K, N, d)`` output
+(:func:`cross_entropy_exact_columns`, :func:`cross_entropy_sampled_columns`).
+
+(``numpy``'s ``sum(axis=0)`` of an ``(N, m)`` array with small ``m`` runs at a tenth of
+memory bandwidth; these kernels stay at it, and accumulate the ``N``-term sums in float64.)
+
+Examples
+--------
+>>> import numpy as np
+>>> from structjac.kernels.curvature import gate_square_sum
+>>> V = np.arange(12.0).reshape(2, 3, 2)
+>>> gp = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+>>> gate_square_sum(V, gp)
+array([[ 36.,   0.],
+       [ 68.,  90.],
+       [  0., 584.]])
+>>> V[0]
+array([[ 0.,  0.],
+       [ 2.,  3.],
+       [ 0., 10.]])
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._config import JIT
+
+__all__ = ["cross_entropy_exact_columns", "cross_entropy_sampled_columns", "gate_from_output",
+           "gate_square_sum", "ghost_norms_add", "scale_rows_colsum", "square_colsum"]
+
+#: The activations whose derivative :func:`gate_from_output` forms from the output ``a``
+#: inside the pass: sigmoid :math:`a(1 - a)`, tanh :math:`(1 + a)(1 - a)`.
+FROM_OUTPUT = {"sigmoid": 0, "tanh": 1}
+
+
+@numba.njit(**JIT)
+def _gate_square_sum(V, gp, out, colsum):
+    K, N, m = V.shape
+    zero = out.dtype.type(0)
+    acc = np.zeros(m, np.float64)
+    for k in range(N):
+        o = out[k]
+        g = gp[k]
+        for i in range(m):
+            o[i] = zero
+        for c in range(K):
+            v = V[c, k]
+            for i in range(m):
+                x = v[i] * g[i]
+                v[i] = x
+                o[i] += x * x
+        for i in range(m):
+            acc[i] += o[i]
+    for i in range(m):
+        colsum[i] = acc[i]
+
+
+@numba.njit(**JIT)
+def _gate_from_output(V, A, kind, square, out, colsum):
+    K, N, m = V.shape
+    one = V.dtype.type(1)
+    zero = V.dtype.type(0)
+    acc = np.zeros(m, np.float64)
+    g = np.empty(m, dtype=V.dtype)
+    for k in range(N):
+        a = A[k]
+        if kind == 0:
+            for i in range(m):
+                g[i] = a[i] * (one - a[i])
+        else:
+            for i in range(m):
+                g[i] = (one + a[i]) * (one - a[i])
+        if square:
+            o = out[k]
+            for i in range(m):
+                o[i] = zero
+            for c in range(K):
+                v = V[c, k]
+                for i in range(m):
+                    x = v[i] * g[i]
+                    v[i] = x
+                    o[i] += x * x
+            for i in range(m):
+                acc[i] += o[i]
+        else:
+            for c in range(K):
+                v = V[c, k]
+                for i in range(m):
+                    v[i] *= g[i]
+    if square:
+        for i in range(m):
+            colsum[i] = acc[i]
+
+
+@numba.njit(**JIT)
+def _square_sum(V, out, colsum):
+    K, N, m = V.shape
+    zero = out.dtype.type(0)
+    acc = np.zeros(m, np.float64)
+    for k in range(N):
+        o = out[k]
+        for i in range(m):
+            o[i] = zero
+        for c in range(K):
+            v = V[c, k]
+            for i in range(m):
+                o[i] += v[i] * v[i]
+        for i in range(m):
+            acc[i] += o[i]
+    for i in range(m):
+        colsum[i] = acc[i]
+
+
+@numba.njit(**JIT)
+def _square_colsum(G, sq, colsum):
+    N, m = G.shape
+    acc = np.zeros(m, np.float64)
+    for k in range(N):
+        g = G[k]
+        s = sq[k]
+        for i in range(m):
+            x = g[i] * g[i]
+            s[i] = x
+            acc[i] += x
+    for i in range(m):
+        colsum[i] = acc[i]
+
+
+@numba.njit(**JIT)
+def _scale_rows_colsum(G, c, out, colsum):
+    N, m = G.shape
+    acc = np.zeros(m, np.float64)
+    for k in range(N):
+        g = G[k]
+        o = out[k]
+        ck = c[k]
+        for i in range(m):
+            x = g[i] * ck
+            o[i] = x
+            acc[i] += x
+    for i in range(m):
+        colsum[i] = acc[i]
+
+
+@numba.njit(**JIT)
+def _ghost_norms_add(G, A, total):
+    N = G.shape[0]
+    for k in range(N):
+        g = G[k]
+        a = A[k]
+        sg = 0.0
+        for i in range(g.size):
+            sg += np.float64(g[i]) * g[i]
+        sa = 0.0
+        for j in range(a.size):
+            sa += np.float64(a[j]) * a[j]
+        total[k] += sg * (sa + 1.0)
+
+
+@numba.njit(**JIT)
+def _ce_exact_columns(q, v, j, a, b, W, R, out):
+    K, N, d = out.shape
+    for k in range(N):
+        r = R[k]
+        for c in range(K):
+            col = c + 1 if c >= j[k] else c
+            x = a[k] * q[k, col]
+            y = b[k] * v[k, col]
+            w = W[col]
+            o = out[c, k]
+            for i in range(d):
+                o[i] = x * w[i] - y * r[i]
+
+
+@numba.njit(**JIT)
+def _ce_sampled_columns(PW, cls, scale, W, out):
+    K, N, d = out.shape
+    for s in range(K):
+        for k in range(N):
+            w = W[cls[s, k]]
+            pw = PW[k]
+            sc = scale[k]
+            o = out[s, k]
+            for i in range(d):
+                o[i] = sc * (pw[i] - w[i])
+
+
+def cross_entropy_exact_columns(q, v, j, a, b, W, out=None):
+    r"""The ``C - 1`` Householder columns of cross-entropy's Hessian factor times ``W``.
+
+    Sample ``k``'s factor columns are
+    :math:`s_{kc} = a_k\, q_k \odot (e_{i_c} - \beta_k v_{k,i_c} v_k)` for the indices
+    :math:`i_c \ne j_k` (``c = 0..C-2``), :math:`b_k = a_k \beta_k`; their products with
+    ``W`` (C, d) are :math:`a_k q_{k,i_c} W_{i_c} - b_k v_{k,i_c} R_k`,
+    :math:`R = (q \odot v) W` (one ``(N, C) @ (C, d)`` product shared by the columns).
+
+    Parameters
+    ----------
+    q, v : ndarray, shape (N, C)
+        :math:`\sqrt p` and :math:`q - e_j`.
+    j : ndarray of int, shape (N,)
+        The index left out per sample.
+    a, b : ndarray, shape (N,)
+        The scale and the scale times :math:`\beta = 2 / v^T v`.
+    W : ndarray, shape (C, d)
+    out : ndarray, shape (C - 1, N, d), optional
+        Where to write the result (C-contiguous, ``W``'s dtype); new by default.
+
+    Returns
+    -------
+    ndarray, shape (C - 1, N, d), in ``W``'s dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.array([[0.5, 0.3, 0.2]]); q = np.sqrt(p); j = np.array([2])
+    >>> v = q.copy(); v[0, 2] -= 1; beta = 2 / (v ** 2).sum(1)
+    >>> W = np.arange(6.0).reshape(3, 2)
+    >>> V = cross_entropy_exact_columns(q, v, j, np.ones(1), beta, W)
+    >>> S = q[0][:, None] * (np.eye(3) - beta[0] * np.outer(v[0], v[0]))[:, :2]
+    >>> bool(np.allclose(V[:, 0], S.T @ W)), bool(np.allclose(S @ S.T, np.diag(p[0]) - np.outer(p[0], p[0])))
+    (True, True)
+    """
+    W = _check2("W", W)
+    dt = W.dtype
+    N, C = q.shape
+    if v.shape != (N, C) or W.shape[0] != C or j.shape != (N,) or a.shape != (N,) or b.shape != (N,):
+        raise ValueError(f"q {q.shape}, v {v.shape}, j {j.shape}, a {a.shape}, b {b.shape} and "
+                         f"W {W.shape} do not fit: need (N, C), (N, C), (N,), (N,), (N,), (C, d)")
+    q = np.ascontiguousarray(q, dtype=dt)
+    v = np.ascontiguousarray(v, dtype=dt)
+    R = (q * v) @ W
+    out = _out(out, (max(C - 1, 0), N, W.shape[1]), dt)
+    _ce_exact_columns(q, v, np.ascontiguousarray(j, dtype=np.int64),
+                      np.ascontiguousarray(a, dtype=dt), np.ascontiguousarray(b, dtype=dt),
+                      W, R, out)
+    return out
+
+
+def cross_entropy_sampled_columns(PW, cls, scale, W, out=None):
+    r"""Sampled cross-entropy columns times ``W``: ``scale_k (PW_k - W[cls[s, k]])``.
+
+    The sampled column of sample ``k`` is :math:`\text{scale}_k (p_k - e_{\hat c})`; its
+    product with ``W`` (C, d) is :math:`\text{scale}_k (p_k W - W_{\hat c})`, with
+    ``PW = p @ W`` (N, d) shared by the samples.  ``cls`` (K, N) are the sampled classes;
+    the result, shape (K, N, d), is written to ``out`` when given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.arange(6.0).reshape(3, 2); p = np.array([[0.5, 0.3, 0.2]])
+    >>> cross_entropy_sampled_columns(p @ W, np.array([[1]]), np.array([2.0]), W)
+    array([[[-1.2, -1.2]]])
+    """
+    W = _check2("W", W)
+    PW = _check2("PW", PW, W.dtype)
+    K, N = cls.shape
+    if PW.shape != (N, W.shape[1]) or scale.shape != (N,):
+        raise ValueError(f"PW {PW.shape}, cls {cls.shape}, scale {scale.shape} and W {W.shape} "
+                         "do not fit: need (N, d), (K, N), (N,), (C, d)")
+    if cls.size and (cls.min() < 0 or cls.max() >= W.shape[0]):
+        raise ValueError(f"cls must index the {W.shape[0]} rows of W, got values in "
+                         f"[{cls.min()}, {cls.max()}]")
+    out = _out(out, (K, N, W.shape[1]), W.dtype)
+    _ce_sampled_columns(PW, np.ascontiguousarray(cls, dtype=np.int64),
+                        np.ascontiguousarray(scale, dtype=W.dtype), W, out)
+    return out
+
+
+def _out(out, shape, dtype):
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == dtype
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"out must be a writeable C-contiguous array of shape {tuple(shape)} and "
+                         f"dtype {np.dtype(dtype)}, got {getattr(out, 'shape', None)} "
+                         f"{getattr(out, 'dtype', type(out).__name__)}")
+    return out
+
+
+def _check2(name, x, dtype=None):
+    if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype in (np.float32, np.float64)
+            and (dtype is None or x.dtype == dtype)):
+        raise ValueError(f"{name} must be a 2-D float32/float64 array"
+                         + ("" if dtype is None else f" of dtype {dtype}") + ", got "
+                         f"{getattr(x, 'shape', None)} {getattr(x, 'dtype', type(x).__name__)}")
+    return np.ascontiguousarray(x)
+
+
+def square_colsum(G, out=None):
+    r""":math:`G^{\odot 2}` and its column sums :math:`\mathbf 1^T G^{\odot 2}`, one pass.
+
+    Parameters
+    ----------
+    G : ndarray, shape (N, m), float32 or float64
+    out : ndarray, shape (N, m), optional
+        Where to write the squares (C-contiguous, ``G``'s dtype); new by default.
+
+    Returns
+    -------
+    sq : ndarray, shape (N, m)
+    colsum : ndarray, shape (m,)
+        Accumulated in float64, stored in ``G``'s dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sq, s = square_colsum(np.array([[1.0, -2.0], [3.0, 0.5]]))
+    >>> sq
+    array([[1.  , 4.  ],
+           [9.  , 0.25]])
+    >>> s
+    array([10.  ,  4.25])
+    """
+    G = _check2("G", G)
+    sq = _out(out, G.shape, G.dtype)
+    colsum = np.empty(G.shape[1], dtype=G.dtype)
+    _square_colsum(G, sq, colsum)
+    return sq, colsum
+
+
+def scale_rows_colsum(G, c, out=None):
+    r"""Each row of ``G`` times ``c`` (shape (N,)), and the column sums of the result.
+
+    Returns ``(c[:, None] * G, 1^T (c[:, None] * G))`` in ``G``'s dtype (the sums
+    accumulated in float64), the first written to ``out`` when given; ``ValueError``
+    when ``c`` is not of shape ``(N,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out, s = scale_rows_colsum(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([2.0, 0.5]))
+    >>> out
+    array([[2. , 4. ],
+           [1.5, 2. ]])
+    >>> s
+    array([3.5, 6. ])
+    """
+    G = _check2("G", G)
+    c = np.ascontiguousarray(c, dtype=G.dtype)
+    if c.shape != (G.shape[0],):
+        raise ValueError(f"c has shape {c.shape}; G of shape {G.shape} needs ({G.shape[0]},)")
+    out = _out(out, G.shape, G.dtype)
+    colsum = np.empty(G.shape[1], dtype=G.dtype)
+    _scale_rows_colsum(G, c, out, colsum)
+    return out, colsum
+
+
+def ghost_norms_add(G, A, total):
+    r"""Add :math:`\|g_k\|^2 (\|a_k\|^2 + 1)` to ``total[k]`` (float64, shape (N,)), in place.
+
+    The squared norm of sample ``k``'s gradient of one layer, :math:`\|g_k a_k^T\|_F^2 +
+    \|g_k\|^2`, from the rows ``g_k`` of ``G`` (N, m) and ``a_k`` of ``A`` (N, d).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> total = np.zeros(2)
+    >>> ghost_norms_add(np.array([[1.0, 2.0], [0.0, 1.0]]), np.array([[1.0], [3.0]]), total)
+    array([10., 10.])
+    """
+    G = _check2("G", G)
+    A = _check2("A", A, G.dtype)
+    if A.shape[0] != G.shape[0] or not (isinstance(total, np.ndarray) and total.dtype == np.float64
+                                        and total.shape == (G.shape[0],)):
+        raise ValueError(f"G {G.shape}, A {A.shape} and total "
+                         f"{getattr(total, 'shape', None)} {getattr(total, 'dtype', None)} must "
+                         "have one row per sample (total: float64)")
+    _ghost_norms_add(G, A, total)
+    return total
+
+
+def gate_from_output(V, A, activation, square=True, out=None, colsum=None):
+    r"""Gate the columns ``V`` (K, N, m) in place by the derivative of ``activation``
+    formed from its output ``A`` (N, m) in the same pass, and, with ``square``, return
+    :math:`\sum_c V_c^{\odot 2}` (in ``out``) and its column sums (in ``colsum``) as
+    :func:`gate_square_sum` does; without ``square`` return None.
+
+    ``activation``: ``"sigmoid"`` (:math:`g' = a(1 - a)`) or ``"tanh"``
+    (:math:`g' = (1 + a)(1 - a)`), the formulas of the activations' ``from_output``
+    derivatives; no derivative array is written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> V = np.ones((2, 1, 2)); A = np.array([[0.5, 0.25]])
+    >>> gate_from_output(V, A, "sigmoid")
+    array([[0.125   , 0.0703125]])
+    >>> V[0]
+    array([[0.25  , 0.1875]])
+    """
+    if activation not in FROM_OUTPUT:
+        raise ValueError(f"activation must be one of {sorted(FROM_OUTPUT)}, got {activation!r}")
+    if not (isinstance(V, np.ndarray) and V.ndim == 3 and V.dtype in (np.float32, np.float64)
+            and V.flags.c_contiguous):
+        raise ValueError(f"V must be a C-contiguous 3-D float32/float64 array, got "
+                         f"{getattr(V, 'shape', None)} {getattr(V, 'dtype', type(V).__name__)}")
+    shape = V.shape[1:]
+    A = _check2("A", A, V.dtype)
+    if A.shape != shape:
+        raise ValueError(f"A has shape {A.shape}; V {V.shape} needs {shape}")
+    if square:
+        out = _out(out, shape, V.dtype)
+        colsum = _out(colsum, shape[1:], V.dtype)
+    else:
+        out, colsum = np.empty((0, 0), V.dtype), np.empty(0, V.dtype)
+    _gate_from_output(V, A, FROM_OUTPUT[activation], bool(square), out, colsum)
+    return out if square else None
+
+
+def gate_square_sum(V, gp=None, out=None, colsum=None):
+    r"""Gate the columns ``V`` by ``gp`` in place and return :math:`\sum_c V_c^{\odot 2}`.
+
+    Parameters
+    ----------
+    V : ndarray, shape (K, N, m), float32 or float64, C-contiguous
+        The columns; overwritten by ``V * gp`` when ``gp`` is given.
+    gp : ndarray, shape (N, m), optional
+        The activation's derivative (same dtype); None: no gating, ``V`` is not written.
+    out : ndarray, shape (N, m), optional
+        Where to write the sum (same dtype); a new array by default.
+    colsum : ndarray, shape (m,), optional
+        Where to write the column sums of the result (same dtype), accumulated in float64.
+
+    Returns
+    -------
+    ndarray, shape (N, m)
+        :math:`Q_{ki} = \sum_c V_{cki}^2` after the gating.
+
+    Raises
+    ------
+    ValueError
+        ``V`` not a C-contiguous 3-D float32/float64 array, or ``gp`` / ``out`` /
+        ``colsum`` of another shape or dtype (both shapes named).
+    """
+    if not (isinstance(V, np.ndarray) and V.ndim == 3 and V.dtype in (np.float32, np.float64)
+            and V.flags.c_contiguous):
+        raise ValueError(f"V must be a C-contiguous 3-D float32/float64 array, got "
+                         f"{getattr(V, 'shape', None)} {getattr(V, 'dtype', type(V).__name__)}")
+    shape = V.shape[1:]
+    if out is None:
+        out = np.empty(shape, dtype=V.dtype)
+    elif out.shape != shape or out.dtype != V.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; V {V.shape} "
+                         f"{V.dtype} needs a C-contiguous {shape} {V.dtype}")
+    if colsum is None:
+        colsum = np.empty(shape[1], dtype=V.dtype)
+    elif colsum.shape != shape[1:] or colsum.dtype != V.dtype:
+        raise ValueError(f"colsum has shape {colsum.shape} and dtype {colsum.dtype}; V "
+                         f"{V.shape} {V.dtype} needs {shape[1:]} {V.dtype}")
+    if gp is None:
+        _square_sum(V, out, colsum)
+        return out
+    if gp.shape != shape or gp.dtype != V.dtype:
+        raise ValueError(f"gp has shape {gp.shape} and dtype {gp.dtype}; V {V.shape} "
+                         f"{V.dtype} needs {shape} {V.dtype}")
+    _gate_square_sum(V, np.ascontiguousarray(gp), out, colsum)
+    return out
