@@ -86,6 +86,7 @@ def _output(out, trace, transform):
     if type(out) is Traced:
         if out._trace is not trace:
             raise TypeError(f"{transform}: f returned a value traced by another transform")
+        out.value  # a pending element-wise result is evaluated (and recorded) now
         return out
     if isinstance(out, (tuple, list, dict)):
         raise TypeError(
@@ -275,8 +276,8 @@ def _backward(trace, out_node, cotangent, keep):
     return [grads.get(node) for node in trace.input_nodes]
 
 
-def _reverse(f, args, nums, primals, transform):
-    trace = Trace("reverse", len(nums))
+def _reverse(f, args, nums, primals, transform, once=False):
+    trace = Trace("reverse", len(nums), once=once)
     traced = [trace.new_input(x, k) for k, x in enumerate(primals)]
     out = _call(f, args, nums, traced)
     return trace, out, _output(out, trace, transform)
@@ -393,7 +394,7 @@ def value_and_grad(f, argnums=0):
 
     def value_and_grad_of_f(*args):
         single, nums, primals = _prepare(args, argnums, "grad")
-        trace, out, result = _reverse(f, args, nums, primals, "grad")
+        trace, out, result = _reverse(f, args, nums, primals, "grad", once=True)
         _scalar_output(result, out, "grad")
         if result is None:
             grads = [None] * len(primals)

@@ -1,0 +1,521 @@
+r"""Pending element-wise calls and the chunked gradient of a sum or mean of them.
+
+In reverse mode (:func:`structjac.grad`, :func:`structjac.vjp`) an element-wise call on
+large arrays (``np.tanh(x)``, ``x * y``, ``-x``, ``x ** 2`` ...) is recorded without
+being evaluated: its traced value is *pending*. Two things can happen to it.
+
+* Anything reads its value (a matmul, indexing, a reshape, the output of ``f``): the
+  pending calls it depends on are evaluated in the order they were made by the
+  ordinary rules (:meth:`Pending.force`), exactly as if they had never been pending.
+* ``np.sum`` or ``np.mean`` over all its axes consumes it: :func:`fused_reduction`
+  evaluates the element-wise graph and its reverse pass together, chunk by chunk
+  (``CHUNK_BYTES`` per intermediate, so every intermediate of a chunk stays in the
+  cache), and records one tape entry whose vjp is :math:`\bar s\, G` with
+
+  .. math::
+
+      G = \frac{\partial s}{\partial u} = c \sum_{\text{paths}} \prod f'
+
+  for each traced array ``u`` the graph reads (``c = 1`` for a sum, ``1/n`` for a mean).
+  The forward values go through numpy's own ufuncs with ``out=`` buffers of one chunk
+  (the same numbers as the whole-array calls); the reverse pass of a chunk is one Numba
+  call that runs the list of products :math:`\bar u \mathrel{+}= \bar y\, f'(a)` built
+  once per reduction (the derivative formulas of :mod:`~structjac.transforms._kernels`,
+  or a derivative computed by the rule's own numpy expression into a buffer). A
+  cotangent that is one number (the sum's, passed through ``+`` and ``-``) stays one
+  number. The memory is ``O(chunk)`` besides ``G``; no array of the input's size is
+  made for an intermediate.
+
+Correctness never depends on this module: a call is pending only when its arguments
+are arrays of one shape and dtype (or numbers), and every other use of a pending value
+evaluates it by the ordinary rules. Floating-point warnings of the forward values are
+reported once per kind and function, as numpy's ``errstate`` asks (``raise`` raises
+``FloatingPointError``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numba
+import numpy as np
+
+from ..kernels._config import JIT
+from . import _kernels as _fk
+from ._tracer import Traced
+
+__all__ = ["MIN_SIZE", "CHUNK_BYTES", "Pending", "pending_call", "fused_reduction"]
+
+#: Element-wise calls on fewer entries are evaluated at once (the chunked pass pays
+#: per chunk and per call; below this size the whole arrays are in the cache anyway).
+MIN_SIZE = 1 << 16
+#: Bytes of one chunk of one intermediate.
+CHUNK_BYTES = 1 << 16
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+#: The reverse program's "derivative 1" code, besides the codes of ``_kernels``.
+ONE = 100
+# How an argument enters the reverse pass: (kind, data)
+_SCALE, _KERNEL, _GENERIC = 0, 1, 2
+
+
+class Pending:
+    """An element-wise call recorded and not evaluated yet.
+
+    Attributes
+    ----------
+    ufunc : numpy.ufunc
+    eager : callable () -> Traced
+        The ordinary rule of the call (evaluates it, records its tape entry).
+    args : tuple
+        The call's arguments: traced values (pending or not), numbers, constant arrays.
+    shape, dtype, size
+        The output's.
+    serial : int
+        Its position in the order the calls were made (the graph's topological order).
+    back : tuple
+        Per argument: None for a constant, else ``(kind, data)``: ``(_SCALE, c)`` for
+        the derivative ``c``; ``(_KERNEL, (code, k))`` for the formula ``code`` of
+        ``_kernels`` applied to argument ``k`` (``-1``: the output); ``(_GENERIC, d)``
+        for ``d(u, v, y)``, the rule's own derivative of the chunk's values.
+    """
+
+    __slots__ = ("ufunc", "eager", "args", "shape", "dtype", "size", "serial", "back")
+
+    def __init__(self, ufunc, eager, args, shape, dtype, size, serial, back):
+        self.ufunc = ufunc
+        self.eager = eager
+        self.args = args
+        self.shape = shape
+        self.dtype = dtype
+        self.size = size
+        self.serial = serial
+        self.back = back
+
+    def force(self, node):
+        """Evaluate ``node`` (this call) and the pending calls it reads, in their order,
+        by the ordinary rules; return its value."""
+        for p in _graph(node):
+            result = p._pending.eager()
+            p._value, p._payload, p._source = result._value, result._payload, result._source
+            p._pending = None
+        return node._value
+
+
+def _graph(root):
+    """The pending nodes ``root`` depends on (itself included), in the order they were made."""
+    seen = {id(root): root}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for a in node._pending.args:
+            if type(a) is Traced and a._value is None and id(a) not in seen:
+                seen[id(a)] = a
+                stack.append(a)
+    return sorted(seen.values(), key=lambda t: t._pending.serial)
+
+
+def _number(a):
+    """``a`` as a numpy/Python real number, or None when it is not one."""
+    if isinstance(a, (bool, int, float, np.integer, np.floating)):
+        return a
+    if isinstance(a, np.ndarray) and a.ndim == 0 and a.dtype.kind in "biuf":
+        return a[()]
+    return None
+
+
+def pending_call(ufunc, eager, inputs, trace, derivatives):
+    """Record the element-wise call ``ufunc(*inputs)`` as pending, or return None.
+
+    Parameters
+    ----------
+    ufunc : numpy.ufunc
+    eager : callable () -> Traced
+        The ordinary rule (run when the value is read).
+    inputs : tuple
+        The call's arguments.
+    trace : Trace
+        A reverse-mode trace.
+    derivatives : callable (numbers) -> tuple
+        Given, per argument, its number (or None for an array), returns per argument
+        its ``back`` entry (see :class:`Pending`), or None to decline.
+
+    Returns
+    -------
+    Traced or None
+        The pending value; None when the call is evaluated now: an argument of another
+        shape (broadcasting) or dtype, fewer than :data:`MIN_SIZE` entries, a complex or
+        integer output.
+    """
+    shape = None
+    dtype = None
+    numbers = []
+    result_args = []
+    for a in inputs:
+        if type(a) is Traced:
+            if a._trace is not trace:
+                return None  # the ordinary rule names the mix of transforms
+            s, d = a.shape, a.dtype
+            if shape is None:
+                shape, dtype = s, d
+            elif s != shape or d != dtype:
+                return None
+            numbers.append(None)
+            result_args.append(d)
+            continue
+        c = _number(a)
+        if c is not None:
+            numbers.append(c)
+            result_args.append(c)
+            continue
+        if isinstance(a, np.ndarray) and a.dtype.kind in "biuf":
+            numbers.append(None)
+            result_args.append(a.dtype)
+            continue
+        return None
+    if dtype is None or dtype not in _FLOATS:
+        return None
+    size = 1
+    for s in shape:
+        size *= s
+    if size < MIN_SIZE:
+        return None
+    for a in inputs:
+        if isinstance(a, np.ndarray) and a.ndim and a.shape != shape:
+            return None
+    if np.result_type(*result_args) != dtype:
+        return None
+    back = derivatives(numbers)
+    if back is None:
+        return None
+    trace.pending += 1
+    p = Pending(ufunc, eager, tuple(inputs), shape, dtype, size, trace.pending, back)
+    return Traced._make_pending(trace, p)
+
+
+# ============================================================  the reverse program
+def _loops(code):
+    """The two loops of one derivative formula, ``out (+)= s * g * f'(a)`` and
+    ``out (+)= s * f'(a)``, compiled apart (the formula a constant, the arrays separate
+    arguments) so that each vectorises."""
+    if code == ONE:
+        @numba.njit(**JIT)
+        def with_g(out, g, a, s, m, acc):
+            if acc:
+                for i in range(m):
+                    out[i] += s * g[i]
+            else:
+                for i in range(m):
+                    out[i] = s * g[i]
+
+        @numba.njit(**JIT)
+        def without_g(out, a, s, m, acc):
+            if acc:
+                for i in range(m):
+                    out[i] += s
+            else:
+                for i in range(m):
+                    out[i] = s
+
+        return with_g, without_g
+
+    @numba.njit(**JIT)
+    def with_g(out, g, a, s, m, acc):
+        if acc:
+            for i in range(m):
+                out[i] += s * g[i] * _fk._derivative(code, a[i])
+        else:
+            for i in range(m):
+                out[i] = s * g[i] * _fk._derivative(code, a[i])
+
+    @numba.njit(**JIT)
+    def without_g(out, a, s, m, acc):
+        if acc:
+            for i in range(m):
+                out[i] += s * _fk._derivative(code, a[i])
+        else:
+            for i in range(m):
+                out[i] = s * _fk._derivative(code, a[i])
+
+    return with_g, without_g
+
+
+_G0, _S0 = _loops(_fk.TIMES)
+_G1, _S1 = _loops(_fk.TANH_Y)
+_G2, _S2 = _loops(_fk.SIGMOID_Y)
+_G3, _S3 = _loops(_fk.OVER_1PA)
+_G4, _S4 = _loops(_fk.OVER)
+_G5, _S5 = _loops(_fk.TIMES_2A)
+_G6, _S6 = _loops(_fk.HALF_OVER)
+_G7, _S7 = _loops(_fk.TIMES_AP1)
+_G100, _S100 = _loops(ONE)
+
+
+@numba.njit(**JIT)
+def _run_program(program, scalars, rows, m):
+    """Run the reverse program on the first ``m`` entries of the chunk's ``rows``.
+
+    Instruction ``k`` is ``(code, dst, g, a, acc)``: ``rows[dst] (+)= s * rows[g] *
+    f'_code(rows[a])`` with ``s = scalars[k]`` (of the rows' dtype: float32 stays
+    float32); ``g < 0`` reads 1, ``code == ONE`` is the derivative 1 (``a`` unused).
+    """
+    for k in range(program.shape[0]):
+        code = program[k, 0]
+        out = rows[program[k, 1]]
+        gi = program[k, 2]
+        a = rows[max(program[k, 3], 0)]
+        acc = program[k, 4] != 0
+        s = scalars[k]
+        if gi >= 0:
+            g = rows[gi]
+            if code == 0:
+                _G0(out, g, a, s, m, acc)
+            elif code == 1:
+                _G1(out, g, a, s, m, acc)
+            elif code == 2:
+                _G2(out, g, a, s, m, acc)
+            elif code == 3:
+                _G3(out, g, a, s, m, acc)
+            elif code == 4:
+                _G4(out, g, a, s, m, acc)
+            elif code == 5:
+                _G5(out, g, a, s, m, acc)
+            elif code == 6:
+                _G6(out, g, a, s, m, acc)
+            elif code == 7:
+                _G7(out, g, a, s, m, acc)
+            else:
+                _G100(out, g, a, s, m, acc)
+        elif code == 0:
+            _S0(out, a, s, m, acc)
+        elif code == 1:
+            _S1(out, a, s, m, acc)
+        elif code == 2:
+            _S2(out, a, s, m, acc)
+        elif code == 3:
+            _S3(out, a, s, m, acc)
+        elif code == 4:
+            _S4(out, a, s, m, acc)
+        elif code == 5:
+            _S5(out, a, s, m, acc)
+        elif code == 6:
+            _S6(out, a, s, m, acc)
+        elif code == 7:
+            _S7(out, a, s, m, acc)
+        else:
+            _S100(out, a, s, m, acc)
+
+
+class _Plan:
+    """The rows and the two programs of one fused reduction."""
+
+    def __init__(self, nodes, dtype, seed):
+        self.dtype = dtype
+        self._position = {id(n): i for i, n in enumerate(nodes)}
+        self.n_rows = 0
+        self.row_of = {}  # id(node) -> value row
+        self.external = []  # (row, flat array): leaves and constants the kernels read
+        self.external_row = {}
+        self.leaves = []  # traced arrays (not pending) the graph reads
+        self.leaf_index = {}
+        self.forward = []  # (ufunc, [arg specs], row, [(generic d, arg specs, d row)])
+        for node in nodes:
+            self.row_of[id(node)] = self._row()
+        for node in nodes:
+            p = node._pending
+            specs = [self._spec(a) for a in p.args]
+            generic = []
+            for k, entry in enumerate(p.back):
+                if entry is not None and entry[0] == _GENERIC:
+                    generic.append((entry[1], self._row(), k))
+            self.forward.append((p.ufunc, specs, self.row_of[id(node)], generic))
+        self._reverse(nodes, seed)
+
+    def _row(self):
+        self.n_rows += 1
+        return self.n_rows - 1
+
+    def _spec(self, a):
+        if type(a) is Traced:
+            if a._value is None:
+                return ("row", self.row_of[id(a)])
+            if id(a) not in self.leaf_index:
+                self.leaf_index[id(a)] = len(self.leaves)
+                self.leaves.append(a)
+            return ("flat", np.reshape(a._value, -1), id(a))
+        c = _number(a)
+        if c is not None:
+            return ("number", c)
+        return ("flat", np.reshape(a, -1), id(a))
+
+    def _operand_row(self, spec, node_row):
+        """The row a kernel reads for an argument spec (``None``: the output)."""
+        if spec is None:
+            return node_row
+        if spec[0] == "row":
+            return spec[1]
+        key = spec[2]
+        if key not in self.external_row:
+            row = self._row()
+            self.external_row[key] = row
+            self.external.append((row, spec[1]))
+        return self.external_row[key]
+
+    def _reverse(self, nodes, seed):
+        program, scalars = [], []
+        cot = {id(nodes[-1]): ("number", seed)}  # id -> ("number", c) or ("row", r)
+        self.leaf_cot = {}
+
+        def emit(code, dst, g, a, acc, s):
+            program.append((code, dst, g, a, 1 if acc else 0))
+            scalars.append(float(s))
+
+        def add_to(target, key, contribution):
+            """contribution: ("number", c) or (code, g_row, a_row, s)."""
+            have = cot.get(key)
+            if contribution[0] == "number":
+                if have is None:
+                    cot[key] = contribution
+                elif have[0] == "number":
+                    cot[key] = ("number", have[1] + contribution[1])
+                else:
+                    emit(ONE, have[1], -1, -1, True, contribution[1])
+                return
+            code, g, a, s = contribution
+            if have is None or have[0] == "number":
+                row = self._row()
+                emit(code, row, g, a, False, s)
+                if have is not None and have[1] != 0:
+                    emit(ONE, row, -1, -1, True, have[1])
+                cot[key] = ("row", row)
+            else:
+                emit(code, have[1], g, a, True, s)
+
+        for node in reversed(nodes):
+            c = cot.get(id(node))
+            if c is None:
+                continue
+            p = node._pending
+            node_row = self.row_of[id(node)]
+            specs = self.forward_specs(node)
+            generic_rows = {k: row for _, row, k in self.forward_of(node)[3]}
+            for k, (a, entry) in enumerate(zip(p.args, p.back)):
+                if entry is None or type(a) is not Traced:
+                    continue
+                kind, data = entry
+                if kind == _SCALE:
+                    data = float(data)  # a float32 number must not round the products
+                g_row, g_s = (-1, c[1]) if c[0] == "number" else (c[1], 1.0)
+                if kind == _SCALE:
+                    if g_row < 0:
+                        contribution = ("number", g_s * data)
+                    else:
+                        contribution = (ONE, g_row, -1, data)
+                elif kind == _KERNEL:
+                    code, which = data
+                    a_row = self._operand_row(None if which < 0 else specs[which], node_row)
+                    contribution = (code, g_row, a_row, g_s)
+                else:
+                    contribution = (_fk.TIMES, g_row, generic_rows[k], g_s)
+                add_to(a, id(a), contribution)
+        self.program = np.array(program, dtype=np.int64).reshape(-1, 5)
+        self.scalars = np.array(scalars, dtype=self.dtype)
+        self.leaf_cot = [cot.get(id(leaf)) for leaf in self.leaves]
+
+    def forward_of(self, node):
+        return self.forward[self._position[id(node)]]
+
+    def forward_specs(self, node):
+        return self.forward_of(node)[1]
+
+
+_ERRORS = {"divide by zero": "divide", "overflow": "over", "underflow": "under", "invalid": "invalid"}
+
+
+def _report(flagged, modes):
+    """Report the floating-point errors of the forward values as numpy would, once each."""
+    for kind, name in flagged:
+        if modes[_ERRORS.get(kind, "invalid")] == "raise":
+            raise FloatingPointError(f"{kind} encountered in {name}")
+    for kind, name in flagged:
+        if modes[_ERRORS.get(kind, "invalid")] == "warn":
+            warnings.warn(f"{kind} encountered in {name}", RuntimeWarning, stacklevel=2)
+
+
+def fused_reduction(x, mean):
+    r"""The chunked sum (or mean) of the pending value ``x`` and its gradient.
+
+    Parameters
+    ----------
+    x : Traced
+        A pending value.
+    mean : bool
+        The mean (scale :math:`1/n`) instead of the sum.
+
+    Returns
+    -------
+    total : float
+        The sum or mean of ``x``'s entries (as a Python float).
+    grads : list of (Traced, ndarray or float)
+        Each traced array ``u`` the graph reads with :math:`\partial s/\partial u`,
+        flat (an array of ``u.size`` entries of ``u``'s dtype), or one number when every
+        entry is the same; ``None`` when ``s`` does not depend on ``u``.
+    None
+        When the fused pass cannot honour the caller's ``np.errstate`` (``call`` or
+        ``print``, or ``log``): the caller evaluates ``x`` by the ordinary rules.
+    """
+    modes = np.geterr()
+    if any(m not in ("ignore", "warn", "raise") for m in modes.values()):
+        return None
+    nodes = _graph(x)
+    n = x.size
+    dtype = x.dtype
+    seed = 1.0 / n if mean else 1.0
+    plan = _Plan(nodes, dtype, seed)
+    chunk = max(1, CHUNK_BYTES // dtype.itemsize)
+    rows = np.empty((plan.n_rows, min(chunk, n)), dtype=dtype)
+    grads = []
+    for leaf, c in zip(plan.leaves, plan.leaf_cot):
+        if c is None:
+            grads.append(None)
+        elif c[0] == "number":
+            grads.append(c[1])
+        else:
+            grads.append(np.empty(n, dtype=dtype))
+    leaf_rows = [(c[1], g) for c, g in zip(plan.leaf_cot, grads) if c is not None and c[0] == "row"]
+    root = plan.row_of[id(nodes[-1])]
+    program, scalars = plan.program, plan.scalars
+    flagged = []
+    current = [None]
+
+    def on_error(kind, flag):
+        entry = (kind, current[0])
+        if entry not in flagged and modes[_ERRORS.get(kind, "invalid")] != "ignore":
+            flagged.append(entry)
+
+    quiet = all(m == "ignore" for m in modes.values())
+    total = 0.0
+    full = [rows[r] for r in range(plan.n_rows)]
+    with np.errstate(all="ignore") if quiet else np.errstate(all="call", call=on_error):
+        for i0 in range(0, n, chunk):
+            i1 = min(i0 + chunk, n)
+            m = i1 - i0
+            view = full if m == chunk else [rows[r, :m] for r in range(plan.n_rows)]
+            for row, flat in plan.external:
+                np.copyto(view[row], flat[i0:i1], casting="unsafe")
+            for ufunc, specs, row, generic in plan.forward:
+                args = [view[s[1]] if s[0] == "row" else s[1] if s[0] == "number" else s[1][i0:i1]
+                        for s in specs]
+                current[0] = ufunc.__name__
+                ufunc(*args, out=view[row])
+                if generic:
+                    with np.errstate(all="ignore"):
+                        for d, d_row, _ in generic:
+                            np.copyto(view[d_row], d(*args, view[row]), casting="unsafe")
+            total += float(np.add.reduce(view[root]))
+            with np.errstate(all="ignore"):
+                _run_program(program, scalars, rows, m)
+            for row, g in leaf_rows:
+                g[i0:i1] = view[row]
+    _report(flagged, modes)
+    return (total / n if mean else total), list(zip(plan.leaves, grads))
