@@ -41,6 +41,8 @@ import numba
 import numpy as np
 
 from ..kernels._config import JIT
+from ..structures import Diagonal, Identity
+from . import _compose, _local
 from . import _kernels as _fk
 from ._tracer import Traced
 
@@ -50,7 +52,7 @@ __all__ = ["MIN_SIZE", "CHUNK_BYTES", "Pending", "pending_call", "fused_reductio
 #: per chunk and per call; below this size the whole arrays are in the cache anyway).
 MIN_SIZE = 1 << 16
 #: Bytes of one chunk of one intermediate.
-CHUNK_BYTES = 1 << 16
+CHUNK_BYTES = 1 << 17
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: The reverse program's "derivative 1" code, besides the codes of ``_kernels``.
@@ -93,13 +95,46 @@ class Pending:
         self.back = back
 
     def force(self, node):
-        """Evaluate ``node`` (this call) and the pending calls it reads, in their order,
-        by the ordinary rules; return its value."""
+        """Evaluate ``node`` (this call); return its value.
+
+        Forward mode (``jacobian``): one chunked pass gives its values and the diagonals
+        of its Jacobians (:func:`fused_diagonal`), composed with the Jacobians of the
+        arrays it reads. Otherwise, and when that pass declines, the pending calls it
+        reads are evaluated in their order by the ordinary rules.
+        """
+        if node._trace.mode == "jacobian":
+            fused = fused_diagonal(node)
+            if fused is not None:
+                values, grads = fused
+                values.flags.writeable = False
+                node._payload = _jacobians(node._trace, grads, node.dtype, node.size)
+                node._value, node._pending = values, None
+                return values
         for p in _graph(node):
             result = p._pending.eager()
             p._value, p._payload, p._source = result._value, result._payload, result._source
             p._pending = None
         return node._value
+
+
+def _jacobians(trace, grads, dtype, n):
+    r""":math:`J_x = \sum_u \operatorname{diag}(g_u)\, J_u`, per input of the trace."""
+    jacs = [None] * trace.n_inputs
+    for leaf, g in grads:
+        if g is None:
+            continue
+        owned = isinstance(g, np.ndarray)  # made by the pass: the first product may keep it
+        for k, J in enumerate(leaf._payload):
+            if J is None:
+                continue
+            if owned and type(J) is Identity and J.dtype == dtype:
+                product, owned = Diagonal._wrap(g), False
+            else:
+                product = _compose.diagonal_times(g, J, dtype)
+            if product is None:
+                product = _compose.compose(_local.diagonal_structure(g, (n,), dtype), J)
+            jacs[k] = _compose.accumulate(jacs[k], product)
+    return tuple(jacs)
 
 
 def _graph(root):
@@ -147,6 +182,11 @@ def pending_call(ufunc, eager, inputs, trace, derivatives):
         shape (broadcasting) or dtype, fewer than :data:`MIN_SIZE` entries, a complex or
         integer output.
     """
+    for a in inputs:
+        if type(a) is Traced:
+            if a.size < MIN_SIZE:
+                return None  # the common case of small arrays: decided at once
+            break
     shape = None
     dtype = None
     numbers = []
@@ -464,13 +504,47 @@ def fused_reduction(x, mean):
         When the fused pass cannot honour the caller's ``np.errstate`` (``call`` or
         ``print``, or ``log``): the caller evaluates ``x`` by the ordinary rules.
     """
+    result = _fused_pass(x, 1.0 / x.size if mean else 1.0, keep=False)
+    if result is None:
+        return None
+    total, _, grads = result
+    return (total / x.size if mean else total), grads
+
+
+def fused_diagonal(x):
+    r"""The values of the pending ``x`` and the diagonals of its Jacobians, chunk by chunk.
+
+    An element-wise graph maps entry ``i`` of the arrays it reads to entry ``i`` of
+    ``x``, so :math:`\partial x/\partial u = \operatorname{diag}(g_u)` for each traced
+    array ``u`` it reads, and :math:`g_u` is the reverse pass with the cotangent
+    :math:`\mathbf 1`: the same chunked pass as :func:`fused_reduction`, keeping the
+    values of ``x``.
+
+    Returns
+    -------
+    values : ndarray
+        ``x``'s values, of its shape.
+    grads : list of (Traced, ndarray or float or None)
+        As :func:`fused_reduction`: :math:`g_u` flat, one number, or None.
+    None
+        As :func:`fused_reduction`.
+    """
+    result = _fused_pass(x, 1.0, keep=True)
+    if result is None:
+        return None
+    _, values, grads = result
+    return values.reshape(x.shape), grads
+
+
+def _fused_pass(x, seed, keep):
+    """The chunked forward-and-reverse pass from ``x`` with the cotangent ``seed`` on
+    every entry: ``(sum of x, x's values if keep else None, [(leaf, gradient)])``."""
     modes = np.geterr()
     if any(m not in ("ignore", "warn", "raise") for m in modes.values()):
         return None
     nodes = _graph(x)
     n = x.size
     dtype = x.dtype
-    seed = 1.0 / n if mean else 1.0
     plan = _Plan(nodes, dtype, seed)
     chunk = max(1, CHUNK_BYTES // dtype.itemsize)
     rows = np.empty((plan.n_rows, min(chunk, n)), dtype=dtype)
@@ -484,6 +558,7 @@ def fused_reduction(x, mean):
             grads.append(np.empty(n, dtype=dtype))
     leaf_rows = [(c[1], g) for c, g in zip(plan.leaf_cot, grads) if c is not None and c[0] == "row"]
     root = plan.row_of[id(nodes[-1])]
+    values = np.empty(n, dtype=dtype) if keep else None
     program, scalars = plan.program, plan.scalars
     flagged = []
     current = [None]
@@ -495,27 +570,44 @@ def fused_reduction(x, mean):
 
     quiet = all(m == "ignore" for m in modes.values())
     total = 0.0
-    full = [rows[r] for r in range(plan.n_rows)]
+    def steps(m):
+        """The forward calls over the first ``m`` entries of the rows: per call the
+        ufunc, its argument list (the rows' views and numbers in place; the slots of
+        the flat arrays filled per chunk), its output row and its generic derivatives."""
+        view = [rows[r, :m] for r in range(plan.n_rows)]
+        out = []
+        for ufunc, specs, row, generic in plan.forward:
+            args = [view[s[1]] if s[0] == "row" else s[1] if s[0] == "number" else None
+                    for s in specs]
+            flats = [(k, s[1]) for k, s in enumerate(specs) if s[0] == "flat"]
+            derivatives = [(d, view[d_row]) for d, d_row, _ in generic]
+            out.append((ufunc, args, flats, view[row], derivatives, ufunc.__name__))
+        external = [(view[row], flat) for row, flat in plan.external]
+        return view, out, external
+
+    full = steps(min(chunk, n))
     with np.errstate(all="ignore") if quiet else np.errstate(all="call", call=on_error):
         for i0 in range(0, n, chunk):
             i1 = min(i0 + chunk, n)
             m = i1 - i0
-            view = full if m == chunk else [rows[r, :m] for r in range(plan.n_rows)]
-            for row, flat in plan.external:
-                np.copyto(view[row], flat[i0:i1], casting="unsafe")
-            for ufunc, specs, row, generic in plan.forward:
-                args = [view[s[1]] if s[0] == "row" else s[1] if s[0] == "number" else s[1][i0:i1]
-                        for s in specs]
-                current[0] = ufunc.__name__
-                ufunc(*args, out=view[row])
-                if generic:
+            view, forward, external = full if m == chunk or i0 == 0 else steps(m)
+            for target, flat in external:
+                np.copyto(target, flat[i0:i1], casting="unsafe")
+            for ufunc, args, flats, target, derivatives, name in forward:
+                for k, flat in flats:
+                    args[k] = flat[i0:i1]
+                current[0] = name
+                ufunc(*args, out=target)
+                if derivatives:
                     with np.errstate(all="ignore"):
-                        for d, d_row, _ in generic:
-                            np.copyto(view[d_row], d(*args, view[row]), casting="unsafe")
-            total += float(np.add.reduce(view[root]))
-            with np.errstate(all="ignore"):
-                _run_program(program, scalars, rows, m)
+                        for d, d_target in derivatives:
+                            np.copyto(d_target, d(*args, target), casting="unsafe")
+            if keep:
+                values[i0:i1] = view[root]
+            else:
+                total += float(np.add.reduce(view[root]))
+            _run_program(program, scalars, rows, m)  # Numba: no floating-point flags
             for row, g in leaf_rows:
                 g[i0:i1] = view[row]
     _report(flagged, modes)
-    return (total / n if mean else total), list(zip(plan.leaves, grads))
+    return total, values, list(zip(plan.leaves, grads))

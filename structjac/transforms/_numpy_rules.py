@@ -439,7 +439,7 @@ def call_ufunc(ufunc, method, inputs, kwargs):
         spec = UNARY.get(ufunc)
         if spec is not None:
             x = inputs[0]
-            if x._trace.mode == "reverse":
+            if x._trace.lazy and x.size >= _lazy.MIN_SIZE:
                 pending = _pending_unary(ufunc, spec, x)
                 if pending is not None:
                     return pending
@@ -448,7 +448,7 @@ def call_ufunc(ufunc, method, inputs, kwargs):
         if spec is not None:
             a, b = inputs
             t = a if type(a) is Traced else b
-            if type(t) is Traced and t._trace.mode == "reverse":
+            if type(t) is Traced and t._trace.lazy and t.size >= _lazy.MIN_SIZE:
                 pending = _pending_binary(ufunc, spec, a, b)
                 if pending is not None:
                     return pending
@@ -483,7 +483,7 @@ def call_ufunc(ufunc, method, inputs, kwargs):
         return ufunc(*[_value(a) for a in inputs])
     spec = _foreign(ufunc)
     if spec is not None and len(inputs) == 1:
-        if inputs[0]._trace.mode == "reverse":
+        if inputs[0]._trace.lazy and inputs[0].size >= _lazy.MIN_SIZE:
             pending = _pending_unary(ufunc, spec, inputs[0])
             if pending is not None:
                 return pending
@@ -629,7 +629,8 @@ def _reduce(name, x, axis, keepdims, mean, dtype=None, out=None, **rest):
         raise TypeError(f"{name} of a traced value with {extra} has no rule")
     if type(x) is not Traced:
         raise TypeError(f"{name}: the traced value must be the array argument")
-    if x._value is None and len(_axes(axis, len(x.shape), name)) == len(x.shape):
+    if (x._value is None and x._trace.mode == "reverse"
+            and len(_axes(axis, len(x.shape), name)) == len(x.shape)):
         result = _fused_reduce(x, mean, keepdims)
         if result is not None:
             return result

@@ -33,7 +33,7 @@ __all__ = ["Traced", "Trace", "record", "value_of"]
 class Trace:
     """One run of a transform: its mode, its number of inputs, and (reverse) its tape."""
 
-    __slots__ = ("mode", "n_inputs", "tape", "input_nodes", "once", "pending")
+    __slots__ = ("mode", "n_inputs", "tape", "input_nodes", "once", "pending", "lazy")
 
     def __init__(self, mode, n_inputs, once=False):
         if mode not in ("jacobian", "tangent", "reverse"):
@@ -46,6 +46,8 @@ class Trace:
         #: reverse mode: the number of element-wise calls recorded without being
         #: evaluated yet (:mod:`~structjac.transforms._lazy`), their serial numbers.
         self.pending = 0
+        #: element-wise calls may be pending (reverse and jacobian modes; jvp evaluates all).
+        self.lazy = mode != "tangent"
         #: reverse mode: tape[i] is a tuple of (parent node, Local) of node i.
         self.tape = []
         self.input_nodes = []

@@ -158,14 +158,75 @@ def test_broadcasting_and_other_dtypes_are_not_pending(small):
     np.testing.assert_allclose(g32, 0.5 * np.exp(x32), rtol=1e-6)
 
 
-def test_the_forward_transforms_never_make_pending_values(small):
+ELEMENTWISE = {
+    "issue": lambda x: np.tanh(x) * np.exp(-x) + np.log1p(x ** 2),
+    "numbers": lambda x: 2.0 * x - 1.0,
+    "identity": lambda x: (x + 0.0) * 1.0,
+    "unary_all": lambda x: (np.sqrt(np.square(x) + 1) + np.expm1(x) + np.log(np.abs(x) + 1)
+                            + scipy.special.expit(x) - np.tanh(-x) + np.sin(x) * np.cos(x)),
+    "extrema_powers": lambda x: np.maximum(x, 0.1) * x ** 3 + np.minimum(x, 0.0) / (2.0 + x * x),
+    "constants": lambda x: x * C + np.exp(C - x),
+    "after_a_layer": lambda x: np.tanh(np.reshape(W @ x, (23,))) * np.exp(x),
+    "summed": lambda x: np.sum(np.tanh(x) * x),
+    "mean_then_more": lambda x: np.mean(np.exp(-x * x)) * np.sin(x),
+}
+W = np.random.default_rng(7).normal(size=(23, 23))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+def test_fused_jacobian_equals_eager_jacobian(name, dtype, small):
+    fn = ELEMENTWISE[name]
+    x = np.random.default_rng(8).uniform(-1.5, 1.5, 23).astype(dtype)
+    x0 = x.copy()
+    J = sj.jacobian(fn)(x)
+    J_e = _eager(sj.jacobian, fn, x)
+    assert type(J) is type(J_e), (type(J).__name__, type(J_e).__name__)
+    assert J.dtype == J_e.dtype
+    np.testing.assert_allclose(J.to_dense(), J_e.to_dense(), rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2)
+    np.testing.assert_array_equal(x, x0)
+    if dtype == np.float64:
+        fd = central_difference_jacobian(fn, [x], 0)
+        np.testing.assert_allclose(J.to_dense(), fd, rtol=1e-6, atol=1e-7)
+
+
+def test_fused_jacobian_of_two_arguments_and_of_an_array_read_later(small):
+    rng = np.random.default_rng(9)
+    x, y = rng.uniform(-1, 1, (2, 3, 5))
+
+    def two(x, y):
+        return np.tanh(x * y) + y * 3.0
+
+    for got, want in zip(sj.jacobian(two, argnums=(0, 1))(x, y),
+                         _eager(lambda f: sj.jacobian(f, argnums=(0, 1)), two, x, y)):
+        assert type(got) is type(want) is sj.Diagonal
+        np.testing.assert_allclose(got.to_dense(), want.to_dense(), rtol=1e-12)
+
+    def reused(x):
+        u = np.exp(x) * x
+        v = np.tanh(u)  # pending on u
+        return np.concatenate([v.reshape(-1), u[0].reshape(-1), np.sin(u).reshape(-1)])
+
+    J = sj.jacobian(reused)(x)
+    np.testing.assert_allclose(J.to_dense(), _eager(sj.jacobian, reused, x).to_dense(), rtol=1e-12)
+    np.testing.assert_allclose(J.to_dense(), central_difference_jacobian(reused, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_jvp_never_makes_pending_values(small):
     x = np.linspace(-1, 1, 23)
-    J = sj.jacobian(FUNCTIONS["issue"])(x)
-    assert isinstance(J, sj.BlockRow)
-    np.testing.assert_allclose(J.to_dense().reshape(-1), _eager(sj.grad, FUNCTIONS["issue"], x), rtol=1e-12)
-    _, t = sj.jvp(FUNCTIONS["issue"], (x,), (np.ones(23),))
-    assert small == []
-    np.testing.assert_allclose(t, J.to_dense().sum(), rtol=1e-12)
+    pending = []
+    original = _lazy.pending_call
+
+    def spy(*args):
+        result = original(*args)
+        pending.append(result)
+        return result
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_lazy, "pending_call", spy)
+        _, t = sj.jvp(FUNCTIONS["issue"], (x,), (np.ones(23),))
+    assert pending == []
+    np.testing.assert_allclose(t, _eager(sj.grad, FUNCTIONS["issue"], x).sum(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -227,18 +288,21 @@ def test_an_errstate_callback_falls_back_to_the_ordinary_rules(small):
 def test_the_default_sizes_keep_small_arrays_eager():
     x = np.linspace(-1, 1, 100)
     assert 100 < _lazy.MIN_SIZE
-    trace_sizes = []
-    original = _lazy.pending_call
+    made = []
+    original = _lazy.Traced._make_pending
 
     def spy(*args):
-        result = original(*args)
-        trace_sizes.append(result)
-        return result
+        made.append(args)
+        return original(*args)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_lazy, "pending_call", spy)
+        mp.setattr(_lazy.Traced, "_make_pending", spy)
         sj.grad(FUNCTIONS["issue"])(x)
-    assert trace_sizes and all(r is None for r in trace_sizes)
+        sj.jacobian(ELEMENTWISE["issue"])(x)
+        big = np.linspace(-1, 1, _lazy.MIN_SIZE)
+        g = sj.grad(FUNCTIONS["issue"])(big)
+        assert made  # from MIN_SIZE entries on, the calls are pending
+    np.testing.assert_allclose(g, _eager(sj.grad, FUNCTIONS["issue"], big), rtol=1e-12)
 
 
 # ------------------------------------------------------------------ hypothesis
