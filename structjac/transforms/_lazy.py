@@ -1,36 +1,45 @@
-r"""Pending element-wise calls and the chunked gradient of a sum or mean of them.
+r"""Pending element-wise calls and the chunked pass over them.
 
-In reverse mode (:func:`structjac.grad`, :func:`structjac.vjp`) an element-wise call on
-large arrays (``np.tanh(x)``, ``x * y``, ``-x``, ``x ** 2`` ...) is recorded without
-being evaluated: its traced value is *pending*. Two things can happen to it.
+Under :func:`structjac.grad`, :func:`structjac.vjp` and :func:`structjac.jacobian`, an
+element-wise call on arrays of at least :data:`MIN_SIZE` entries (``np.tanh(x)``,
+``x * y``, ``-x``, ``x ** 2`` ...) is recorded without being evaluated: its traced value
+is *pending*. Three things can happen to it.
 
-* Anything reads its value (a matmul, indexing, a reshape, the output of ``f``): the
-  pending calls it depends on are evaluated in the order they were made by the
-  ordinary rules (:meth:`Pending.force`), exactly as if they had never been pending.
-* ``np.sum`` or ``np.mean`` over all its axes consumes it: :func:`fused_reduction`
-  evaluates the element-wise graph and its reverse pass together, chunk by chunk
-  (``CHUNK_BYTES`` per intermediate, so every intermediate of a chunk stays in the
-  cache), and records one tape entry whose vjp is :math:`\bar s\, G` with
+* Reverse mode, ``np.sum`` or ``np.mean`` over all its axes consumes it:
+  :func:`fused_reduction` evaluates the element-wise graph and its reverse pass
+  together, chunk by chunk (``CHUNK_BYTES`` per intermediate, so that every
+  intermediate of a chunk stays in the cache), and records one tape entry whose vjp is
+  :math:`\bar s\, G_u` with
 
   .. math::
 
-      G = \frac{\partial s}{\partial u} = c \sum_{\text{paths}} \prod f'
+      G_u = \frac{\partial s}{\partial u} = c \sum_{\text{paths } u \to s} \prod f'
 
   for each traced array ``u`` the graph reads (``c = 1`` for a sum, ``1/n`` for a mean).
-  The forward values go through numpy's own ufuncs with ``out=`` buffers of one chunk
-  (the same numbers as the whole-array calls); the reverse pass of a chunk is one Numba
-  call that runs the list of products :math:`\bar u \mathrel{+}= \bar y\, f'(a)` built
-  once per reduction (the derivative formulas of :mod:`~structjac.transforms._kernels`,
-  or a derivative computed by the rule's own numpy expression into a buffer). A
-  cotangent that is one number (the sum's, passed through ``+`` and ``-``) stays one
-  number. The memory is ``O(chunk)`` besides ``G``; no array of the input's size is
-  made for an intermediate.
+* Forward mode (``jacobian``), anything reads its value: an element-wise graph maps
+  entry ``i`` to entry ``i``, so its Jacobian with respect to each array ``u`` it reads
+  is :math:`\operatorname{diag}(g_u)`, :math:`g_u` the same chunked reverse pass with
+  the cotangent :math:`\mathbf 1` (:func:`fused_diagonal`); it is composed with
+  :math:`J_u` by the rule table, and the values are kept.
+* Otherwise (reverse mode, a matmul, indexing, a reshape or the output of ``f`` reads
+  it): the pending calls it depends on are evaluated in the order they were made by
+  the ordinary rules (:meth:`Pending.force`), exactly as if they had never been pending.
+
+In a chunk, the forward values go through numpy's own ufuncs with ``out=`` buffers (the
+same numbers as the whole-array calls); the reverse pass is one Numba call running the
+list of products :math:`\bar u \mathrel{+}= \bar y\, f'(a)` built once per pass (the
+derivative formulas of :mod:`~structjac.transforms._kernels`, or a derivative computed
+by the rule's own numpy expression into a buffer). A cotangent that is one number (the
+sum's, passed through ``+``, ``-`` and products with numbers) stays one number. The
+memory is ``O(chunk)`` besides the results; no array of the input's size is made for
+an intermediate.
 
 Correctness never depends on this module: a call is pending only when its arguments
-are arrays of one shape and dtype (or numbers), and every other use of a pending value
-evaluates it by the ordinary rules. Floating-point warnings of the forward values are
-reported once per kind and function, as numpy's ``errstate`` asks (``raise`` raises
-``FloatingPointError``).
+are arrays of one shape and dtype (or numbers; broadcasting is evaluated at once), and
+every other use of a pending value evaluates it by the ordinary rules. ``jvp`` never
+makes pending values. Floating-point warnings of the forward values are reported once
+per kind and function, as numpy's ``errstate`` asks (``raise`` raises
+``FloatingPointError``; a ``call`` or ``log`` handler makes the ordinary rules run).
 """
 
 from __future__ import annotations
@@ -368,7 +377,10 @@ class _Plan:
             for k, entry in enumerate(p.back):
                 if entry is not None and entry[0] == _GENERIC:
                     generic.append((entry[1], self._row(), k))
-            self.forward.append((p.ufunc, specs, self.row_of[id(node)], generic))
+            ufunc = p.ufunc
+            if ufunc is np.power and specs[1] == ("number", 2):
+                ufunc, specs = np.square, specs[:1]  # the same numbers, without pow's loop
+            self.forward.append((ufunc, specs, self.row_of[id(node)], generic, p.ufunc.__name__))
         self._reverse(nodes, seed)
 
     def _row(self):
@@ -576,12 +588,12 @@ def _fused_pass(x, seed, keep):
         the flat arrays filled per chunk), its output row and its generic derivatives."""
         view = [rows[r, :m] for r in range(plan.n_rows)]
         out = []
-        for ufunc, specs, row, generic in plan.forward:
+        for ufunc, specs, row, generic, name in plan.forward:
             args = [view[s[1]] if s[0] == "row" else s[1] if s[0] == "number" else None
                     for s in specs]
             flats = [(k, s[1]) for k, s in enumerate(specs) if s[0] == "flat"]
             derivatives = [(d, view[d_row]) for d, d_row, _ in generic]
-            out.append((ufunc, args, flats, view[row], derivatives, ufunc.__name__))
+            out.append((ufunc, args, flats, view[row], derivatives, name))
         external = [(view[row], flat) for row, flat in plan.external]
         return view, out, external
 
