@@ -17,6 +17,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import numbers
 import operator
 
@@ -101,6 +102,12 @@ def _plain_value(value):
     return value[()] if value.ndim == 0 else np.array(value)
 
 
+@functools.lru_cache(maxsize=32)
+def _identity(n, dtype):
+    """The input's Jacobian :math:`I_n` (structures are immutable: one per size and dtype)."""
+    return Identity(n, dtype=dtype)
+
+
 def jacobian(f, argnums=0):
     r"""Return a function that computes the structured Jacobian of ``f``.
 
@@ -151,7 +158,7 @@ def jacobian(f, argnums=0):
         single, nums, primals = _prepare(args, argnums, "jacobian")
         trace = Trace("jacobian", len(nums))
         traced = [
-            trace.new_input(x, k, jacobian=Identity(x.size, dtype=x.dtype)) for k, x in enumerate(primals)
+            trace.new_input(x, k, jacobian=_identity(x.size, x.dtype)) for k, x in enumerate(primals)
         ]
         out = _call(f, args, nums, traced)
         result = _output(out, trace, "jacobian")

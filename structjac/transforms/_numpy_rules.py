@@ -178,7 +178,8 @@ def _unary(ufunc, spec, x):
     y = np.asarray(ufunc(xv))
     derivative = _quiet(lambda: spec.derivative(xv, y))
     vjp = None
-    if spec.vjp is not None and y.dtype.kind == "f" and y.dtype == xv.dtype:
+    if (spec.vjp is not None and x._trace.mode == "reverse" and y.dtype.kind == "f"
+            and y.dtype == xv.dtype):
         fused_vjp = spec.vjp
 
         def vjp(g):
