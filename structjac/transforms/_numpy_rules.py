@@ -234,7 +234,8 @@ BINARY = {
     np.add: Binary("u + v: I, I", lambda u, v, y: 1, lambda u, v, y: 1),
     np.subtract: Binary("u - v: I, -I", lambda u, v, y: 1, lambda u, v, y: -1),
     np.multiply: Binary("u * v: diag(v), diag(u)", lambda u, v, y: v, lambda u, v, y: u),
-    np.divide: Binary("u / v: diag(1/v), diag(-y/v)", lambda u, v, y: 1 / v, lambda u, v, y: -y / v),
+    np.divide: Binary("u / v: diag(1/v), diag(-y/v)", lambda u, v, y: np.divide(1, v),
+                      lambda u, v, y: -y / v),
     np.power: Binary("u ** v: diag(v u^(v-1)), diag(y log u)", _power_du, _power_dv),
     np.maximum: Binary(
         "maximum: diag(u >= v), diag(u < v) (u wins ties)",
@@ -427,7 +428,11 @@ def _binary_back(ufunc, spec, a, b, numbers):
         du = (S, v) if v is not None else (K, (_fk.TIMES, 1))
         dv = (S, u) if u is not None else (K, (_fk.TIMES, 0))
     elif ufunc is np.divide:
-        du = (S, 1 / v) if v is not None and v != 0 else (K, (_fk.OVER, 1)) if v is None else (G, spec.du)
+        if v is not None:
+            with np.errstate(all="ignore"):
+                du = (S, np.divide(1, v))  # as the rule's derivative (1/0 is inf)
+        else:
+            du = (K, (_fk.OVER, 1))
         dv = (G, spec.dv)
     elif ufunc is np.power:
         if tv and tu:

@@ -305,6 +305,18 @@ def test_the_default_sizes_keep_small_arrays_eager():
     np.testing.assert_allclose(g, _eager(sj.grad, FUNCTIONS["issue"], big), rtol=1e-12)
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_division_by_the_number_zero_gives_inf_as_numpy_does(lazy, monkeypatch):
+    if lazy:
+        monkeypatch.setattr(_lazy, "MIN_SIZE", 1)
+    x = np.array([1.0, -2.0, 0.5])
+    with np.errstate(all="ignore"):
+        g = sj.grad(lambda v: np.sum(v / 0.0))(x)
+        J = sj.jacobian(lambda v: v / 0.0)(x)
+    np.testing.assert_array_equal(g, [np.inf] * 3)
+    assert isinstance(J, sj.ScaledIdentity) and J.scalar == np.inf
+
+
 # ------------------------------------------------------------------ hypothesis
 UNARY = [np.tanh, np.sin, np.exp, np.negative, np.square, np.cos, scipy.special.expit,
          lambda v: np.log1p(v * v), lambda v: np.sqrt(1.0 + v * v), lambda v: v * 0.75,
