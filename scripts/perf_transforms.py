@@ -10,7 +10,8 @@ Prints, for ``f(x) = tanh(x) * exp(-x) + log1p(x**2)``:
 * ``jacobian(f)`` at n = ``--big`` (10^7): the peak traced allocation (tracemalloc)
   as a multiple of the input's bytes (O(n): a small constant);
 * ``grad(mean(f))`` at n = ``--big`` against ``jax.jit(jax.grad(mean(f)))`` (target:
-  within 2x), float64 and float32, with the peak traced allocation;
+  within 2x), float64 and float32, with the peak traced allocation; ``eager`` is the
+  same transform with no element-wise call pending (whole arrays, then the tape);
 * the tracing overhead of a 10-op function at n = 1000, ``jacobian`` and ``grad``
   (target < 200 us each), and the untraced function.
 
@@ -64,14 +65,27 @@ def _once(fn, number):
     return (CLOCK() - t0) / number
 
 
-def best(fns, repeat, number=1):
-    """Best time per call of each of ``fns``, timed in alternation (after one warm call)."""
+def _calls_for(fn, floor=0.02):
+    """How many back-to-back calls of ``fn`` fill ``floor`` seconds (as timeit's autorange):
+    a call of a few hundred microseconds timed alone after a 300 ms JAX call that touched
+    half a gigabyte measures the cold caches and page faults it left, not the call."""
+    number = 1
+    while _once(fn, number) * number < floor and number < 10_000:
+        number *= 2
+    return number
+
+
+def best(fns, repeat, number=None):
+    """Best time per call of each of ``fns``, timed in alternation (after one warm call);
+    each round calls each function ``number`` times back to back (default: enough calls
+    to fill 20 ms, per function)."""
     for fn in fns:
         fn()
+    numbers = [number or _calls_for(fn) for fn in fns]
     times = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            times[i] = min(times[i], _once(fn, number))
+            times[i] = min(times[i], _once(fn, numbers[i]))
     return times
 
 
@@ -124,6 +138,20 @@ def jacobian_rows(args, jax, jf, rng):
               f"(dense: {8.0 * n * n / 1e12:.0f} TB)")
 
 
+def _eager(fn):
+    """``fn`` with no element-wise call pending (the whole-array path, for comparison)."""
+    from structjac.transforms import _lazy
+
+    def run():
+        limit, _lazy.MIN_SIZE = _lazy.MIN_SIZE, 1 << 62
+        try:
+            return fn()
+        finally:
+            _lazy.MIN_SIZE = limit
+
+    return run
+
+
 def grad_rows(args, jax, jf, rng):
     n = args.big
     xb = rng.uniform(-2, 2, n)
@@ -135,18 +163,23 @@ def grad_rows(args, jax, jf, rng):
         xg = xb.astype(dtype)
         out = g(xg)
         assert out.dtype == dtype
-        fns = [lambda xg=xg: g(xg)]
+        fns = [lambda xg=xg: g(xg), _eager(lambda xg=xg: g(xg))]
         if jax is not None:
             xj = jax.numpy.asarray(xg)
             fns.append(lambda xj=xj: jg(xj).block_until_ready())
         times = best(fns, args.repeat)
         peak = peak_bytes(fns[0])
-        print(f"structjac  {times[0] * 1e3:9.1f} ms   peak {peak / xg.nbytes:.1f}x the input")
+        peak_eager = peak_bytes(fns[1])
+        print(f"structjac  {times[0] * 1e3:9.1f} ms   peak {peak / xg.nbytes:.1f}x the input "
+              "(chunked forward-and-reverse pass)")
+        print(f"  eager    {times[1] * 1e3:9.1f} ms   peak {peak_eager / xg.nbytes:.1f}x the input "
+              "(nothing pending: whole arrays, then the tape)")
         if jax is not None:
-            ref = np.asarray(fns[1]())
+            ref = np.asarray(fns[2]())
             err = np.max(np.abs(ref - out)) / np.max(np.abs(out))
-            print(f"jax        {times[1] * 1e3:9.1f} ms   (max rel. difference {err:.1e})")
-            print(f"ratio      {times[0] / times[1]:9.2f}x jax's time (target <= 2)")
+            print(f"jax        {times[2] * 1e3:9.1f} ms   (max rel. difference {err:.1e})")
+            print(f"ratio      {times[0] / times[2]:9.2f}x jax's time (target <= 2; eager "
+                  f"{times[1] / times[2]:.2f}x)")
 
 
 def overhead_rows(args, rng):

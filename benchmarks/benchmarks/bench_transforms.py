@@ -12,9 +12,12 @@ The function is the issue's ``f(x) = tanh(x) * exp(-x) + log1p(x**2)``.
     ``structjac.jacobian(f)`` at n = 10^7: completes in O(n) memory (a dense Jacobian
     would be 800 TB); ``track_peak_per_input`` is the peak traced allocation
     (tracemalloc) as a multiple of the input's bytes.
-``GradMean.time_op`` / ``GradMean.peakmem_op``
+``GradMean.time_op`` / ``GradMean.peakmem_op`` (float64), ``GradMean32`` (float32)
     ``structjac.grad(mean(f))`` against ``jax.jit(jax.grad(mean(f)))`` (target: within
-    2x at n = 10^7), float64.
+    2x at n = 10^7). ``structured`` is the default path: the element-wise calls are
+    pending and the mean runs one chunked forward-and-reverse pass; ``eager`` is the same
+    transform with nothing pending (every call evaluated on whole arrays, the tape walked
+    backwards), the path before the chunked pass.
 ``TracingOverhead.time_op``
     a 10-op function at n = 1000 under ``jacobian`` and ``grad`` (target < 200 us),
     ``numpy``: the untraced function, the floor.
@@ -124,18 +127,36 @@ class JacobianLarge(_Transform):
 
 class GradMean(_Transform):
     sizes = (65536, 10_000_000)
+    forms = ["structured", "eager", "jax"]
+    cheap_forms = ("structured", "eager", "jax")
+    dtype = np.float64
 
     def build(self, n, form):
-        x = _input(n)
-        if form == "structured":
+        x = _input(n, self.dtype)
+        if form in ("structured", "eager"):
             sj = structjac_part("structjac")
             g = sj.grad(mean_f)
-            return lambda: g(x)
+            if form == "structured":
+                return lambda: g(x)
+            from structjac.transforms import _lazy
+
+            def eager():
+                limit, _lazy.MIN_SIZE = _lazy.MIN_SIZE, 1 << 62
+                try:
+                    return g(x)
+                finally:
+                    _lazy.MIN_SIZE = limit
+
+            return eager
         jax, jnp = _jax()
         jf = _jax_f(jnp)
         g = jax.jit(jax.grad(lambda x: jnp.mean(jf(x))))
         xj = jnp.asarray(x)
         return lambda: g(xj).block_until_ready()
+
+
+class GradMean32(GradMean):
+    dtype = np.float32
 
 
 class TracingOverhead(StructuredVsDense):

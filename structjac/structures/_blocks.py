@@ -50,7 +50,7 @@ def block_parts(index, block, length, owner: str, axis_name: str, copy: bool):
             f"{owner}: index {int(indices[position])} is out of range for {axis_name} = {length}"
         )
     indices = np.where(indices < 0, indices + length, indices)
-    if np.unique(indices).size != indices.size:
+    if indices.size > 1 and np.unique(indices).size != indices.size:  # one index cannot repeat
         values, counts = np.unique(indices, return_counts=True)
         raise ValueError(f"{owner}: index {int(values[counts > 1][0])} appears more than once")
     indices.flags.writeable = False

@@ -17,6 +17,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import numbers
 import operator
 
@@ -86,6 +87,7 @@ def _output(out, trace, transform):
     if type(out) is Traced:
         if out._trace is not trace:
             raise TypeError(f"{transform}: f returned a value traced by another transform")
+        out.value  # a pending element-wise result is evaluated (and recorded) now
         return out
     if isinstance(out, (tuple, list, dict)):
         raise TypeError(
@@ -98,6 +100,12 @@ def _output(out, trace, transform):
 def _plain_value(value):
     value = np.asarray(value)
     return value[()] if value.ndim == 0 else np.array(value)
+
+
+@functools.lru_cache(maxsize=32)
+def _identity(n, dtype):
+    """The input's Jacobian :math:`I_n` (structures are immutable: one per size and dtype)."""
+    return Identity(n, dtype=dtype)
 
 
 def jacobian(f, argnums=0):
@@ -150,7 +158,7 @@ def jacobian(f, argnums=0):
         single, nums, primals = _prepare(args, argnums, "jacobian")
         trace = Trace("jacobian", len(nums))
         traced = [
-            trace.new_input(x, k, jacobian=Identity(x.size, dtype=x.dtype)) for k, x in enumerate(primals)
+            trace.new_input(x, k, jacobian=_identity(x.size, x.dtype)) for k, x in enumerate(primals)
         ]
         out = _call(f, args, nums, traced)
         result = _output(out, trace, "jacobian")
@@ -275,8 +283,8 @@ def _backward(trace, out_node, cotangent, keep):
     return [grads.get(node) for node in trace.input_nodes]
 
 
-def _reverse(f, args, nums, primals, transform):
-    trace = Trace("reverse", len(nums))
+def _reverse(f, args, nums, primals, transform, once=False):
+    trace = Trace("reverse", len(nums), once=once)
     traced = [trace.new_input(x, k) for k, x in enumerate(primals)]
     out = _call(f, args, nums, traced)
     return trace, out, _output(out, trace, transform)
@@ -393,7 +401,7 @@ def value_and_grad(f, argnums=0):
 
     def value_and_grad_of_f(*args):
         single, nums, primals = _prepare(args, argnums, "grad")
-        trace, out, result = _reverse(f, args, nums, primals, "grad")
+        trace, out, result = _reverse(f, args, nums, primals, "grad", once=True)
         _scalar_output(result, out, "grad")
         if result is None:
             grads = [None] * len(primals)

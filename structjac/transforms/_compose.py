@@ -37,9 +37,17 @@ def fused_diagonal_times(code, a, J):
     kind = type(J)
     if kind not in _DIAGONALS or not _kernels.fusable(a, J.dtype) or a.size != J.shape[0]:
         return None
-    g = J.values if kind is Diagonal else np.asarray(J.scalar, dtype=J.dtype).reshape(1)
-    values = _kernels.elementwise_vjp(code, g, a.reshape(-1))
-    return None if values is None else Diagonal._wrap(values.reshape(-1))
+    if kind is Diagonal:
+        g = J.values
+        if g.dtype != a.dtype or not g.flags.c_contiguous:
+            values = _kernels.elementwise_vjp(code, g, a.reshape(-1))
+            return None if values is None else Diagonal._wrap(values.reshape(-1))
+    else:
+        g = np.full(1, J.scalar, dtype=a.dtype)
+    # the checks are made: the kernel itself (one pass, a new array)
+    values = np.empty(a.size, dtype=a.dtype)
+    _kernels._elementwise_vjp(code, g, a.reshape(-1), values, False)
+    return Diagonal._wrap(values)
 
 
 def diagonal_times(d, J, dtype):

@@ -41,6 +41,12 @@ apply :math:`\bar u = \bar y \odot f'` in one Numba pass
 already received; a derivative of :math:`\pm 1` (``+``, ``-``) passes the cotangent on
 without multiplying.
 
+On arrays of at least ``structjac.transforms._lazy.MIN_SIZE`` entries, ``grad``,
+``vjp`` and ``jacobian`` keep the element-wise calls of one shape and dtype pending and
+evaluate them, with their derivatives, in one chunked pass (a sum or mean of them in
+reverse mode, the diagonal of their Jacobian in forward mode); the results are those
+of the rules above (:mod:`~structjac.transforms._lazy`).
+
 Comparisons (``x > 0``), ``np.sign``, ``np.floor`` and the other piecewise-constant
 functions return plain ndarrays: their derivative is zero wherever it exists. Every
 other numpy function, a ufunc method (``np.add.reduce``), ``out=`` and the other ufunc
@@ -67,6 +73,7 @@ from ..structures import (
     StackedKronecker,
 )
 from . import _kernels as _fk
+from . import _lazy
 from ._local import (
     Local,
     elementwise_local,
@@ -171,7 +178,8 @@ def _unary(ufunc, spec, x):
     y = np.asarray(ufunc(xv))
     derivative = _quiet(lambda: spec.derivative(xv, y))
     vjp = None
-    if spec.vjp is not None and y.dtype.kind == "f" and y.dtype == xv.dtype:
+    if (spec.vjp is not None and x._trace.mode == "reverse" and y.dtype.kind == "f"
+            and y.dtype == xv.dtype):
         fused_vjp = spec.vjp
 
         def vjp(g):
@@ -226,7 +234,8 @@ BINARY = {
     np.add: Binary("u + v: I, I", lambda u, v, y: 1, lambda u, v, y: 1),
     np.subtract: Binary("u - v: I, -I", lambda u, v, y: 1, lambda u, v, y: -1),
     np.multiply: Binary("u * v: diag(v), diag(u)", lambda u, v, y: v, lambda u, v, y: u),
-    np.divide: Binary("u / v: diag(1/v), diag(-y/v)", lambda u, v, y: 1 / v, lambda u, v, y: -y / v),
+    np.divide: Binary("u / v: diag(1/v), diag(-y/v)", lambda u, v, y: np.divide(1, v),
+                      lambda u, v, y: -y / v),
     np.power: Binary("u ** v: diag(v u^(v-1)), diag(y log u)", _power_du, _power_dv),
     np.maximum: Binary(
         "maximum: diag(u >= v), diag(u < v) (u wins ties)",
@@ -277,7 +286,12 @@ def _binary_fused(ufunc, av, bv, y):
 def _binary(ufunc, spec, a, b):
     trace = _trace_of((a, b))
     av, bv = _value(a), _value(b)
-    y = np.asarray(ufunc(av, bv))
+    if ufunc is np.power and type(b) is not Traced and _ndim(bv) == 0 and bv == 2:
+        y = np.asarray(np.square(av))  # the same numbers as pow(u, 2), several times faster
+        if y.dtype != np.result_type(av, bv):
+            y = np.asarray(ufunc(av, bv))
+    else:
+        y = np.asarray(ufunc(av, bv))
     fused_u, fused_v = _binary_fused(ufunc, av, bv, y)
     pairs = []
     if ufunc is np.add or ufunc is np.subtract:  # +-1: nothing to compute, nothing to warn
@@ -381,15 +395,81 @@ def _foreign(ufunc):
     return None
 
 
+# ============================================================  pending calls (reverse mode)
+def _unary_back(spec):
+    """The reverse-pass entry of a unary rule for :mod:`~structjac.transforms._lazy`."""
+    if spec.fused is not None:
+        code, which = spec.fused
+        return (_lazy._KERNEL, (code, 0 if which == "x" else -1))
+    return (_lazy._GENERIC, spec.derivative)
+
+
+_SIGN = {np.negative: -1, np.positive: 1}
+
+
+def _pending_unary(ufunc, spec, x):
+    sign = _SIGN.get(ufunc)
+    entry = (_lazy._SCALE, sign) if sign is not None else _unary_back(spec)
+    return _lazy.pending_call(ufunc, lambda: _unary(ufunc, spec, x), (x,), x._trace,
+                              lambda numbers: (entry,))
+
+
+def _binary_back(ufunc, spec, a, b, numbers):
+    """Per argument, the reverse-pass entry of a binary rule (None: a constant), or None
+    to evaluate the call now."""
+    u, v = numbers
+    tu, tv = type(a) is Traced, type(b) is Traced
+    K, S, G = _lazy._KERNEL, _lazy._SCALE, _lazy._GENERIC
+    if ufunc is np.add:
+        du, dv = (S, 1), (S, 1)
+    elif ufunc is np.subtract:
+        du, dv = (S, 1), (S, -1)
+    elif ufunc is np.multiply:
+        du = (S, v) if v is not None else (K, (_fk.TIMES, 1))
+        dv = (S, u) if u is not None else (K, (_fk.TIMES, 0))
+    elif ufunc is np.divide:
+        if v is not None:
+            with np.errstate(all="ignore"):
+                du = (S, np.divide(1, v))  # as the rule's derivative (1/0 is inf)
+        else:
+            du = (K, (_fk.OVER, 1))
+        dv = (G, spec.dv)
+    elif ufunc is np.power:
+        if tv and tu:
+            return None
+        du = (K, (_fk.TIMES_2A, 0)) if v is not None and v == 2 else (G, spec.du)
+        dv = (G, spec.dv)
+    else:
+        du, dv = (G, spec.du), (G, spec.dv)
+    return (du if tu else None, dv if tv else None)
+
+
+def _pending_binary(ufunc, spec, a, b):
+    trace = a._trace if type(a) is Traced else b._trace
+    return _lazy.pending_call(ufunc, lambda: _binary(ufunc, spec, a, b), (a, b), trace,
+                              lambda numbers: _binary_back(ufunc, spec, a, b, numbers))
+
+
 def call_ufunc(ufunc, method, inputs, kwargs):
     """Apply the rule of ``ufunc`` to traced ``inputs`` (``__array_ufunc__``)."""
     if method == "__call__" and not kwargs:
         spec = UNARY.get(ufunc)
         if spec is not None:
-            return _unary(ufunc, spec, inputs[0])
+            x = inputs[0]
+            if x._trace.lazy and x.size >= _lazy.MIN_SIZE:
+                pending = _pending_unary(ufunc, spec, x)
+                if pending is not None:
+                    return pending
+            return _unary(ufunc, spec, x)
         spec = BINARY.get(ufunc)
         if spec is not None:
-            return _binary(ufunc, spec, inputs[0], inputs[1])
+            a, b = inputs
+            t = a if type(a) is Traced else b
+            if type(t) is Traced and t._trace.lazy and t.size >= _lazy.MIN_SIZE:
+                pending = _pending_binary(ufunc, spec, a, b)
+                if pending is not None:
+                    return pending
+            return _binary(ufunc, spec, a, b)
     name = _ufunc_name(ufunc)
     if method != "__call__":
         raise TypeError(
@@ -420,6 +500,10 @@ def call_ufunc(ufunc, method, inputs, kwargs):
         return ufunc(*[_value(a) for a in inputs])
     spec = _foreign(ufunc)
     if spec is not None and len(inputs) == 1:
+        if inputs[0]._trace.lazy and inputs[0].size >= _lazy.MIN_SIZE:
+            pending = _pending_unary(ufunc, spec, inputs[0])
+            if pending is not None:
+                return pending
         return _unary(ufunc, spec, inputs[0])
     raise TypeError(
         f"{name} has no rule for traced values; structjac traces the numpy functions "
@@ -562,6 +646,11 @@ def _reduce(name, x, axis, keepdims, mean, dtype=None, out=None, **rest):
         raise TypeError(f"{name} of a traced value with {extra} has no rule")
     if type(x) is not Traced:
         raise TypeError(f"{name}: the traced value must be the array argument")
+    if (x._value is None and x._trace.mode == "reverse"
+            and len(_axes(axis, len(x.shape), name)) == len(x.shape)):
+        result = _fused_reduce(x, mean, keepdims)
+        if result is not None:
+            return result
     xv = x.value
     axes = _axes(axis, xv.ndim, name)
     function = np.mean if mean else np.sum
@@ -590,6 +679,47 @@ def _reduce(name, x, axis, keepdims, mean, dtype=None, out=None, **rest):
             return BlockRow(0, row, 1, copy=False)
 
     return record(x._trace, y, [(x, Local(jacobian, vjp, times=times))])
+
+
+def _reverse_only():
+    raise RuntimeError("the fused reduction of pending element-wise calls is reverse mode only")
+
+
+def _fused_vjp(trace, G, shape, dtype):
+    r"""The vjp :math:`\bar s\,G` of a fused sum or mean for one traced array."""
+    if not isinstance(G, np.ndarray):
+        c = np.asarray(G, dtype=dtype)
+
+        def vjp_number(g):
+            return np.broadcast_to(np.reshape(g, ()) * c, shape)
+
+        return vjp_number
+    held = [G]
+
+    def vjp(g):
+        g = np.reshape(g, ())
+        if trace.once and held[0] is not None and g == 1:
+            G1, held[0] = held[0], None  # walked once: hand the array out, no copy
+            return G1.reshape(shape)
+        return (G * g).reshape(shape)
+
+    return vjp
+
+
+def _fused_reduce(x, mean, keepdims):
+    """``np.sum``/``np.mean`` of all of a pending value: the chunked pass of
+    :func:`~structjac.transforms._lazy.fused_reduction`, one tape entry."""
+    fused = _lazy.fused_reduction(x, mean)
+    if fused is None:
+        return None
+    total, grads = fused
+    dtype = x.dtype
+    y = np.asarray(total, dtype=dtype)
+    if keepdims:
+        y = y.reshape((1,) * len(x.shape))
+    pairs = [(leaf, Local(_reverse_only, _fused_vjp(x._trace, G, leaf.shape, leaf.dtype)))
+             for leaf, G in grads if G is not None]
+    return record(x._trace, y, pairs)
 
 
 def _sum(a, axis=None, dtype=None, out=None, keepdims=False, **rest):

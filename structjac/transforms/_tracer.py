@@ -33,13 +33,21 @@ __all__ = ["Traced", "Trace", "record", "value_of"]
 class Trace:
     """One run of a transform: its mode, its number of inputs, and (reverse) its tape."""
 
-    __slots__ = ("mode", "n_inputs", "tape", "input_nodes")
+    __slots__ = ("mode", "n_inputs", "tape", "input_nodes", "once", "pending", "lazy")
 
-    def __init__(self, mode, n_inputs):
+    def __init__(self, mode, n_inputs, once=False):
         if mode not in ("jacobian", "tangent", "reverse"):
             raise ValueError(f"unknown trace mode {mode!r}")
         self.mode = mode
         self.n_inputs = n_inputs
+        #: reverse mode: the tape is walked once, with the cotangent 1 (grad,
+        #: value_and_grad), so a vjp may hand out an array it holds instead of a copy.
+        self.once = once
+        #: reverse mode: the number of element-wise calls recorded without being
+        #: evaluated yet (:mod:`~structjac.transforms._lazy`), their serial numbers.
+        self.pending = 0
+        #: element-wise calls may be pending (reverse and jacobian modes; jvp evaluates all).
+        self.lazy = mode != "tangent"
         #: reverse mode: tape[i] is a tuple of (parent node, Local) of node i.
         self.tape = []
         self.input_nodes = []
@@ -60,7 +68,8 @@ class Trace:
 
 
 def value_of(x):
-    """The plain value of a traced value, anything else as it is."""
+    """The plain value of a traced value, anything else as it is (a pending value is
+    evaluated)."""
     return x.value if type(x) is Traced else x
 
 
@@ -157,17 +166,38 @@ class Traced:
     themselves. ``shape``, ``ndim``, ``size``, ``dtype`` and ``len`` are the value's.
     """
 
-    __slots__ = ("value", "_trace", "_payload", "_source")
+    __slots__ = ("_value", "_trace", "_payload", "_source", "_pending")
     __array_priority__ = 2000
 
     @classmethod
     def _make(cls, value, trace, payload, source):
         self = object.__new__(cls)
-        self.value = value
+        self._value = value
         self._trace = trace
         self._payload = payload
         self._source = source
+        self._pending = None
         return self
+
+    @classmethod
+    def _make_pending(cls, trace, pending):
+        """A value whose element-wise call is recorded but not evaluated yet
+        (:class:`structjac.transforms._lazy.Pending`); reading :attr:`value` evaluates it."""
+        self = object.__new__(cls)
+        self._value = None
+        self._trace = trace
+        self._payload = None
+        self._source = None
+        self._pending = pending
+        return self
+
+    @property
+    def value(self):
+        """ndarray: the value (read-only); a pending element-wise call is evaluated first."""
+        value = self._value
+        if value is None:
+            value = self._pending.force(self)
+        return value
 
     def __init__(self, *args, **kwargs):
         raise TypeError("traced values are made by structjac's transforms (jacobian, grad, ...)")
@@ -176,22 +206,25 @@ class Traced:
     @property
     def shape(self):
         """tuple of int: the value's shape."""
-        return self.value.shape
+        value = self._value
+        return self._pending.shape if value is None else value.shape
 
     @property
     def ndim(self):
         """int: the value's number of axes."""
-        return self.value.ndim
+        return len(self.shape)
 
     @property
     def size(self):
         """int: the value's number of entries."""
-        return self.value.size
+        value = self._value
+        return self._pending.size if value is None else value.size
 
     @property
     def dtype(self):
         """numpy.dtype: the value's dtype."""
-        return self.value.dtype
+        value = self._value
+        return self._pending.dtype if value is None else value.dtype
 
     def __len__(self):
         return len(self.value)
