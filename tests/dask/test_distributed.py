@@ -23,6 +23,7 @@ def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        env=sj.dask_worker_env(), dashboard_address=None)
     with distributed.Client(cluster) as c:
+        c.wait_for_workers(2, timeout=120)       # a loaded machine starts them slowly
         yield c
     cluster.close()
 
@@ -88,7 +89,9 @@ def test_worker_killed_mid_run_is_retried(client):
     DX = da.from_array(X, chunks=(150, 7)).map_blocks(lambda b: (time.sleep(0.05), b)[1],
                                                        dtype=X.dtype)
     res = nn.value_and_grad(params, DX, da.from_array(y, chunks=150), net.activations, net.loss)
+    client.wait_for_workers(2, timeout=120)   # both workers registered before one is chosen
     before = _workers(client)
+    assert len(before) == 2, before
     victim = sorted(before)[0]
     pid = client.run(os.getpid, workers=[victim])[victim]
     futures = _submit(client, res)
