@@ -12,7 +12,10 @@ The arrays are viewed as ``(N, m)``: N samples (axis 0) of ``m`` entries each
   gradient is the lecture's formula evaluated at the clamped value (finite at
   ``y_hat`` in {0, 1}), not the zero gradient of the clamp;
 * BCE with logits ``z``: :math:`J_0 = \\sum_j [\\max(z, 0) - z y + \\log1p(e^{-|z|})]`,
-  :math:`\\partial J_0/\\partial z = \\sigma(z) - y`.
+  :math:`\\partial J_0/\\partial z = \\sigma(z) - y`.  The term
+  :math:`\\max(z, 0) - z y` is evaluated as :math:`z (1 - y)` (:math:`z > 0`) or
+  :math:`-z y`, a zero factor giving 0: at :math:`z = \\pm\\infty` the loss is its
+  limit (0 or inf, never NaN) and the gradient :math:`1 - y` or :math:`-y`.
 
 The per-sample sums accumulate in float64 and are stored in the array dtype; each
 term is computed in the array dtype, with the vectorised
@@ -87,9 +90,13 @@ def _bce_term(yi, hi, eps, one):          # -(y log c + (1 - y) log(1 - c)), c =
 
 
 @numba.njit(**_SCALAR)
-def _bce_with_logits_term(yi, z, zero):   # max(z, 0) - z y + log1p(exp(-|z|))
-    m = z if z > zero else zero
-    return m - z * yi + vlog1p(vexp(-abs(z)))
+def _bce_with_logits_term(yi, z, zero, one):   # max(z, 0) - z y + log1p(exp(-|z|))
+    # max(z, 0) - z y = z c with c = 1 - y (z > 0) or -y (z <= 0), and z c is taken
+    # as 0 when c = 0: then z = +-inf gives its limit (0 or inf), not inf - inf or
+    # 0 * inf; z (1 - y) is also free of the cancellation of z - z y for y near 1
+    c = (one - yi) if z > zero else -yi
+    m = zero if c == zero else z * c
+    return m + vlog1p(vexp(-abs(z)))
 
 
 def _bce_per_sample(y2, h2, eps, out):
@@ -121,18 +128,19 @@ def _bce_grad(y, h, eps, scale, out):
 
 def _bce_with_logits_per_sample(y2, h2, out):
     zero = h2.dtype.type(0)
+    one = h2.dtype.type(1)
     if h2.shape[1] == 1:                  # one entry per sample: a flat loop
         y1 = y2.reshape(h2.shape[0])
         h1 = h2.reshape(h2.shape[0])
         for k in numba.prange(h1.size):
-            out[k] = _bce_with_logits_term(y1[k], h1[k], zero)
+            out[k] = _bce_with_logits_term(y1[k], h1[k], zero, one)
     else:
         for k in numba.prange(h2.shape[0]):
             y = y2[k]
             h = h2[k]
             acc = 0.0
             for i in range(h.size):
-                acc += _bce_with_logits_term(y[i], h[i], zero)
+                acc += _bce_with_logits_term(y[i], h[i], zero, one)
             out[k] = acc
 
 
