@@ -257,8 +257,8 @@ def bias_activation(Z, b, activation, params=(), out=None):
     b : array_like, shape (m,)
         The bias; converted to the dtype of ``Z``; never written to.
     activation : str
-        A name in :data:`ACTIVATIONS` (``"sigmoid"``, ``"tanh"``, ``"relu"``,
-        ``"leaky_relu"``, ``"softplus"``, ``"identity"``).
+        A name in :data:`ACTIVATIONS` (``"sigmoid"``, ``"tanh"``, ``"relu"``, ...,
+        ``"identity"``; see the module docstring).
     params : tuple of float, optional
         ``(at_zero,)`` for relu, ``(slope, at_zero)`` for leaky_relu (only ``slope``
         matters for the value); missing ones take :data:`DEFAULT_PARAMS`.
@@ -313,7 +313,7 @@ def activation_vjp_bias_grad(G, S, activation, params=()):
 
     with :math:`g'` computed from ``S``: the output :math:`a` for sigmoid
     (:math:`a(1-a)`) and tanh (:math:`(1+a)(1-a)`), the pre-activation :math:`z`
-    for relu, leaky_relu and softplus (see the module docstring), and 1 for
+    for the others (see the module docstring), and 1 for
     identity.  The sum is chunked (float64 across chunks; see the module docstring).
 
     Parameters

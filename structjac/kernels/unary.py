@@ -69,8 +69,7 @@ class _Kernel:
             body, f"{variant}_{SOURCE_TAG}", bind={"_f": scalar})
         self.memory_bound = memory_bound
 
-    def __call__(self, arrays, params, out):
-        return _map(self, arrays, params, out)
+    # calling it is _map(self, arrays, params, out) (set below, without an extra frame)
 
 
 # --- public wrappers --------------------------------------------------------------
@@ -162,7 +161,9 @@ def _map(kernels, arrays, params, out):
             )
     dtype = float_dtype(*arrays)
     flats = [as_float_array(a, dtype) for a in arrays]
-    typed = [dtype.type(p) for p in params] + [dtype.type(0)] * (2 - len(params))
+    typed = [dtype.type(p) for p in params]
+    if len(typed) < 2:
+        typed += _ZEROS[dtype.char][len(typed):]
     out, flat_out = prepare_out(out, shape, dtype)
     serial = kernels.serial
     kernel = pick(serial, kernels.parallel, flat_out.size, memory_bound=kernels.memory_bound)
@@ -179,6 +180,11 @@ def _map(kernels, arrays, params, out):
         kernel(*flats, *typed, flat_out)
     return out
 
+
+_Kernel.__call__ = _map
+
+#: The unused parameters p1, p2 of a kernel call, per dtype.
+_ZEROS = {"f": [np.float32(0)] * 2, "d": [np.float64(0)] * 2}
 
 #: Elements per chunk of an in-place call (out=x): 256 kB of float32, in L2.
 IN_PLACE_CHUNK = 1 << 16

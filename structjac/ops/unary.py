@@ -168,26 +168,31 @@ class _TableOp(UnaryOp):
             raise TypeError(f"{type(self).__name__}() got unexpected parameters "
                             f"{sorted(kwargs)}; it takes {names}")
 
+    #: Set per class from the table entry: its parameter names and its kernels.
+    _param_names = ()
+    _kernels = None
+
     def _params(self):
-        return tuple(getattr(self, n) for n, _, _ in _TABLE[self.name].params)
+        names = self._param_names
+        return tuple([getattr(self, n) for n in names]) if names else ()
 
     def _layer_activation(self):
         return (self.name, self._params()) if _TABLE[self.name].layer else None
 
     def _value(self, x, out):
-        return _KERNELS[self.name]["value"]((x,), self._params(), out)
+        return self._kernels["value"]((x,), self._params(), out)
 
     def _derivative(self, x, out):
-        return _KERNELS[self.name]["derivative"]((x,), self._params(), out)
+        return self._kernels["derivative"]((x,), self._params(), out)
 
     def _vjp(self, x, g, out):
-        return _KERNELS[self.name]["vjp"]((x, g), self._params(), out)
+        return self._kernels["vjp"]((x, g), self._params(), out)
 
     def _derivative_from_output(self, a, out):
-        return _KERNELS[self.name]["derivative_from_output"]((a,), self._params(), out)
+        return self._kernels["derivative_from_output"]((a,), self._params(), out)
 
     def _vjp_from_output(self, a, g, out):
-        return _KERNELS[self.name]["vjp_from_output"]((a, g), self._params(), out)
+        return self._kernels["vjp_from_output"]((a, g), self._params(), out)
 
 
 class Sigmoid(_TableOp, OutputUnaryOp):
@@ -475,6 +480,8 @@ for _name, _entry in _TABLE.items():
         globals()[_entry.op] = _cls
         __all__.append(_entry.op)
     _cls._layer_kernel_owner = _cls
+    _cls._param_names = tuple(n for n, _, _ in _entry.params)
+    _cls._kernels = _KERNELS[_name]
     if _name not in globals():
         globals()[_name] = _cls()
         __all__.append(_name)
