@@ -107,11 +107,19 @@ def _zero_overload(v):
 # output a (where there is a form); constants in the dtype of v ---
 
 @numba.njit(**_SCALAR)
-def _sigmoid(v, p1, p2):                # 1/(1+e) for v >= 0, e/(1+e) for v < 0, e = exp(-|v|)
-    o = one(v)
+def _sigmoid_pair(v):                   # (sigma(v), sigma(-v) = 1 - sigma(v)), both accurate:
+    o = one(v)                          # 1/(1+e) and e/(1+e), e = exp(-|v|) (no overflow)
     e = vexp(-abs(v))
-    s = o / (o + e)
-    return s if v >= zero(v) else e * s
+    r = o / (o + e)
+    er = e * r
+    if v >= zero(v):
+        return r, er
+    return er, r
+
+
+@numba.njit(**_SCALAR)
+def _sigmoid(v, p1, p2):
+    return _sigmoid_pair(v)[0]
 
 
 @numba.njit(**_SCALAR)
@@ -196,6 +204,19 @@ def _softplus(v, p1, p2):               # max(v, 0) + log1p(exp(-|v|)): no overf
     z = zero(v)
     m = v if v > z else z
     return m + _log1p_exp_neg_abs(v)
+
+
+@numba.njit(**_SCALAR)
+def _silu(v, p1, p2):                   # v sigma(v); 0 where sigma(v) = 0 (v = -inf: the limit)
+    s = _sigmoid(v, p1, p2)
+    return zero(v) if s == zero(v) else v * s
+
+
+@numba.njit(**_SCALAR)
+def _silu_derivative(v, p1, p2):        # s (1 + v t) = s + v s (1 - s), s = sigma(v),
+    s, t = _sigmoid_pair(v)             # t = sigma(-v) (not 1 - s: accurate for v > 0);
+    d = s if t == zero(v) else s * (one(v) + v * t)   # the limits 1 at +inf (t = 0)
+    return zero(v) if s == zero(v) else d             # and 0 at -inf (s = 0)
 
 
 @numba.njit(**_SCALAR)
@@ -302,6 +323,13 @@ ACTIVATIONS = {
         docs=("log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow, no cancellation.",
               "softplus'(x) = sigmoid(x).", None),
         op="Softplus"),
+    "silu": Activation(
+        _silu, _silu_derivative,
+        docs=("SiLU (swish), x sigma(x), element-wise, with the sigmoid of :func:`sigmoid`;\n"
+              "0 at x = -inf (the limit, not -inf * 0).",
+              "silu'(x) = s + x s (1 - s) = s (1 + x sigma(-x)) with s = sigma(x) (the second\n"
+              "form: no cancellation); the limits 1 at +inf and 0 at -inf.", None),
+        op="SiLU"),
     "identity": Activation(_identity, _identity_derivative,
                            docs=("x.", "1.", None)),
 }

@@ -27,6 +27,7 @@ name              g(z)                                           g' (from)      
 ``"relu"``        max(z, 0), NaN stays NaN                       1 (z>0), 0 (z<0), p1 (z=0), NaN (z)    at_zero
 ``"leaky_relu"``  z (z >= 0), p1 z (z < 0)                       1 (z>0), p1 (z<0), p2 (z=0), NaN (z)   slope, at_zero
 ``"softplus"``    max(z, 0) + log1p(exp(-|z|)) (vexp, vlog1p)    sigmoid(z)  (z)                        --
+``"silu"``        z sigmoid(z)                                   s + z s (1 - s), s = sigmoid(z)  (z)   --
 ``"identity"``    z                                              1                                      --
 ================  =============================================  =====================================  ===========
 
