@@ -325,7 +325,7 @@ ACTIVATIONS = {
         op="Softplus"),
     "silu": Activation(
         _silu, _silu_derivative,
-        docs=("SiLU (swish), x sigma(x), element-wise, with the sigmoid of :func:`sigmoid`;\n"
+        docs=("SiLU (swish), x sigma(x), element-wise, computed with the stable sigmoid;\n"
               "0 at x = -inf (the limit, not -inf * 0).",
               "silu'(x) = s + x s (1 - s) = s (1 + x sigma(-x)) with s = sigma(x) (the second\n"
               "form: no cancellation); the limits 1 at +inf and 0 at -inf.", None),
