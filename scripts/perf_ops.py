@@ -108,14 +108,14 @@ def cases(x, g, o):
          lambda: g * (one + t) * (one - t)),
         ("relu vjp", lambda: K.relu_vjp(x, g, out=o), lambda: np.where(x >= 0, g, 0)),
         ("softplus (value)", lambda: K.softplus(x, out=o), np_softplus),
-        ("  serial kernel", lambda: unary._softplus_serial(x, o), np_softplus),
+        ("  serial kernel", lambda: unary._softplus_serial(x, x.dtype.type(0), x.dtype.type(0), o), np_softplus),
         ("  same, libm, 2 threads", lambda: _softplus_libm(x, o), np_softplus),
         ("  same, libm, serial", lambda: _softplus_libm_serial(x, o), np_softplus),
         ("log (value)", lambda: K.log(a, out=o), lambda: np.log(a)),
-        ("  serial kernel", lambda: unary._log_serial(a, o), lambda: np.log(a)),
+        ("  serial kernel", lambda: unary._log_serial(a, a.dtype.type(0), a.dtype.type(0), o), lambda: np.log(a)),
         ("bce_logits per-sample", lambda: K.bce_with_logits_per_sample(a, x, out=o1),
          lambda: np_bce_logits(a, x)),
-        ("  serial kernel", lambda: losses._bce_with_logits_per_sample_serial(a2, x2, o1),
+        ("  serial kernel", lambda: losses._bce_with_logits_per_sample_serial(a2, x2, x2.dtype.type(0), o1),
          lambda: np_bce_logits(a, x)),
         ("  rows of 64", lambda: K.bce_with_logits_per_sample(a64, x64, out=o64),
          lambda: np_bce_logits(a64, x64).sum(axis=1)),
@@ -148,10 +148,10 @@ def crossover(repeat):
         x = np.random.default_rng(0).normal(size=n)
         g = np.ones(n)
         o = np.empty(n)
-        ts = best(lambda: unary._sigmoid_vjp_serial(x, g, o), repeat * 20)
-        tp = best(lambda: unary._sigmoid_vjp_parallel(x, g, o), repeat * 20)
-        ts2 = best(lambda: unary._relu_vjp_serial(x, g, 1.0, o), repeat * 20)
-        tp2 = best(lambda: unary._relu_vjp_parallel(x, g, 1.0, o), repeat * 20)
+        ts = best(lambda: unary._sigmoid_vjp_serial(x, g, 0.0, 0.0, o), repeat * 20)
+        tp = best(lambda: unary._sigmoid_vjp_parallel(x, g, 0.0, 0.0, o), repeat * 20)
+        ts2 = best(lambda: unary._relu_vjp_serial(x, g, 1.0, 0.0, o), repeat * 20)
+        tp2 = best(lambda: unary._relu_vjp_parallel(x, g, 1.0, 0.0, o), repeat * 20)
         rows.append((n, ts, tp, ts2, tp2))
     return rows
 

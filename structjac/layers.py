@@ -80,12 +80,10 @@ __all__ = [
 ]
 
 #: Activation names accepted wherever an activation is asked for (``None`` is the identity).
+#: The ops are those of the kernels' scalar table that have fused layer kernels.
 ACTIVATIONS = {
-    "sigmoid": _ops.sigmoid,
-    "tanh": _ops.tanh,
-    "relu": _ops.relu,
-    "leaky_relu": _ops.leaky_relu,
-    "softplus": _ops.softplus,
+    **{name: getattr(_ops, name) for name in _ops.unary.TABLE_OPS
+       if getattr(_ops, name).layer_activation is not None},
     "identity": None,
     "linear": None,
     "none": None,

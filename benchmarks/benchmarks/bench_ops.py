@@ -53,6 +53,7 @@ OPS = {
     "exp": ("exp", np.exp, _normal),
     "log": ("log", lambda x: 1.0 / x, _positive),
     "softplus": ("softplus", _sigmoid, _normal),
+    "silu": ("silu", lambda x: _sigmoid(x) * (1.0 + x * (1.0 - _sigmoid(x))), _normal),
     # the lecture's exercise ln(x) + e^x, through elementwise() and the complex step
     "log_plus_exp": (None, lambda x: 1.0 / x + np.exp(x), _positive),
 }
@@ -213,6 +214,36 @@ class VjpFloorMultiple:
         number = max(1, int(2e7 // n))
         fused = min(timeit.repeat(lambda: op.vjp(x, g, out=out), number=number, repeat=7))
         floor = min(timeit.repeat(lambda: np.multiply(a, g, out=out), number=number, repeat=7))
+        return fused / floor
+
+    track_floor_multiple.unit = "x floor"
+
+
+class VjpAllocatedFloorMultiple:
+    """The fused vjp with an allocated output, ``op.vjp(x, g)``, as a multiple of
+    ``np.multiply(a, g)`` allocating its output too (both pay for fresh memory).
+
+    Same process, min of 7 repeats each, float32 and float64.
+    """
+
+    params = [["sigmoid", "relu"], ["float32", "float64"], list(pick_sizes((100_000, 1_000_000, 10_000_000)))]
+    param_names = ["op", "dtype", "n"]
+    unit = "x floor"
+    timeout = 180
+
+    def setup(self, op_name, dtype, n):
+        limit_threads()
+        self.x = OPS[op_name][2](n).astype(dtype)
+        self.g = rng(1).standard_normal(n).astype(dtype)
+        self.a = OPS[op_name][1](self.x).astype(dtype)
+        self.op = get_op(op_name)
+        self.op.vjp(self.x, self.g)  # compile
+
+    def track_floor_multiple(self, op_name, dtype, n):
+        x, g, a, op = self.x, self.g, self.a, self.op
+        number = max(1, int(2e7 // n))
+        fused = min(timeit.repeat(lambda: op.vjp(x, g), number=number, repeat=7))
+        floor = min(timeit.repeat(lambda: np.multiply(a, g), number=number, repeat=7))
         return fused / floor
 
     track_floor_multiple.unit = "x floor"

@@ -454,12 +454,12 @@ def serial_and_parallel(py_func, variant="", bind=None):
 
     Examples
     --------
-    ``structjac/kernels/unary.py`` defines ``_relu(x, out)`` and then
+    ``structjac/kernels/unary.py`` defines the body ``_apply(x, p1, p2, out)`` and then
 
-    >>> from structjac.kernels.unary import _relu
-    >>> serial, parallel = serial_and_parallel(_relu)
+    >>> from structjac.kernels.unary import _apply
+    >>> serial, parallel = serial_and_parallel(_apply)
     >>> serial.__name__, parallel.__name__, parallel.targetoptions["parallel"]
-    ('_relu_serial', '_relu_parallel', True)
+    ('_apply_serial', '_apply_parallel', True)
     >>> "parallel" in serial.targetoptions
     False
     """

@@ -27,16 +27,19 @@ name              g(z)                                           g' (from)      
 ``"relu"``        max(z, 0), NaN stays NaN                       1 (z>0), 0 (z<0), p1 (z=0), NaN (z)    at_zero
 ``"leaky_relu"``  z (z >= 0), p1 z (z < 0)                       1 (z>0), p1 (z<0), p2 (z=0), NaN (z)   slope, at_zero
 ``"softplus"``    max(z, 0) + log1p(exp(-|z|)) (vexp, vlog1p)    sigmoid(z)  (z)                        --
+``"silu"``        z sigmoid(z)                                   s + z s (1 - s), s = sigmoid(z)  (z)   --
 ``"identity"``    z                                              1                                      --
 ================  =============================================  =====================================  ===========
 
-These are the formulas of :mod:`structjac.kernels.unary` (the same expressions,
-so the values agree with ``ops.sigmoid`` etc. to rounding).  Each kernel body is
-written once, with a global scalar function ``_g`` (value) or ``_dg`` (derivative),
-and compiled per activation by
-:func:`~structjac.kernels._config.serial_and_parallel` with ``bind`` (serial and
-parallel, each with its own cache index).  The scalar functions are compiled with
-``forceinline`` so that LLVM inlines them and vectorises the loop over a row.
+These are the entries of :data:`structjac.kernels._scalars.ACTIVATIONS` with
+``layer=True``, the scalar functions :mod:`structjac.kernels.unary` is generated
+from too (so the values agree with ``ops.sigmoid`` etc.); the derivative is taken
+from the output where the entry has that form.  Each kernel body is written once,
+with a global scalar function ``_g`` (value) or ``_dg`` (derivative), and compiled
+per activation by :func:`~structjac.kernels._config.serial_and_parallel` with
+``bind`` (serial and parallel, each with its own cache index).  The scalar functions
+are compiled with ``forceinline`` so that LLVM inlines them and vectorises the loop
+over a row.
 
 In place, one array
 -------------------
@@ -81,13 +84,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import types
-from numba.core.extending import overload
 
-from ._config import JIT, as_float_array, float_dtype, pick, serial_and_parallel
-from ._exp import vexp
-from ._log import vlog1p
-from ._tanh import vtanh
+from ._config import as_float_array, float_dtype, pick, serial_and_parallel
+from ._scalars import ACTIVATIONS as _TABLE
+from ._scalars import SOURCE_TAG, zero
 
 __all__ = ["ACTIVATIONS", "DEFAULT_PARAMS", "SUM_CHUNK_ROWS", "bias_activation",
            "activation_vjp_bias_grad", "outer_activation_vjp_bias_grad"]
@@ -95,121 +95,13 @@ __all__ = ["ACTIVATIONS", "DEFAULT_PARAMS", "SUM_CHUNK_ROWS", "bias_activation",
 #: Rows per chunk of the bias-gradient sum (see the module docstring).
 SUM_CHUNK_ROWS = 256
 
-_SCALAR = dict(JIT, forceinline=True)
-
-
-def _one(v):
-    """1 in the float type of ``v`` (Numba only; a constant after compilation)."""
-    return 1.0
-
-
-def _zero(v):
-    """0 in the float type of ``v`` (Numba only)."""
-    return 0.0
-
-
-@overload(_one, jit_options=dict(forceinline=True))
-def _one_overload(v):
-    if v == types.float32:
-        return lambda v: np.float32(1)
-    if v == types.float64:
-        return lambda v: np.float64(1)
-    return None
-
-
-@overload(_zero, jit_options=dict(forceinline=True))
-def _zero_overload(v):
-    if v == types.float32:
-        return lambda v: np.float32(0)
-    if v == types.float64:
-        return lambda v: np.float64(0)
-    return None
-
-
-# --- the activations as scalar functions: value g(v) and derivative g'(s), where s is
-# the output a (sigmoid, tanh) or the input z (the others); p1, p2 in the dtype ---
-
-@numba.njit(**_SCALAR)
-def _sigmoid_value(v, p1, p2):          # 1/(1+e) for v >= 0, e/(1+e) for v < 0, e = exp(-|v|)
-    one = _one(v)
-    e = vexp(-abs(v))
-    s = one / (one + e)
-    return s if v >= _zero(v) else e * s
-
-
-@numba.njit(**_SCALAR)
-def _sigmoid_grad(a, p1, p2):           # a (1 - a), from the output
-    return a * (_one(a) - a)
-
-
-@numba.njit(**_SCALAR)
-def _tanh_value(v, p1, p2):
-    return vtanh(v)
-
-
-@numba.njit(**_SCALAR)
-def _tanh_grad(a, p1, p2):              # (1 + a)(1 - a), from the output
-    one = _one(a)
-    return (one + a) * (one - a)
-
-
-@numba.njit(**_SCALAR)
-def _relu_value(v, p1, p2):             # NaN stays NaN (NaN <= 0 is false)
-    zero = _zero(v)
-    return zero if v <= zero else v
-
-
-@numba.njit(**_SCALAR)
-def _relu_grad(v, at_zero, p2):         # 1, 0, at_zero at 0, NaN for NaN
-    zero = _zero(v)
-    r = _one(v) if v > zero else zero
-    r = at_zero if v == zero else r
-    return v if v != v else r
-
-
-@numba.njit(**_SCALAR)
-def _leaky_relu_value(v, slope, p2):
-    return slope * v if v < _zero(v) else v
-
-
-@numba.njit(**_SCALAR)
-def _leaky_relu_grad(v, slope, at_zero):
-    zero = _zero(v)
-    r = _one(v) if v > zero else slope
-    r = at_zero if v == zero else r
-    return v if v != v else r
-
-
-@numba.njit(**_SCALAR)
-def _softplus_value(v, p1, p2):         # max(v, 0) + log1p(exp(-|v|))
-    zero = _zero(v)
-    m = v if v > zero else zero
-    return m + vlog1p(vexp(-abs(v)))
-
-
-@numba.njit(**_SCALAR)
-def _softplus_grad(v, p1, p2):          # sigmoid(v)
-    return _sigmoid_value(v, p1, p2)
-
-
-@numba.njit(**_SCALAR)
-def _identity_value(v, p1, p2):
-    return v
-
-
-@numba.njit(**_SCALAR)
-def _identity_grad(v, p1, p2):
-    return _one(v)
-
-
-#: name -> (value, derivative, the derivative reads the output (True) or z (False))
+#: name -> (value, derivative, the derivative reads the output (True) or z (False)):
+#: the entries of the scalar table with ``layer=True``; the derivative from the output
+#: when the entry has one.
 _SCALARS = {
-    "sigmoid": (_sigmoid_value, _sigmoid_grad, True),
-    "tanh": (_tanh_value, _tanh_grad, True),
-    "relu": (_relu_value, _relu_grad, False),
-    "leaky_relu": (_leaky_relu_value, _leaky_relu_grad, False),
-    "softplus": (_softplus_value, _softplus_grad, False),
-    "identity": (_identity_value, _identity_grad, False),
+    name: (e.value, e.from_output, True) if e.from_output is not None
+    else (e.value, e.derivative, False)
+    for name, e in _TABLE.items() if e.layer
 }
 
 #: The activation names, and whether g' is computed from the output (else from z).
@@ -249,7 +141,7 @@ def _vjp_bias_grad(G, S, p1, p2, rows, partial):
     for c in numba.prange(partial.shape[0]):
         acc = partial[c]
         for j in range(acc.size):
-            acc[j] = _zero(p1)
+            acc[j] = zero(p1)
         stop = min(n, (c + 1) * rows)
         for k in range(c * rows, stop):
             g = G[k]
@@ -266,7 +158,7 @@ def _outer_vjp_bias_grad(g, w, S, p1, p2, rows, partial, G):
     for c in numba.prange(partial.shape[0]):
         acc = partial[c]
         for j in range(acc.size):
-            acc[j] = _zero(p1)
+            acc[j] = zero(p1)
         stop = min(n, (c + 1) * rows)
         for k in range(c * rows, stop):
             gk = g[k]
@@ -280,13 +172,14 @@ def _outer_vjp_bias_grad(g, w, S, p1, p2, rows, partial, G):
 
 _KERNELS = {}
 for _name, (_value, _grad, _) in _SCALARS.items():
+    _variant = f"{_name}_{SOURCE_TAG}"     # a new cache entry when a scalar function changes
     _KERNELS[_name] = (
-        serial_and_parallel(_bias_act, _name, bind={"_g": _value}),
-        serial_and_parallel(_bias_act_keep, _name, bind={"_g": _value}),
-        serial_and_parallel(_vjp_bias_grad, _name, bind={"_dg": _grad}),
-        serial_and_parallel(_outer_vjp_bias_grad, _name, bind={"_dg": _grad}),
+        serial_and_parallel(_bias_act, _variant, bind={"_g": _value}),
+        serial_and_parallel(_bias_act_keep, _variant, bind={"_g": _value}),
+        serial_and_parallel(_vjp_bias_grad, _variant, bind={"_dg": _grad}),
+        serial_and_parallel(_outer_vjp_bias_grad, _variant, bind={"_dg": _grad}),
     )
-del _name, _value, _grad
+del _name, _value, _grad, _variant
 
 
 # --- public wrappers --------------------------------------------------------------
@@ -335,7 +228,8 @@ def _read_array(x, shape, dtype, name, other, other_name):
 
 
 #: The parameters an activation reads, with their defaults (those of structjac.ops).
-DEFAULT_PARAMS = {"relu": (1.0,), "leaky_relu": (0.01, 1.0)}
+DEFAULT_PARAMS = {name: tuple(d for _, d, _ in e.params)
+                  for name, e in _TABLE.items() if e.layer and e.params}
 
 
 def _typed_params(dtype, activation, params):
@@ -364,8 +258,8 @@ def bias_activation(Z, b, activation, params=(), out=None):
     b : array_like, shape (m,)
         The bias; converted to the dtype of ``Z``; never written to.
     activation : str
-        A name in :data:`ACTIVATIONS` (``"sigmoid"``, ``"tanh"``, ``"relu"``,
-        ``"leaky_relu"``, ``"softplus"``, ``"identity"``).
+        A name in :data:`ACTIVATIONS` (``"sigmoid"``, ``"tanh"``, ``"relu"``, ...,
+        ``"identity"``; see the module docstring).
     params : tuple of float, optional
         ``(at_zero,)`` for relu, ``(slope, at_zero)`` for leaky_relu (only ``slope``
         matters for the value); missing ones take :data:`DEFAULT_PARAMS`.
@@ -420,7 +314,7 @@ def activation_vjp_bias_grad(G, S, activation, params=()):
 
     with :math:`g'` computed from ``S``: the output :math:`a` for sigmoid
     (:math:`a(1-a)`) and tanh (:math:`(1+a)(1-a)`), the pre-activation :math:`z`
-    for relu, leaky_relu and softplus (see the module docstring), and 1 for
+    for the others (see the module docstring), and 1 for
     identity.  The sum is chunked (float64 across chunks; see the module docstring).
 
     Parameters
@@ -436,7 +330,7 @@ def activation_vjp_bias_grad(G, S, activation, params=()):
         A name in :data:`ACTIVATIONS`.
     params : tuple of float, optional
         ``(at_zero,)`` for relu, ``(slope, at_zero)`` for leaky_relu; missing ones
-        take :data:`DEFAULT_PARAMS` (at_zero 1, the lecture's; slope 0.01).
+        take :data:`DEFAULT_PARAMS` (at_zero 1, slope 0.01).
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """Loss Numba kernels: per-sample values and fused gradients.
 
 The arrays are viewed as ``(N, m)``: N samples (axis 0) of ``m`` entries each
-(``m = 1`` for a 1-D batch, the lecture's case).  Per sample
+(``m = 1`` for a 1-D batch).  Per sample
 
 * MSE: :math:`J_0^{(k)} = \\sum_j (y_{kj} - \\hat y_{kj})^2`,
   :math:`\\partial J_0/\\partial \\hat y = -2 (y - \\hat y)`;
@@ -9,16 +9,19 @@ The arrays are viewed as ``(N, m)``: N samples (axis 0) of ``m`` entries each
   :math:`J_0 = -\\sum_j [y \\log c + (1 - y) \\log(1 - c)]` (``log1p(-c)``),
   :math:`\\partial J_0/\\partial \\hat y = (c - y) / (c (1 - c))`; ``eps`` is
   :data:`structjac.kernels._config.BCE_EPS` (float32 1e-7, float64 1e-12).  The
-  gradient is the lecture's formula evaluated at the clamped value (finite at
+  gradient is the formula above evaluated at the clamped value (finite at
   ``y_hat`` in {0, 1}), not the zero gradient of the clamp;
 * BCE with logits ``z``: :math:`J_0 = \\sum_j [\\max(z, 0) - z y + \\log1p(e^{-|z|})]`,
-  :math:`\\partial J_0/\\partial z = \\sigma(z) - y`.
+  :math:`\\partial J_0/\\partial z = \\sigma(z) - y`.  The term
+  :math:`\\max(z, 0) - z y` is evaluated as :math:`z (1 - y)` (:math:`z > 0`) or
+  :math:`-z y`, a zero factor giving 0: at :math:`z = \\pm\\infty` the loss is its
+  limit (0 or inf, never NaN) and the gradient :math:`1 - y` or :math:`-y`.
 
 The per-sample sums accumulate in float64 and are stored in the array dtype; each
 term is computed in the array dtype, with the vectorised
 :func:`~structjac.kernels._exp.vexp`, :func:`~structjac.kernels._log.vlog` and
 ``vlog1p`` (libm's ``log``/``log1p`` per element would keep the loops scalar).
-The gradient kernels take a ``scale`` (``1/N`` for the lecture's mean) and
+The gradient kernels take a ``scale`` (``1/N`` for the mean over samples) and
 write ``scale * dJ0/dy_hat`` in one pass.
 
 Examples
@@ -40,10 +43,9 @@ import numba
 import numpy as np
 
 from ._config import (
-    JIT, append_doc_sections, bce_eps, float_dtype, pick, prepare_out, serial_and_parallel,
+    append_doc_sections, bce_eps, float_dtype, pick, prepare_out, serial_and_parallel,
 )
-from ._exp import vexp
-from ._log import vlog, vlog1p
+from ._scalars import LOSSES, SOURCE_TAG
 
 __all__ = [
     "mse_per_sample", "mse_grad",
@@ -51,112 +53,60 @@ __all__ = [
     "bce_with_logits_per_sample", "bce_with_logits_grad",
 ]
 
-#: Options of the scalar per-element helpers (inlined into the kernels by LLVM).
-_SCALAR = dict(JIT, forceinline=True)
+
+# The two kernel bodies, each written once; the per-element term ``_term`` and its
+# derivative ``_dterm`` (structjac.kernels._scalars.LOSSES) are bound per loss.  A
+# per-sample kernel with one entry per sample (a 1-D batch) runs one flat loop over
+# the samples instead of a loop of one-element sums: LLVM vectorises only the inner
+# loop, which then has nothing to vectorise (the BCE losses 10x slower).  Its results
+# are the same: a one-term float64 sum is the term.
+
+def _term(y, h, p):                      # placeholder: bound per loss
+    raise NotImplementedError
 
 
-def _mse_per_sample(y2, h2, out):
-    for k in numba.prange(h2.shape[0]):
-        y = y2[k]
-        h = h2[k]
-        acc = 0.0
-        for i in range(h.size):
-            r = y[i] - h[i]
-            acc += r * r
-        out[k] = acc
+def _dterm(y, h, p):                     # placeholder: bound per loss
+    raise NotImplementedError
 
 
-def _mse_grad(y, h, scale, out):
-    two = h.dtype.type(2)
-    for i in numba.prange(h.size):
-        out[i] = scale * (two * (h[i] - y[i]))
-
-
-# The per-element terms of the per-sample losses (computed in the array dtype), inlined by
-# LLVM into the kernels.  A per-sample kernel with one entry per sample (a 1-D batch, the
-# lecture's case) runs one flat loop over the samples instead of a loop of one-element
-# sums: LLVM vectorises only the inner loop, which then has nothing to vectorise (the
-# BCE losses 10x slower).  Its results are the same: a one-term float64 sum is the term.
-
-@numba.njit(**_SCALAR)
-def _bce_term(yi, hi, eps, one):          # -(y log c + (1 - y) log(1 - c)), c = clip(h)
-    c = eps if hi < eps else hi
-    hi_clip = one - eps
-    c = hi_clip if c > hi_clip else c
-    return -(yi * vlog(c) + (one - yi) * vlog1p(-c))
-
-
-@numba.njit(**_SCALAR)
-def _bce_with_logits_term(yi, z, zero):   # max(z, 0) - z y + log1p(exp(-|z|))
-    m = z if z > zero else zero
-    return m - z * yi + vlog1p(vexp(-abs(z)))
-
-
-def _bce_per_sample(y2, h2, eps, out):
-    one = h2.dtype.type(1)
+def _per_sample_body(y2, h2, p, out):    # out[k] = sum_j term(y[k, j], h[k, j]), float64 sum
     if h2.shape[1] == 1:                  # one entry per sample: a flat loop
         y1 = y2.reshape(h2.shape[0])
         h1 = h2.reshape(h2.shape[0])
         for k in numba.prange(h1.size):
-            out[k] = _bce_term(y1[k], h1[k], eps, one)
+            out[k] = _term(y1[k], h1[k], p)
     else:
         for k in numba.prange(h2.shape[0]):
             y = y2[k]
             h = h2[k]
             acc = 0.0
             for i in range(h.size):
-                acc += _bce_term(y[i], h[i], eps, one)
+                acc += _term(y[i], h[i], p)
             out[k] = acc
 
 
-def _bce_grad(y, h, eps, scale, out):
-    one = h.dtype.type(1)
-    hi_clip = one - eps
+def _grad_body(y, h, p, scale, out):     # out = scale * dJ0/dy_hat, element-wise
     for i in numba.prange(h.size):
-        c = h[i]
-        c = eps if c < eps else c
-        c = hi_clip if c > hi_clip else c
-        out[i] = scale * ((c - y[i]) / (c * (one - c)))
+        out[i] = scale * _dterm(y[i], h[i], p)
 
 
-def _bce_with_logits_per_sample(y2, h2, out):
-    zero = h2.dtype.type(0)
-    if h2.shape[1] == 1:                  # one entry per sample: a flat loop
-        y1 = y2.reshape(h2.shape[0])
-        h1 = h2.reshape(h2.shape[0])
-        for k in numba.prange(h1.size):
-            out[k] = _bce_with_logits_term(y1[k], h1[k], zero)
-    else:
-        for k in numba.prange(h2.shape[0]):
-            y = y2[k]
-            h = h2[k]
-            acc = 0.0
-            for i in range(h.size):
-                acc += _bce_with_logits_term(y[i], h[i], zero)
-            out[k] = acc
-
-
-def _bce_with_logits_grad(y, h, scale, out):
-    one = h.dtype.type(1)
-    zero = h.dtype.type(0)
-    for i in numba.prange(h.size):
-        z = h[i]
-        e = vexp(-abs(z))
-        s = one / (one + e)
-        s = s if z >= zero else e * s
-        out[i] = scale * (s - y[i])
-
-
-# one body each, compiled serial and parallel (structjac.kernels._config.serial_and_parallel);
+# compiled per loss, serial and parallel (structjac.kernels._config.serial_and_parallel);
 # the per-sample kernels run the samples (axis 0) in parallel, each sum serially
-_mse_per_sample_serial, _mse_per_sample_parallel = serial_and_parallel(_mse_per_sample)
-_mse_grad_serial, _mse_grad_parallel = serial_and_parallel(_mse_grad)
-_bce_per_sample_serial, _bce_per_sample_parallel = serial_and_parallel(_bce_per_sample)
-_bce_grad_serial, _bce_grad_parallel = serial_and_parallel(_bce_grad)
-_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel = \
-    serial_and_parallel(_bce_with_logits_per_sample)
-_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel = \
-    serial_and_parallel(_bce_with_logits_grad)
+_KERNELS = {}
+for _name, _loss in LOSSES.items():
+    _variant = f"{_name}_{SOURCE_TAG}"   # a new cache entry when a scalar function changes
+    _KERNELS[_name] = (
+        serial_and_parallel(_per_sample_body, _variant, bind={"_term": _loss.term}),
+        serial_and_parallel(_grad_body, _variant, bind={"_dterm": _loss.grad}),
+    )
+del _name, _loss, _variant
+
+(_mse_per_sample_serial, _mse_per_sample_parallel), (_mse_grad_serial, _mse_grad_parallel) = \
+    _KERNELS["mse"]
+(_bce_per_sample_serial, _bce_per_sample_parallel), (_bce_grad_serial, _bce_grad_parallel) = \
+    _KERNELS["bce"]
+((_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel),
+ (_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel)) = _KERNELS["bce_with_logits"]
 
 
 def _prepare(y, y_hat):
@@ -208,7 +158,7 @@ _GRAD_SECTIONS = (
     "y, y_hat : array_like\n"
     "    The same shape; never written to.\n"
     "scale : float\n"
-    "    ``1/N`` for the lecture's mean over samples.\n"
+    "    ``1/N`` for the mean over samples.\n"
     "out : ndarray, optional\n"
     "    Shape of ``y_hat``, dtype of the result.",
     "Returns\n-------\nndarray\n    Shape of ``y_hat``.\n",
@@ -217,7 +167,7 @@ _GRAD_SECTIONS = (
 
 def mse_per_sample(y, y_hat, out=None):
     """Per-sample loss J0^(k) = sum over the non-batch axes of (y - y_hat)**2."""
-    return _per_sample(_mse_per_sample_serial, _mse_per_sample_parallel, y, y_hat, (), out)
+    return _per_sample(_mse_per_sample_serial, _mse_per_sample_parallel, y, y_hat, (0.0,), out)
 
 
 append_doc_sections(mse_per_sample, *_PER_SAMPLE_SECTIONS)
@@ -225,7 +175,7 @@ append_doc_sections(mse_per_sample, *_PER_SAMPLE_SECTIONS)
 
 def mse_grad(y, y_hat, scale=1.0, out=None):
     """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = -2 (y - y_hat), element-wise."""
-    return _grad(_mse_grad_serial, _mse_grad_parallel, y, y_hat, (), scale, out)
+    return _grad(_mse_grad_serial, _mse_grad_parallel, y, y_hat, (0.0,), scale, out)
 
 
 append_doc_sections(mse_grad, *_GRAD_SECTIONS)
@@ -249,7 +199,7 @@ append_doc_sections(bce_grad, *_GRAD_SECTIONS)
 
 def bce_with_logits_per_sample(y, y_hat, out=None):
     """Per-sample loss J0^(k) = sum over the non-batch axes of max(z, 0) - z y + log1p(exp(-|z|)) with z = y_hat (logits)."""
-    return _per_sample(_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel, y, y_hat, (), out)
+    return _per_sample(_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel, y, y_hat, (0.0,), out)
 
 
 append_doc_sections(bce_with_logits_per_sample, *_PER_SAMPLE_SECTIONS)
@@ -257,7 +207,7 @@ append_doc_sections(bce_with_logits_per_sample, *_PER_SAMPLE_SECTIONS)
 
 def bce_with_logits_grad(y, y_hat, scale=1.0, out=None):
     """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = sigmoid(z) - y, element-wise."""
-    return _grad(_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel, y, y_hat, (), scale, out)
+    return _grad(_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel, y, y_hat, (0.0,), scale, out)
 
 
 append_doc_sections(bce_with_logits_grad, *_GRAD_SECTIONS)

@@ -24,15 +24,16 @@ from .losses import (
     cross_entropy, mse,
 )
 from .softmax import LogSoftmax, Softmax, log_softmax, softmax
+from . import unary
+from .unary import *  # noqa: F403 (every op of the scalar table)
 from .unary import (
     Exp, LeakyReLU, Log, OutputUnaryOp, ReLU, Sigmoid, Softplus, Tanh, UnaryOp,
     exp, leaky_relu, log, relu, sigmoid, softplus, tanh,
 )
 
 __all__ = [
-    # unary
-    "sigmoid", "tanh", "relu", "leaky_relu", "exp", "log", "softplus",
-    "UnaryOp", "OutputUnaryOp", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Exp", "Log", "Softplus",
+    # unary: every op of the kernels' scalar table, and the base classes
+    *unary.__all__,
     # user-defined
     "elementwise", "ElementwiseOp",
     # binary

@@ -1,11 +1,11 @@
 r"""Losses over a mini-batch: value, per-sample values, fused gradient, structured Jacobian.
 
-Argument order is the lecture's ``loss(y, y_hat)``: targets first, predictions
+Argument order is ``loss(y, y_hat)``: targets first, predictions
 second.  (PyTorch's ``loss(input, target)`` is the other way round.)  For
 ``bce_with_logits`` the second argument holds the logits :math:`z`.
 
 Axis 0 is the batch: for ``y_hat`` of shape ``(N, ...)`` the per-sample loss
-:math:`J_0^{(k)}` sums over all the other axes, and the lecture's cost is
+:math:`J_0^{(k)}` sums over all the other axes, and the cost is
 
 .. math::
 
@@ -18,7 +18,7 @@ Axis 0 is the batch: for ``y_hat`` of shape ``(N, ...)`` the per-sample loss
 Reductions (``reduction=``):
 
 ``"mean"``
-    the lecture's :math:`\frac1N \sum_k J_0^{(k)}` (mean over samples, sum over
+    :math:`\frac1N \sum_k J_0^{(k)}` (mean over samples, sum over
     the other axes);
 ``"sum"``
     :math:`\sum_k J_0^{(k)}`;
@@ -115,7 +115,7 @@ class Loss:
     def jacobian(self, y, y_hat, reduction="mean"):
         r"""The Jacobian of the reduced loss with respect to ``y_hat`` (flattened row-major).
 
-        Built as the lecture writes it, ``BlockRow(0, w, 1) @ Diagonal(dJ0/dy_hat)``
+        Built as the chain rule writes it, ``BlockRow(0, w, 1) @ Diagonal(dJ0/dy_hat)``
         with :math:`w = \frac1N \mathbf 1` (``"mean"``), :math:`\mathbf 1`
         (``"sum"``) or :math:`\frac{1}{N d}\mathbf 1` (``"elementwise_mean"``):
         a ``1 x y_hat.size`` structure holding O(``y_hat.size``) numbers.  With
@@ -202,7 +202,7 @@ class BCE(Loss):
 
     :math:`\epsilon` is ``1e-7`` for float32 and ``1e-12`` for float64
     (``structjac.kernels.BCE_EPS``), so the loss and its gradient are finite
-    at :math:`\hat y \in \{0, 1\}`.  The gradient is the lecture's formula at
+    at :math:`\hat y \in \{0, 1\}`.  The gradient is the formula above at
     the clamped value (not the zero derivative of the clamp).  Prefer
     :data:`bce_with_logits` when the logits are at hand.
 
@@ -245,7 +245,7 @@ class BCEWithLogits(Loss):
         \frac{\partial J}{\partial z} = \frac{1}{N}(\sigma(z) - y).
 
     Equal to ``bce(y, sigmoid(z))`` without its overflow or clamping.  The
-    argument order is ``(y, z)`` like the lecture, unlike PyTorch's
+    argument order is ``(y, z)`` like the other losses, unlike PyTorch's
     ``binary_cross_entropy_with_logits(input, target)``.
 
     Examples

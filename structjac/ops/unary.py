@@ -18,7 +18,7 @@ API of every op ``op``:
 * ``op.vjp(x, g, out=None)`` -- :math:`g \odot f'(x)`, ``g`` of the shape of ``x``;
 * ``op.value_and_jacobian(x)`` -- ``(f(x), jacobian)``.
 
-``sigmoid`` and ``tanh`` also take the lecture's route through the output
+``sigmoid`` and ``tanh`` also take the route through the output
 :math:`a = f(x)`: ``derivative_from_output(a)``, ``jacobian_from_output(a)`` and
 ``vjp_from_output(a, g)`` (no exponential is recomputed).
 
@@ -30,7 +30,8 @@ are never written to.
 from __future__ import annotations
 
 
-from structjac import kernels as _k
+from structjac.kernels._scalars import ACTIVATIONS as _TABLE
+from structjac.kernels.unary import KERNELS as _KERNELS
 from structjac.structures import Diagonal
 
 from ._dispatch import dispatched
@@ -110,7 +111,7 @@ class UnaryOp:
 
 
 class OutputUnaryOp(UnaryOp):
-    """An op whose derivative the lecture writes through its output :math:`a = f(x)`.
+    """An op whose derivative has a form in its output :math:`a = f(x)`.
 
     Adds ``derivative_from_output(a)``, ``jacobian_from_output(a)`` and
     ``vjp_from_output(a, g)``.  Use them when the forward pass already holds
@@ -142,7 +143,59 @@ class OutputUnaryOp(UnaryOp):
         return self._vjp_from_output(a, g, out)
 
 
-class Sigmoid(OutputUnaryOp):
+class _TableOp(UnaryOp):
+    """An op computed by the kernels generated from the scalar table entry ``name``
+    (:data:`structjac.kernels._scalars.ACTIVATIONS`).
+
+    The parameters of the entry (``slope``, ``at_zero``, ...) are attributes of the
+    op, passed to every kernel; ``layer_activation`` names the entry's fused layer
+    kernels when it has them.
+    """
+
+    def __init__(self, *args, **kwargs):
+        names = [n for n, _, _ in _TABLE[self.name].params]
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes at most {len(names)} "
+                            f"parameters ({', '.join(names) or 'none'}), got {len(args)}")
+        values = dict(zip(names, args))
+        for n, default, _ in _TABLE[self.name].params:
+            if n in kwargs:
+                if n in values:
+                    raise TypeError(f"{type(self).__name__}() got {n!r} twice")
+                values[n] = kwargs.pop(n)
+            setattr(self, n, float(values.get(n, default)))
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}() got unexpected parameters "
+                            f"{sorted(kwargs)}; it takes {names}")
+
+    #: Set per class from the table entry: its parameter names and its kernels.
+    _param_names = ()
+    _kernels = None
+
+    def _params(self):
+        names = self._param_names
+        return tuple([getattr(self, n) for n in names]) if names else ()
+
+    def _layer_activation(self):
+        return (self.name, self._params()) if _TABLE[self.name].layer else None
+
+    def _value(self, x, out):
+        return self._kernels["value"]((x,), self._params(), out)
+
+    def _derivative(self, x, out):
+        return self._kernels["derivative"]((x,), self._params(), out)
+
+    def _vjp(self, x, g, out):
+        return self._kernels["vjp"]((x, g), self._params(), out)
+
+    def _derivative_from_output(self, a, out):
+        return self._kernels["derivative_from_output"]((a,), self._params(), out)
+
+    def _vjp_from_output(self, a, g, out):
+        return self._kernels["vjp_from_output"]((a, g), self._params(), out)
+
+
+class Sigmoid(_TableOp, OutputUnaryOp):
     r"""The logistic sigmoid :math:`\sigma(x) = 1 / (1 + e^{-x})`.
 
     .. math::
@@ -152,7 +205,7 @@ class Sigmoid(OutputUnaryOp):
 
     ``derivative(x)`` uses :math:`e/(1+e)^2` with :math:`e = e^{-|x|}`: no
     overflow and full relative accuracy in both tails (float32 down to
-    :math:`\sigma'(\pm 80) \approx 1.8\cdot 10^{-35}`).  The lecture's
+    :math:`\sigma'(\pm 80) \approx 1.8\cdot 10^{-35}`).  The textbook
     :math:`a(1 - a)` is available through ``derivative_from_output(a)``,
     ``jacobian_from_output(a)`` and ``vjp_from_output(a, g)``; it loses relative
     accuracy when :math:`a` is close to 1.
@@ -177,26 +230,14 @@ class Sigmoid(OutputUnaryOp):
 
     name = "sigmoid"
 
-    def _layer_activation(self):
-        return "sigmoid", ()
-
-    def _value(self, x, out):
-        return _k.sigmoid(x, out=out)
-
-    def _derivative(self, x, out):
-        return _k.sigmoid_derivative(x, out=out)
-
-    def _vjp(self, x, g, out):
-        return _k.sigmoid_vjp(x, g, out=out)
-
-    def _derivative_from_output(self, a, out):
-        return _k.sigmoid_derivative_from_output(a, out=out)
-
-    def _vjp_from_output(self, a, g, out):
-        return _k.sigmoid_vjp_from_output(a, g, out=out)
 
 
-class Tanh(OutputUnaryOp):
+
+
+
+
+
+class Tanh(_TableOp, OutputUnaryOp):
     r"""The hyperbolic tangent.
 
     .. math::
@@ -204,7 +245,7 @@ class Tanh(OutputUnaryOp):
         \tanh'(x) = (1 + a)(1 - a) = \frac{4e}{(1 + e)^2}, \quad a = \tanh x,\ e = e^{-2|x|}.
 
     ``derivative(x)`` uses :math:`4e/(1+e)^2` (accurate in the tails);
-    ``derivative_from_output(a)`` is the lecture's :math:`(1 + a)(1 - a)`, about
+    ``derivative_from_output(a)`` is :math:`(1 + a)(1 - a)`, about
     1000x more accurate in float32 than :math:`1 - a^2`.
 
     Examples
@@ -221,34 +262,23 @@ class Tanh(OutputUnaryOp):
 
     name = "tanh"
 
-    def _layer_activation(self):
-        return "tanh", ()
-
-    def _value(self, x, out):
-        return _k.tanh(x, out=out)
-
-    def _derivative(self, x, out):
-        return _k.tanh_derivative(x, out=out)
-
-    def _vjp(self, x, g, out):
-        return _k.tanh_vjp(x, g, out=out)
-
-    def _derivative_from_output(self, a, out):
-        return _k.tanh_derivative_from_output(a, out=out)
-
-    def _vjp_from_output(self, a, g, out):
-        return _k.tanh_vjp_from_output(a, g, out=out)
 
 
-class ReLU(UnaryOp):
+
+
+
+
+
+class ReLU(_TableOp, UnaryOp):
     r"""The rectifier :math:`\mathrm{ReLU}(x) = \max(x, 0)`.
 
     .. math::
 
         \mathrm{ReLU}'(x) = \begin{cases} 1 & x > 0 \\ c & x = 0 \\ 0 & x < 0 \end{cases}
 
-    ReLU has no derivative at 0; any :math:`c \in [0, 1]` is a subgradient.  The
-    lecture takes :math:`c = 1` (":math:`1` for :math:`z \ge 0`") and so does
+    ReLU has no derivative at 0; any :math:`c \in [0, 1]` is a subgradient.
+    The lecture *Element-wise Operations and Jacobians* takes :math:`c = 1`
+    (":math:`1` for :math:`z \ge 0`") and so does
     ``structjac.ops.relu``; PyTorch and JAX take :math:`c = 0`, which is
     ``ReLU(at_zero=0.0)`` or ``relu.with_derivative_at_zero(0.0)``.  NaN in
     gives NaN out (value, derivative and vjp) -- never a silent 0.
@@ -275,9 +305,6 @@ class ReLU(UnaryOp):
 
     name = "relu"
 
-    def _layer_activation(self):
-        return "relu", (self.at_zero,)
-
     def __init__(self, at_zero=1.0):
         self.at_zero = float(at_zero)
 
@@ -285,20 +312,11 @@ class ReLU(UnaryOp):
         """Return a new ``ReLU`` with derivative ``at_zero`` at 0."""
         return type(self)(at_zero=at_zero)
 
-    def _value(self, x, out):
-        return _k.relu(x, out=out)
-
-    def _derivative(self, x, out):
-        return _k.relu_derivative(x, self.at_zero, out=out)
-
-    def _vjp(self, x, g, out):
-        return _k.relu_vjp(x, g, self.at_zero, out=out)
-
     def __repr__(self):
         return f"structjac.ops.ReLU(at_zero={self.at_zero!r})"
 
 
-class LeakyReLU(UnaryOp):
+class LeakyReLU(_TableOp, UnaryOp):
     r"""Leaky rectifier :math:`f(x) = x` for :math:`x \ge 0`, :math:`s x` for :math:`x < 0`.
 
     .. math::
@@ -310,7 +328,7 @@ class LeakyReLU(UnaryOp):
     slope : float, default 0.01
         The slope :math:`s` for negative inputs.
     at_zero : float, default 1.0
-        The derivative :math:`c` at exactly 0 (the lecture's ReLU convention).
+        The derivative :math:`c` at exactly 0 (the convention of :class:`ReLU`).
 
     Examples
     --------
@@ -327,9 +345,6 @@ class LeakyReLU(UnaryOp):
 
     name = "leaky_relu"
 
-    def _layer_activation(self):
-        return "leaky_relu", (self.slope, self.at_zero)
-
     def __init__(self, slope=0.01, at_zero=1.0):
         self.slope = float(slope)
         self.at_zero = float(at_zero)
@@ -342,20 +357,11 @@ class LeakyReLU(UnaryOp):
         """Return a new ``LeakyReLU`` with derivative ``at_zero`` at 0."""
         return type(self)(slope=self.slope, at_zero=at_zero)
 
-    def _value(self, x, out):
-        return _k.leaky_relu(x, self.slope, out=out)
-
-    def _derivative(self, x, out):
-        return _k.leaky_relu_derivative(x, self.slope, self.at_zero, out=out)
-
-    def _vjp(self, x, g, out):
-        return _k.leaky_relu_vjp(x, g, self.slope, self.at_zero, out=out)
-
     def __repr__(self):
         return f"structjac.ops.LeakyReLU(slope={self.slope!r}, at_zero={self.at_zero!r})"
 
 
-class Exp(UnaryOp):
+class Exp(_TableOp, UnaryOp):
     r"""The exponential, its own derivative: :math:`\exp'(x) = e^x`.
 
     Examples
@@ -369,17 +375,11 @@ class Exp(UnaryOp):
 
     name = "exp"
 
-    def _value(self, x, out):
-        return _k.exp(x, out=out)
-
-    def _derivative(self, x, out):
-        return _k.exp_derivative(x, out=out)
-
-    def _vjp(self, x, g, out):
-        return _k.exp_vjp(x, g, out=out)
 
 
-class Log(UnaryOp):
+
+
+class Log(_TableOp, UnaryOp):
     r"""The natural logarithm, :math:`\log'(x) = 1/x`.
 
     Outside the domain the IEEE results are returned, without a warning:
@@ -399,17 +399,11 @@ class Log(UnaryOp):
 
     name = "log"
 
-    def _value(self, x, out):
-        return _k.log(x, out=out)
-
-    def _derivative(self, x, out):
-        return _k.log_derivative(x, out=out)
-
-    def _vjp(self, x, g, out):
-        return _k.log_vjp(x, g, out=out)
 
 
-class Softplus(UnaryOp):
+
+
+class Softplus(_TableOp, UnaryOp):
     r"""Softplus :math:`\log(1 + e^x)`, whose derivative is the sigmoid.
 
     .. math::
@@ -433,29 +427,17 @@ class Softplus(UnaryOp):
 
     name = "softplus"
 
-    def _layer_activation(self):
-        return "softplus", ()
 
-    def _value(self, x, out):
-        return _k.softplus(x, out=out)
 
-    def _derivative(self, x, out):
-        return _k.softplus_derivative(x, out=out)
 
-    def _vjp(self, x, g, out):
-        return _k.softplus_vjp(x, g, out=out)
 
 
 #: The logistic sigmoid (see :class:`Sigmoid`).
 sigmoid = Sigmoid()
 #: The hyperbolic tangent (see :class:`Tanh`).
 tanh = Tanh()
-#: ReLU with the lecture's derivative 1 at 0 (see :class:`ReLU`).
+#: ReLU with derivative 1 at 0 (see :class:`ReLU`).
 relu = ReLU()
-for _cls in (Sigmoid, Tanh, ReLU, LeakyReLU, Softplus):
-    _cls._layer_kernel_owner = _cls
-del _cls
-
 #: Leaky ReLU with slope 0.01 (see :class:`LeakyReLU`).
 leaky_relu = LeakyReLU()
 #: The exponential (see :class:`Exp`).
@@ -464,3 +446,44 @@ exp = Exp()
 log = Log()
 #: Softplus (see :class:`Softplus`).
 softplus = Softplus()
+
+
+def _generated_doc(name, entry):
+    value_doc, derivative_doc, _ = entry.docs
+    return (f"{value_doc}\n\nDerivative: {derivative_doc}\n\n"
+            "Generated from its entry in the kernels' table of scalar functions.\n\n"
+            "Examples\n--------\n"
+            ">>> import numpy as np\n"
+            f">>> from structjac.ops import {name}\n"
+            ">>> x = np.linspace(-2.0, 2.0, 5)\n"
+            f">>> bool(np.array_equal({name}.vjp(x, np.ones(5)), {name}.derivative(x)))\n"
+            "True\n"
+            f">>> {name}.jacobian(x).shape\n"
+            "(5, 5)\n")
+
+
+#: The names of the element-wise ops made from the table, in its order.
+TABLE_OPS = []
+
+# Every table entry with an op: its class (written above when it has more to say, or
+# made here from the entry), marked as computed by the entry's layer kernels, and its
+# default instance.
+for _name, _entry in _TABLE.items():
+    if _entry.op is None:
+        continue
+    _cls = globals().get(_entry.op)
+    if _cls is None:
+        _base = UnaryOp if _entry.from_output is None else OutputUnaryOp
+        _cls = type(_entry.op, (_TableOp, _base),
+                    {"__doc__": _generated_doc(_name, _entry), "name": _name,
+                     "__module__": __name__, "__qualname__": _entry.op})
+        globals()[_entry.op] = _cls
+        __all__.append(_entry.op)
+    _cls._layer_kernel_owner = _cls
+    _cls._param_names = tuple(n for n, _, _ in _entry.params)
+    _cls._kernels = _KERNELS[_name]
+    if _name not in globals():
+        globals()[_name] = _cls()
+        __all__.append(_name)
+    TABLE_OPS.append(_name)
+del _name, _entry, _cls

@@ -177,7 +177,11 @@ def _kernel_pairs():
 
 def test_serial_and_parallel_are_one_body_with_separate_cache_indexes():
     pairs = list(_kernel_pairs())
-    assert len(pairs) == 23 + 3 + 6
+    from structjac.kernels._scalars import ACTIVATIONS
+    unary = [e for e in ACTIVATIONS.values() if e.op is not None]
+    n_unary = 3 * len(unary) + 2 * sum(e.from_output is not None for e in unary)
+    assert n_unary >= 25                                  # 7 activations, 2 from the output
+    assert len(pairs) == n_unary + 3 + 6                  # + binary + losses
     index_files = set()
     for name, serial, parallel in pairs:
         assert serial.py_func.__code__.co_code == parallel.py_func.__code__.co_code, name
@@ -218,11 +222,14 @@ _ROUND_TRIP = """
 
     cases = {{
         "sigmoid_vjp": (unary._sigmoid_vjp_serial, unary._sigmoid_vjp_parallel,
-                        lambda x: (x, np.ones_like(x)), sig_vjp),
+                        lambda x: (x, np.ones_like(x), x.dtype.type(0), x.dtype.type(0)),
+                        sig_vjp),
         "relu_vjp": (unary._relu_vjp_serial, unary._relu_vjp_parallel,
-                     lambda x: (x, x, x.dtype.type(1)), lambda x: np.where(x >= 0, x, 0)),
+                     lambda x: (x, x, x.dtype.type(1), x.dtype.type(0)),
+                     lambda x: np.where(x >= 0, x, 0)),
         "mse_per_sample": (losses._mse_per_sample_serial, losses._mse_per_sample_parallel,
-                           lambda x: (x.reshape(-1, 2), np.zeros_like(x).reshape(-1, 2)),
+                           lambda x: (x.reshape(-1, 2), np.zeros_like(x).reshape(-1, 2),
+                                      x.dtype.type(0)),
                            lambda x: (x.astype(np.float64).reshape(-1, 2) ** 2).sum(1)),
         "probe": (probe.ours_serial, probe.ours_parallel, lambda x: (x,), lambda x: 2 * x),
         "naive": (probe.naive_serial, probe.naive_parallel, lambda x: (x,), lambda x: 2 * x),

@@ -176,12 +176,12 @@ def test_exp_kernels_vectorise():
 
         def kernels_for(dt):
             x = np.linspace(-3, 3, 64).astype(dt)
-            return [(unary._sigmoid_vjp_serial, (x, x, x.copy())),
-                    (unary._sigmoid_vjp_parallel, (x, x, x.copy())),
-                    (unary._sigmoid_derivative_serial, (x, x.copy())),
-                    (unary._tanh_vjp_serial, (x, x, x.copy())),
-                    (unary._exp_serial, (x, x.copy())),
-                    (losses._bce_with_logits_grad_serial, (x, x, dt(0.5), x.copy()))]
+            return [(unary._sigmoid_vjp_serial, (x, x, dt(0), dt(0), x.copy())),
+                    (unary._sigmoid_vjp_parallel, (x, x, dt(0), dt(0), x.copy())),
+                    (unary._sigmoid_derivative_serial, (x, dt(0), dt(0), x.copy())),
+                    (unary._tanh_vjp_serial, (x, x, dt(0), dt(0), x.copy())),
+                    (unary._exp_serial, (x, dt(0), dt(0), x.copy())),
+                    (losses._bce_with_logits_grad_serial, (x, x, dt(0), dt(0.5), x.copy()))]
     """, r'llvm\.exp\.|@(?:__)?exp[f]?\(|call\s+[^\n]*\bexp')
     assert len(rows) == 12, rows
     for name, dt, packed, libm in rows:

@@ -242,11 +242,11 @@ def test_per_sample_flat_path_equals_the_row_sums():
         flat = np.empty(1500, dtype)
         rows = np.empty(500, dtype)
         y1, z1, h1 = y.reshape(-1, 1), z.reshape(-1, 1), h.reshape(-1, 1)
-        losses._bce_with_logits_per_sample_serial(y1, z1, flat)
+        losses._bce_with_logits_per_sample_serial(y1, z1, dtype(0), flat)
         for j in range(3):       # rows of two copies of column j: each row sum is twice the term
             zc = np.ascontiguousarray(np.stack([z[:, j], z[:, j]], axis=1))
             yc = np.ascontiguousarray(np.stack([y[:, j], y[:, j]], axis=1))
-            losses._bce_with_logits_per_sample_serial(yc, zc, rows)
+            losses._bce_with_logits_per_sample_serial(yc, zc, dtype(0), rows)
             err = np.abs(rows - 2.0 * flat.reshape(500, 3)[:, j].astype(np.float64))
             assert np.all(err <= 8 * np.finfo(dtype).eps * (np.abs(z[:, j]) + 1))   # max(z,0) - zy cancels
         losses._bce_per_sample_serial(y1, h1, eps, flat)
@@ -274,14 +274,14 @@ def test_log_kernels_vectorise():
             b = np.zeros(16, dt)
             fwd, keep = layer._KERNELS["softplus"][:2]
             o = np.empty(64, dt)
-            return [(unary._log_serial, (x, x.copy())),
-                    (unary._log_parallel, (x, x.copy())),
-                    (unary._softplus_serial, (x, x.copy())),
+            return [(unary._log_serial, (x, dt(0), dt(0), x.copy())),
+                    (unary._log_parallel, (x, dt(0), dt(0), x.copy())),
+                    (unary._softplus_serial, (x, dt(0), dt(0), x.copy())),
                     (fwd[0], (Z, b, dt(0), dt(0))),
                     (keep[0], (Z, b, dt(0), dt(0), Z.copy())),
                     (losses._bce_per_sample_serial, (x.reshape(-1, 1), x.reshape(-1, 1) / 4, dt(1e-7), o)),
-                    (losses._bce_with_logits_per_sample_serial, (x.reshape(-1, 1), x.reshape(-1, 1), o)),
-                    (losses._bce_with_logits_per_sample_serial, (Z, Z, o[:4]))]
+                    (losses._bce_with_logits_per_sample_serial, (x.reshape(-1, 1), x.reshape(-1, 1), dt(0), o)),
+                    (losses._bce_with_logits_per_sample_serial, (Z, Z, dt(0), o[:4]))]
     """, r'@(?:llvm\.)?log(?:1p)?f?\b|@(?:__)?exp[f]?\(|llvm\.exp\.', packed=r'v?mul|vfn?madd\w*|v?div')
     assert len(rows) == 16, rows
     for name, dt, packed, libm in rows:

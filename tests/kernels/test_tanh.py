@@ -103,8 +103,8 @@ def test_tanh_kernels_vectorise():
             Z = x.reshape(4, 16).copy()
             b = np.zeros(16, dt)
             fwd, keep, vjp, outer = layer._KERNELS["tanh"]
-            return [(unary._tanh_serial, (x, x.copy())),
-                    (unary._tanh_parallel, (x, x.copy())),
+            return [(unary._tanh_serial, (x, dt(0), dt(0), x.copy())),
+                    (unary._tanh_parallel, (x, dt(0), dt(0), x.copy())),
                     (fwd[0], (Z, b, dt(0), dt(0))),
                     (keep[0], (Z, b, dt(0), dt(0), Z.copy()))]
     """, r'@(?:__)?(?:tanh|exp)f?\(|llvm\.exp\.|call\s+[^\n]*\b(?:tanh|exp)f?\b')
