@@ -20,10 +20,13 @@ from __future__ import annotations
 import functools
 import numbers
 import operator
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ..structures import Identity, Zero
+from ..structures import Identity, Jacobian, Zero
 from ._tracer import Trace, Traced
 
 __all__ = ["jacobian", "jvp", "vjp", "grad", "value_and_grad"]
@@ -108,7 +111,9 @@ def _identity(n, dtype):
     return Identity(n, dtype=dtype)
 
 
-def jacobian(f, argnums=0):
+def jacobian(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0
+) -> Callable[..., "Jacobian | tuple[Jacobian, ...]"]:
     r"""Return a function that computes the structured Jacobian of ``f``.
 
     Parameters
@@ -178,7 +183,9 @@ def jacobian(f, argnums=0):
     return jacobian_of_f
 
 
-def jvp(f, primals, tangents):
+def jvp(
+    f: Callable[..., Any], primals: Sequence[ArrayLike], tangents: Sequence[ArrayLike]
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Evaluate ``f`` and its Jacobian-vector product, :math:`(f(x), J_f(x)\,\dot x)`.
 
     Parameters
@@ -302,7 +309,7 @@ def _finish(g, x):
     return g
 
 
-def vjp(f, *primals):
+def vjp(f: Callable[..., Any], *primals: ArrayLike) -> tuple[np.ndarray, Callable[..., Any]]:
     r"""Evaluate ``f`` and return its vector-Jacobian product as a function.
 
     Parameters
@@ -366,7 +373,9 @@ def _scalar_output(result, out, transform):
         raise TypeError(f"{transform}: f must return a real floating-point scalar, got dtype {np.asarray(value).dtype}")
 
 
-def value_and_grad(f, argnums=0):
+def value_and_grad(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0
+) -> Callable[..., tuple[Any, Any]]:
     r"""Return a function that evaluates the scalar ``f`` and its gradient.
 
     Parameters
@@ -416,7 +425,7 @@ def value_and_grad(f, argnums=0):
     return value_and_grad_of_f
 
 
-def grad(f, argnums=0):
+def grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
     r"""Return a function that computes the gradient of the scalar ``f``.
 
     Parameters
