@@ -56,9 +56,13 @@ float32.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+from scipy.sparse.linalg import LinearOperator
 
 from . import _curvature, _extras
 from . import kernels as _kernels
@@ -81,7 +85,7 @@ LOSSES = {"mse": _ops.mse, "bce": _ops.bce, "bce_with_logits": _ops.bce_with_log
           "cross_entropy": _ops.cross_entropy}
 
 
-def get_loss(loss):
+def get_loss(loss: str | _ops.Loss) -> _ops.Loss:
     """Return the loss object for a name in :data:`LOSSES` or a :class:`structjac.ops.Loss`."""
     if isinstance(loss, str):
         try:
@@ -169,7 +173,7 @@ class Workspace:
     def __init__(self):
         self._buffers = {}
 
-    def get(self, name, shape, dtype) -> np.ndarray:
+    def get(self, name: str, shape: Sequence[int], dtype: DTypeLike) -> np.ndarray:
         """An uninitialised array for ``name``, reused when shape and dtype are unchanged."""
         shape, dtype = tuple(shape), np.dtype(dtype)
         buffer = self._buffers.get(name)
@@ -182,7 +186,7 @@ class Workspace:
         """Bytes held."""
         return sum(b.nbytes for b in self._buffers.values())
 
-    def clear(self):
+    def clear(self) -> None:
         """Release every buffer."""
         self._buffers.clear()
 
@@ -269,7 +273,7 @@ def _forward(params, X, acts, buffers=_Fresh):
     return saved
 
 
-def forward(params, X, activations):
+def forward(params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, activations: Sequence[str | _ops.UnaryOp | None]) -> np.ndarray:
     """Return the network's output :math:`A_L` for ``X`` of shape ``(N, d)``.
 
     Computed in ``structjac.layers.float_dtype`` of ``X``: float32 stays float32,
@@ -332,10 +336,15 @@ class _Options:
         return {"mean": y_hat.shape[0], "sum": 1, "elementwise_mean": y_hat.size}[self.reduction]
 
 
-def value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean", method="fused",
-                   return_jacobians=False, per_sample=False, workspace=None,
-                   parallel_passes=False, dtype=None, extras=(), mc_samples=1, seed=None,
-                   max_norm=None) -> GradResult:
+def value_and_grad(
+    params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike, activations: Sequence[str | _ops.UnaryOp | None],
+    loss: str | _ops.Loss = "bce", *, reduction: str = "mean", method: str = "fused",
+    return_jacobians: bool = False, per_sample: bool = False,
+    workspace: "Workspace | None" = None, parallel_passes: bool = False,
+    dtype: DTypeLike | None = None, extras: Sequence[str] = (), mc_samples: int = 1,
+    seed: "int | np.random.Generator | np.random.SeedSequence | None" = None,
+    max_norm: float | None = None,
+) -> GradResult:
     r"""The loss of an MLP on a batch and its gradient with respect to every ``W`` and ``b``.
 
     Parameters
@@ -550,7 +559,10 @@ def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
     return grads, jacs, Gs
 
 
-def ggn(params, X, y, activations, loss="bce", *, reduction="mean", dtype=None):
+def ggn(
+    params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike, activations: Sequence[str | _ops.UnaryOp | None],
+    loss: str | _ops.Loss = "bce", *, reduction: str = "mean", dtype: DTypeLike | None = None,
+) -> "LinearOperator":
     r"""The generalised Gauss-Newton matrix :math:`\mathcal J^T H \mathcal J` as an operator.
 
     A ``scipy.sparse.linalg.LinearOperator`` of shape ``(P, P)`` over the parameters
@@ -590,8 +602,11 @@ def ggn(params, X, y, activations, loss="bce", *, reduction="mean", dtype=None):
         return _curvature.GGNOperator(params, saved, acts, y, lossf, reduction)
 
 
-def gauss_newton_step(params, X, y, activations, loss="bce", *, damping=1e-3, reduction="mean",
-                      rtol=1e-6, maxiter=None, dtype=None):
+def gauss_newton_step(
+    params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike, activations: Sequence[str | _ops.UnaryOp | None],
+    loss: str | _ops.Loss = "bce", *, damping: float = 1e-3, reduction: str = "mean",
+    rtol: float = 1e-6, maxiter: int | None = None, dtype: DTypeLike | None = None,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
     r"""The damped Gauss-Newton (Levenberg-Marquardt) step :math:`d` of the parameters.
 
     Solves :math:`(\mathcal G + \lambda I)\, d = -\nabla J` by conjugate gradients on
@@ -657,7 +672,10 @@ class MLP:
     ((64, 32), dtype('float32'))
     """
 
-    def __init__(self, sizes, activations="sigmoid", loss="bce", dtype=np.float32):
+    def __init__(
+        self, sizes: Sequence[int], activations: str | Sequence[str | _ops.UnaryOp | None] = "sigmoid",
+        loss: str | _ops.Loss = "bce", dtype: DTypeLike = np.float32,
+    ) -> None:
         self.sizes = [_layer_size(s, k) for k, s in enumerate(sizes)]
         if len(self.sizes) < 2:
             raise ValueError("an MLP needs at least an input and an output size")
@@ -673,7 +691,9 @@ class MLP:
         #: The buffers :meth:`value_and_grad` reuses between calls (see :class:`Workspace`).
         self.workspace = Workspace()
 
-    def init(self, rng=None):
+    def init(
+        self, rng: "int | np.random.Generator | None" = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Glorot-uniform weights, zero biases, in ``self.dtype``."""
         rng = np.random.default_rng(rng)
         params = []
@@ -683,19 +703,19 @@ class MLP:
                            np.zeros(m, dtype=self.dtype)))
         return params
 
-    def forward(self, params, X):
+    def forward(self, params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike) -> np.ndarray:
         """The output :math:`A_L` for ``X`` of shape ``(N, d)``, in ``self.dtype``."""
         params, X, _, acts = _check(params, X, None, self.activations, self.dtype)
         return _forward(params, X, acts)[-1][2]
 
-    def value_and_grad(self, params, X, y, **kwargs) -> GradResult:
+    def value_and_grad(self, params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike, **kwargs: Any) -> GradResult:
         """:func:`value_and_grad` with this network's activations, loss, workspace and
         dtype (the data and parameters are cast to ``self.dtype``)."""
         kwargs.setdefault("workspace", self.workspace)
         kwargs.setdefault("dtype", self.dtype)
         return value_and_grad(params, X, y, self.activations, self.loss, **kwargs)
 
-    def explain(self, params, X, y) -> str:
+    def explain(self, params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike) -> str:
         """The table of the structures backpropagation multiplies, for this batch."""
         return self.value_and_grad(params, X, y, return_jacobians=True).explain()
 

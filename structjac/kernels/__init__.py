@@ -54,7 +54,7 @@ from .losses import *  # noqa: F401,F403
 from .unary import *  # noqa: F401,F403
 
 
-def set_num_threads(n):
+def set_num_threads(n: int | None) -> None:
     """Set the number of threads used by the parallel kernels.
 
     Parameters
@@ -78,7 +78,7 @@ def set_num_threads(n):
     numba.set_num_threads(int(n))
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Return the number of threads the parallel kernels use.
 
     Returns
@@ -94,7 +94,7 @@ def get_num_threads():
     return numba.get_num_threads()
 
 
-def get_parallel_threshold():
+def get_parallel_threshold() -> int:
     """Return the element count from which the parallel kernels are used.
 
     Returns
@@ -110,7 +110,7 @@ def get_parallel_threshold():
     return _config.PARALLEL_THRESHOLD
 
 
-def set_parallel_threshold(n):
+def set_parallel_threshold(n: int | None) -> None:
     """Set the element count from which the parallel kernels are used.
 
     Parameters

@@ -60,7 +60,10 @@ index file.  ``tests/kernels/test_cache_and_threads.py`` checks this end to end.
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
 import contextlib
+from collections.abc import Iterator
 import inspect
 import os
 import threading
@@ -154,7 +157,7 @@ def float_dtype(*arrays):
     return np.result_type(*dts) if dts else np.dtype(np.float64)
 
 
-def as_float_array(x, dtype):
+def as_float_array(x: ArrayLike, dtype):
     """Return ``x`` as a flat, C-ordered, contiguous array of ``dtype``.
 
     A copy is made only when needed (non-contiguous, Fortran order, other
@@ -171,7 +174,7 @@ def as_float_array(x, dtype):
     return np.ascontiguousarray(x, dtype=dtype).reshape(-1)
 
 
-def prepare_out(out, shape, dtype, name="out"):
+def prepare_out(out: np.ndarray | None, shape, dtype, name: str | None = "out"):
     """Allocate an output, or check a given one, and return ``(out, flat)``.
 
     Parameters
@@ -223,7 +226,7 @@ _LOCAL = threading.local()
 
 
 @contextlib.contextmanager
-def serial_only():
+def serial_only() -> Iterator[None]:
     """Within the block, the calling thread runs every kernel serially.
 
     For element-wise passes between multi-threaded BLAS calls (as in
@@ -348,7 +351,7 @@ def _one_at_a_time(serial, parallel):
     return run
 
 
-def pick(serial, parallel, n, memory_bound=False):
+def pick(serial, parallel, n: int | None, memory_bound=False):
     """Return the kernel to call: ``parallel`` when ``n >= PARALLEL_THRESHOLD``, else ``serial``.
 
     A ``memory_bound`` kernel is parallel only for

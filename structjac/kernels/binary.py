@@ -19,6 +19,8 @@ Examples
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
 import numba
 import numpy as np
 
@@ -77,7 +79,9 @@ def _pair(serial, parallel, arrays, out):
     return o1, o2
 
 
-def multiply_vjp(u, v, g, out=None):
+def multiply_vjp(
+    u: ArrayLike, v: ArrayLike, g: ArrayLike, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fused vjp of ``u * v``: ``(g * v, g * u)`` in one pass.
 
     Parameters
@@ -94,7 +98,9 @@ def multiply_vjp(u, v, g, out=None):
     return _pair(_multiply_vjp_serial, _multiply_vjp_parallel, (u, v, g), out)
 
 
-def divide_vjp(u, v, g, out=None):
+def divide_vjp(
+    u: ArrayLike, v: ArrayLike, g: ArrayLike, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fused vjp of ``u / v``: ``(g / v, -g u / v**2)`` in one pass.
 
     Parameters
@@ -110,7 +116,7 @@ def divide_vjp(u, v, g, out=None):
     return _pair(_divide_vjp_serial, _divide_vjp_parallel, (u, v, g), out)
 
 
-def divide_jacobians(u, v, out=None):
+def divide_jacobians(u: ArrayLike, v: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """Diagonals of the Jacobians of ``u / v``: ``(1 / v, -u / v**2)``, flat.
 
     Parameters

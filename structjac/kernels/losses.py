@@ -39,6 +39,8 @@ array([[ 0.5,  0. ],
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
 import numba
 import numpy as np
 
@@ -165,7 +167,7 @@ _GRAD_SECTIONS = (
 )
 
 
-def mse_per_sample(y, y_hat, out=None):
+def mse_per_sample(y: ArrayLike, y_hat: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """Per-sample loss J0^(k) = sum over the non-batch axes of (y - y_hat)**2."""
     return _per_sample(_mse_per_sample_serial, _mse_per_sample_parallel, y, y_hat, (0.0,), out)
 
@@ -173,7 +175,9 @@ def mse_per_sample(y, y_hat, out=None):
 append_doc_sections(mse_per_sample, *_PER_SAMPLE_SECTIONS)
 
 
-def mse_grad(y, y_hat, scale=1.0, out=None):
+def mse_grad(
+    y: ArrayLike, y_hat: ArrayLike, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = -2 (y - y_hat), element-wise."""
     return _grad(_mse_grad_serial, _mse_grad_parallel, y, y_hat, (0.0,), scale, out)
 
@@ -181,7 +185,7 @@ def mse_grad(y, y_hat, scale=1.0, out=None):
 append_doc_sections(mse_grad, *_GRAD_SECTIONS)
 
 
-def bce_per_sample(y, y_hat, out=None):
+def bce_per_sample(y: ArrayLike, y_hat: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """Per-sample loss J0^(k) = sum over the non-batch axes of -[y log c + (1 - y) log(1 - c)], c = clip(y_hat, eps, 1 - eps)."""
     return _per_sample(_bce_per_sample_serial, _bce_per_sample_parallel, y, y_hat, (bce_eps(_dtype_of(y, y_hat)),), out)
 
@@ -189,7 +193,9 @@ def bce_per_sample(y, y_hat, out=None):
 append_doc_sections(bce_per_sample, *_PER_SAMPLE_SECTIONS)
 
 
-def bce_grad(y, y_hat, scale=1.0, out=None):
+def bce_grad(
+    y: ArrayLike, y_hat: ArrayLike, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = (c - y) / (c (1 - c)), element-wise."""
     return _grad(_bce_grad_serial, _bce_grad_parallel, y, y_hat, (bce_eps(_dtype_of(y, y_hat)),), scale, out)
 
@@ -197,7 +203,9 @@ def bce_grad(y, y_hat, scale=1.0, out=None):
 append_doc_sections(bce_grad, *_GRAD_SECTIONS)
 
 
-def bce_with_logits_per_sample(y, y_hat, out=None):
+def bce_with_logits_per_sample(
+    y: ArrayLike, y_hat: ArrayLike, out: np.ndarray | None = None
+) -> np.ndarray:
     """Per-sample loss J0^(k) = sum over the non-batch axes of max(z, 0) - z y + log1p(exp(-|z|)) with z = y_hat (logits)."""
     return _per_sample(_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel, y, y_hat, (0.0,), out)
 
@@ -205,7 +213,9 @@ def bce_with_logits_per_sample(y, y_hat, out=None):
 append_doc_sections(bce_with_logits_per_sample, *_PER_SAMPLE_SECTIONS)
 
 
-def bce_with_logits_grad(y, y_hat, scale=1.0, out=None):
+def bce_with_logits_grad(
+    y: ArrayLike, y_hat: ArrayLike, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = sigmoid(z) - y, element-wise."""
     return _grad(_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel, y, y_hat, (0.0,), scale, out)
 

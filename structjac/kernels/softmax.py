@@ -50,6 +50,8 @@ array([[ 0.1875, -0.1875]])
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
 import numba
 import numpy as np
 
@@ -343,33 +345,37 @@ _VJP_ROWS = ("Parameters\n----------\n"
              "Returns\n-------\nndarray\n    Shape ``(N, k)``.\n")
 
 
-def softmax_rows(x, out=None):
+def softmax_rows(x: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """Row-wise softmax ``exp(x - max) / sum(exp(x - max))`` of a 2-D array."""
     return _unary_rows(_softmax_serial, _softmax_parallel, x, out)
 
 
-def log_softmax_rows(x, out=None):
+def log_softmax_rows(x: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """Row-wise log-softmax ``x - max - log(sum(exp(x - max)))`` of a 2-D array."""
     return _unary_rows(_log_softmax_serial, _log_softmax_parallel, x, out)
 
 
-def softmax_vjp_rows(x, g, out=None):
+def softmax_vjp_rows(x: ArrayLike, g: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """Fused row-wise softmax vjp ``p * (g - sum(g * p))``, ``p = softmax(x)``."""
     return _binary_rows(_softmax_vjp_serial, _softmax_vjp_parallel, x, g, out)
 
 
-def softmax_vjp_from_output_rows(p, g, out=None):
+def softmax_vjp_from_output_rows(
+    p: ArrayLike, g: ArrayLike, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fused row-wise softmax vjp ``p * (g - sum(g * p))`` from the output ``p``."""
     return _binary_rows(_softmax_vjp_from_output_serial, _softmax_vjp_from_output_parallel,
                         p, g, out, ("p", "g"))
 
 
-def log_softmax_vjp_rows(x, g, out=None):
+def log_softmax_vjp_rows(x: ArrayLike, g: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """Fused row-wise log-softmax vjp ``g - softmax(x) * sum(g)``."""
     return _binary_rows(_log_softmax_vjp_serial, _log_softmax_vjp_parallel, x, g, out)
 
 
-def log_softmax_vjp_from_output_rows(a, g, out=None):
+def log_softmax_vjp_from_output_rows(
+    a: ArrayLike, g: ArrayLike, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fused row-wise log-softmax vjp ``g - exp(a) * sum(g)`` from the output ``a``."""
     return _binary_rows(_log_softmax_vjp_from_output_serial,
                         _log_softmax_vjp_from_output_parallel, a, g, out, ("a", "g"))
@@ -383,7 +389,7 @@ for _f in (softmax_vjp_rows, softmax_vjp_from_output_rows, log_softmax_vjp_rows,
 del _f
 
 
-def softmax_jacobian_blocks(x, scale=1.0):
+def softmax_jacobian_blocks(x: ArrayLike, scale: float = 1.0) -> np.ndarray:
     """The blocks ``scale * (diag(p) - p p^T)``, shape ``(N, k, k)``, of the rows of ``x``.
 
     Parameters
@@ -408,7 +414,7 @@ def softmax_jacobian_blocks(x, scale=1.0):
 softmax_hessian_blocks = softmax_jacobian_blocks
 
 
-def log_softmax_jacobian_blocks(x):
+def log_softmax_jacobian_blocks(x: ArrayLike) -> np.ndarray:
     """The blocks ``I - 1 p^T``, shape ``(N, k, k)``, of the rows of ``x``.
 
     Parameters
@@ -445,7 +451,7 @@ def _labels(labels, z):
     return np.ascontiguousarray(labels, dtype=np.intp)
 
 
-def cross_entropy_labels_per_sample(labels, z, out=None):
+def cross_entropy_labels_per_sample(labels, z, out: np.ndarray | None = None) -> np.ndarray:
     """Per-sample cross-entropy ``lse(z_k) - z_k[labels_k]`` of logits ``z`` (N, C).
 
     Parameters
@@ -468,7 +474,9 @@ def cross_entropy_labels_per_sample(labels, z, out=None):
     return out
 
 
-def cross_entropy_labels_grad(labels, z, scale=1.0, out=None):
+def cross_entropy_labels_grad(
+    labels, z, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fused ``scale * (softmax(z_k) - e_{labels_k})`` for logits ``z`` (N, C).
 
     Parameters
@@ -502,7 +510,7 @@ def _targets(t, z):
     return _rows(t, dtype, "targets"), _rows(z, dtype, "logits"), dtype
 
 
-def cross_entropy_targets_per_sample(t, z, out=None):
+def cross_entropy_targets_per_sample(t, z, out: np.ndarray | None = None) -> np.ndarray:
     """Per-sample cross-entropy ``sum(t_k) lse(z_k) - t_k . z_k`` against target rows ``t``.
 
     Parameters
@@ -521,7 +529,9 @@ def cross_entropy_targets_per_sample(t, z, out=None):
     return out
 
 
-def cross_entropy_targets_grad(t, z, scale=1.0, out=None):
+def cross_entropy_targets_grad(
+    t, z, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fused ``scale * (sum(t_k) softmax(z_k) - t_k)`` against target rows ``t``.
 
     Parameters

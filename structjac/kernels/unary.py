@@ -103,6 +103,9 @@ def _wrapper(fname, kernel, arrays, params, math):
     wrapper = namespace[fname]
     wrapper.__module__ = __name__
     wrapper.__doc__ = math
+    wrapper.__annotations__ = {**{n: "ArrayLike" for n in arrays},
+                               **{n: "float" for n, _, _ in params},
+                               "out": "np.ndarray | None", "return": "np.ndarray"}
     names = [*arrays, *(n for n, _, _ in params), "out"]
     pdocs = {**_PARAMETER_DOCS, **{n: doc for n, _, doc in params}}
     append_doc_sections(

@@ -47,6 +47,10 @@ use.  These kernels are not cached on disk (a lambda has no stable identity).
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+from collections.abc import Callable
+from typing import Any
+
 import types
 
 import numba
@@ -91,7 +95,7 @@ def _jit_scalar(f):
         # not the object itself, so call it from a small Python function
         inner = f
 
-        def f(x):
+        def f(x: ArrayLike):
             return inner(x)
 
     return numba.njit(error_model="numpy")(f)
@@ -101,7 +105,7 @@ def _make_complex_step(f_jit):
     h = COMPLEX_STEP
 
     @numba.njit(error_model="numpy")
-    def dfdx(x):
+    def dfdx(x: ArrayLike):
         return f_jit(complex(x, h)).imag / h
 
     return dfdx
@@ -112,12 +116,12 @@ def _make_kernels(scalar, parallel):
     rng = numba.prange if parallel else range
 
     @numba.njit(fastmath=flags, parallel=parallel, error_model="numpy")
-    def map_kernel(x, out):
+    def map_kernel(x: ArrayLike, out: np.ndarray | None):
         for i in rng(x.size):
             out[i] = scalar(x[i])
 
     @numba.njit(fastmath=flags, parallel=parallel, error_model="numpy")
-    def vjp_kernel(x, g, out):
+    def vjp_kernel(x: ArrayLike, g: ArrayLike, out: np.ndarray | None):
         for i in rng(x.size):
             out[i] = g[i] * scalar(x[i])
 
@@ -146,7 +150,9 @@ class ElementwiseOp(UnaryOp):
     structjac.elementwise(square)
     """
 
-    def __init__(self, f, df=None, name=None):
+    def __init__(
+        self, f: Callable[..., Any], df: Callable[..., Any] | None = None, name: str | None = None
+    ) -> None:
         self.f = f
         self.df = df
         self.name = name if name is not None else getattr(f, "__name__", "f")
@@ -259,7 +265,9 @@ class ElementwiseOp(UnaryOp):
         return f"structjac.elementwise({self.name})"
 
 
-def elementwise(f, df=None, name=None):
+def elementwise(
+    f: Callable[..., Any], df: Callable[..., Any] | None = None, name: str | None = None
+) -> "ElementwiseOp":
     r"""Make an element-wise op from a scalar function.
 
     The Jacobian of :math:`x \mapsto (f(x_1), \dots, f(x_n))` is

@@ -33,6 +33,9 @@ The value of a 0-sample batch is NaN for the means and 0 for ``"sum"``.
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+from structjac.structures import Jacobian
+
 import numpy as np
 
 from structjac import kernels as _k
@@ -71,13 +74,15 @@ class Loss:
         return y, y_hat, float_dtype(y, y_hat)
 
     @dispatched
-    def per_sample(self, y, y_hat):
+    def per_sample(self, y: ArrayLike, y_hat: ArrayLike) -> np.ndarray:
         """Return the per-sample losses :math:`J_0^{(k)}`, shape ``(N,)``."""
         y, y_hat, _ = self._prepare(y, y_hat)
         return self._per_sample(y, y_hat)
 
     @dispatched
-    def __call__(self, y, y_hat, reduction="mean"):
+    def __call__(
+        self, y: ArrayLike, y_hat: ArrayLike, reduction: str = "mean"
+    ) -> "np.floating | np.ndarray":
         """Return the loss, reduced as ``reduction`` says (a scalar of the input dtype, or ``(N,)``)."""
         _check_reduction(reduction)
         y, y_hat, dtype = self._prepare(y, y_hat)
@@ -98,7 +103,9 @@ class Loss:
         return 1.0
 
     @dispatched
-    def grad(self, y, y_hat, reduction="mean", out=None):
+    def grad(
+        self, y: ArrayLike, y_hat: ArrayLike, reduction: str = "mean", out: np.ndarray | None = None
+    ) -> np.ndarray:
         r"""Gradient of the reduced loss with respect to ``y_hat``, fused, shape of ``y_hat``.
 
         ``"mean"`` gives :math:`\frac1N \partial J_0/\partial\hat y`, ``"sum"``
@@ -112,7 +119,7 @@ class Loss:
         return self._grad(y, y_hat, self._scale(y_hat, reduction), out)
 
     @dispatched
-    def jacobian(self, y, y_hat, reduction="mean"):
+    def jacobian(self, y: ArrayLike, y_hat: ArrayLike, reduction: str = "mean") -> "Jacobian":
         r"""The Jacobian of the reduced loss with respect to ``y_hat`` (flattened row-major).
 
         Built as the chain rule writes it, ``BlockRow(0, w, 1) @ Diagonal(dJ0/dy_hat)``
@@ -139,7 +146,7 @@ class Loss:
         return BlockRow(0, w, 1, copy=False) @ Diagonal(d, copy=False)
 
     @dispatched
-    def hessian(self, y, y_hat, reduction="mean"):
+    def hessian(self, y: ArrayLike, y_hat: ArrayLike, reduction: str = "mean") -> "Jacobian":
         r"""The Hessian of the reduced loss with respect to ``y_hat`` (flattened row-major).
 
         Each per-sample loss depends on its own sample only, so the Hessian is block
@@ -361,7 +368,7 @@ class CrossEntropy(Loss):
         return _ks.cross_entropy_targets_grad(y, y_hat, scale, out=out)
 
     @dispatched
-    def jacobian(self, y, y_hat, reduction="mean"):
+    def jacobian(self, y: ArrayLike, y_hat: ArrayLike, reduction: str = "mean") -> "Jacobian":
         r"""The Jacobian of the reduced loss with respect to the logits (flattened row-major).
 
         ``"mean"``, ``"sum"``, ``"elementwise_mean"``: the ``1 x NC`` row

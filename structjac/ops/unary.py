@@ -29,6 +29,10 @@ are never written to.
 
 from __future__ import annotations
 
+import numpy as np
+from numpy.typing import ArrayLike
+from structjac.structures import Jacobian
+
 
 from structjac.kernels._scalars import ACTIVATIONS as _TABLE
 from structjac.kernels.unary import KERNELS as _KERNELS
@@ -69,7 +73,7 @@ class UnaryOp:
     _layer_kernel_owner = None
 
     @property
-    def layer_activation(self):
+    def layer_activation(self) -> str | None:
         """``(name, params)`` of the fused dense-layer kernels in
         ``structjac.kernels.layer`` that compute this op, or None when it has none."""
         if type(self) is not self._layer_kernel_owner:
@@ -80,29 +84,29 @@ class UnaryOp:
         return None
 
     @dispatched
-    def __call__(self, x, out=None):
+    def __call__(self, x: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         """Return :math:`f(x)` element-wise (shape of ``x``)."""
         return self._value(x, out)
 
     @dispatched
-    def derivative(self, x, out=None):
+    def derivative(self, x: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         """Return :math:`f'(x)` element-wise (shape of ``x``)."""
         return self._derivative(x, out)
 
     @dispatched
-    def jacobian(self, x):
+    def jacobian(self, x: ArrayLike) -> "Jacobian":
         """Return ``Diagonal(f'(x).ravel())``, the Jacobian over ``x.size`` values."""
         d = self._derivative(x, None)
         return Diagonal(d.reshape(-1), copy=False)
 
     @dispatched
-    def vjp(self, x, g, out=None):
+    def vjp(self, x: ArrayLike, g: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         """Return :math:`g \\odot f'(x)` in one fused pass; ``g`` must have the shape of ``x``."""
         x, g = same_shape(x, g, "x", "g")
         return self._vjp(x, g, out)
 
     @dispatched
-    def value_and_jacobian(self, x):
+    def value_and_jacobian(self, x: ArrayLike) -> tuple[np.ndarray, "Jacobian"]:
         """Return ``(f(x), jacobian(x))``."""
         return self._value(x, None), self.jacobian(x)
 
@@ -127,17 +131,19 @@ class OutputUnaryOp(UnaryOp):
     """
 
     @dispatched
-    def derivative_from_output(self, a, out=None):
+    def derivative_from_output(self, a: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         """Return :math:`f'` computed from the output ``a`` (shape of ``a``)."""
         return self._derivative_from_output(a, out)
 
     @dispatched
-    def jacobian_from_output(self, a):
+    def jacobian_from_output(self, a: ArrayLike) -> "Jacobian":
         """Return ``Diagonal`` of :math:`f'` computed from the output ``a``."""
         return Diagonal(self._derivative_from_output(a, None).reshape(-1), copy=False)
 
     @dispatched
-    def vjp_from_output(self, a, g, out=None):
+    def vjp_from_output(
+        self, a: ArrayLike, g: ArrayLike, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Return :math:`g \\odot f'` computed from the output ``a``, fused."""
         a, g = same_shape(a, g, "a", "g")
         return self._vjp_from_output(a, g, out)
@@ -305,10 +311,10 @@ class ReLU(_TableOp, UnaryOp):
 
     name = "relu"
 
-    def __init__(self, at_zero=1.0):
+    def __init__(self, at_zero: float = 1.0) -> None:
         self.at_zero = float(at_zero)
 
-    def with_derivative_at_zero(self, at_zero):
+    def with_derivative_at_zero(self, at_zero: float) -> "ReLU":
         """Return a new ``ReLU`` with derivative ``at_zero`` at 0."""
         return type(self)(at_zero=at_zero)
 
@@ -345,15 +351,15 @@ class LeakyReLU(_TableOp, UnaryOp):
 
     name = "leaky_relu"
 
-    def __init__(self, slope=0.01, at_zero=1.0):
+    def __init__(self, slope: float = 0.01, at_zero: float = 1.0) -> None:
         self.slope = float(slope)
         self.at_zero = float(at_zero)
 
-    def with_slope(self, slope):
+    def with_slope(self, slope: float) -> "LeakyReLU":
         """Return a new ``LeakyReLU`` with negative slope ``slope``."""
         return type(self)(slope=slope, at_zero=self.at_zero)
 
-    def with_derivative_at_zero(self, at_zero):
+    def with_derivative_at_zero(self, at_zero: float) -> "LeakyReLU":
         """Return a new ``LeakyReLU`` with derivative ``at_zero`` at 0."""
         return type(self)(slope=self.slope, at_zero=at_zero)
 

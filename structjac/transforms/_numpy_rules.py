@@ -881,7 +881,7 @@ def call_function(func, args, kwargs):
     return rule(*args, **kwargs)
 
 
-def supported():
+def supported() -> dict[str, list[str]]:
     """Return the names of the traced numpy functions, by kind.
 
     Returns

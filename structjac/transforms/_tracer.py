@@ -23,7 +23,10 @@ so does writing into it (``x[0] = 1``, ``x += 1``, ``out=``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._compose import accumulate, compose, diagonal_times, fused_diagonal_times
 
@@ -192,36 +195,36 @@ class Traced:
         return self
 
     @property
-    def value(self):
+    def value(self) -> np.ndarray:
         """ndarray: the value (read-only); a pending element-wise call is evaluated first."""
         value = self._value
         if value is None:
             value = self._pending.force(self)
         return value
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("traced values are made by structjac's transforms (jacobian, grad, ...)")
 
     # ------------------------------------------------------------- metadata
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         """tuple of int: the value's shape."""
         value = self._value
         return self._pending.shape if value is None else value.shape
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         """int: the value's number of axes."""
         return len(self.shape)
 
     @property
-    def size(self):
+    def size(self) -> int:
         """int: the value's number of entries."""
         value = self._value
         return self._pending.size if value is None else value.size
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         """numpy.dtype: the value's dtype."""
         value = self._value
         return self._pending.dtype if value is None else value.dtype
@@ -308,7 +311,7 @@ class Traced:
     def __rpow__(self, other):
         return _rules.call_ufunc(np.power, "__call__", (other, self), {})
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: ArrayLike) -> "Traced":
         return _rules.call_ufunc(np.matmul, "__call__", (self, other), {})
 
     def __rmatmul__(self, other):
@@ -365,47 +368,47 @@ class Traced:
         )
 
     @property
-    def T(self):
+    def T(self) -> "Traced":
         """Traced: the transpose (axes reversed)."""
         return _rules.transpose(self, None)
 
-    def transpose(self, *axes):
+    def transpose(self, *axes: int) -> "Traced":
         """Return the value with its axes permuted, traced (as ``ndarray.transpose``)."""
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
             axes = axes[0]
         return _rules.transpose(self, axes or None)
 
-    def reshape(self, *shape, order="C"):
+    def reshape(self, *shape: int, order: str = "C") -> "Traced":
         """Return the value reshaped, traced (row-major only, as the Jacobians are)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = shape[0]
         return _rules.reshape(self, shape, order)
 
-    def ravel(self, order="C"):
+    def ravel(self, order: str = "C") -> "Traced":
         """Return the value flattened row-major, traced."""
         return _rules.reshape(self, (-1,), order)
 
-    def flatten(self, order="C"):
+    def flatten(self, order: str = "C") -> "Traced":
         """Return the value flattened row-major, traced (a copy, as ``ndarray.flatten``)."""
         return _rules.reshape(self, (-1,), order)
 
-    def sum(self, axis=None, keepdims=False, **kwargs):
+    def sum(self, axis: int | None = None, keepdims: bool = False, **kwargs: Any) -> "Traced":
         """Return the sum over ``axis``, traced (as ``ndarray.sum``)."""
         return _rules.call_function(np.sum, (self,), dict(axis=axis, keepdims=keepdims, **kwargs))
 
-    def mean(self, axis=None, keepdims=False, **kwargs):
+    def mean(self, axis: int | None = None, keepdims: bool = False, **kwargs: Any) -> "Traced":
         """Return the mean over ``axis``, traced (as ``ndarray.mean``)."""
         return _rules.call_function(np.mean, (self,), dict(axis=axis, keepdims=keepdims, **kwargs))
 
-    def max(self, axis=None, keepdims=False, **kwargs):
+    def max(self, axis: int | None = None, keepdims: bool = False, **kwargs: Any) -> "Traced":
         """Return the maximum over ``axis``, traced (as ``ndarray.max``)."""
         return _rules.call_function(np.max, (self,), dict(axis=axis, keepdims=keepdims, **kwargs))
 
-    def min(self, axis=None, keepdims=False, **kwargs):
+    def min(self, axis: int | None = None, keepdims: bool = False, **kwargs: Any) -> "Traced":
         """Return the minimum over ``axis``, traced (as ``ndarray.min``)."""
         return _rules.call_function(np.min, (self,), dict(axis=axis, keepdims=keepdims, **kwargs))
 
-    def dot(self, other):
+    def dot(self, other: ArrayLike) -> "Traced":
         """Return ``np.dot(self, other)``, traced."""
         return _rules.call_function(np.dot, (self, other), {})
 
