@@ -64,7 +64,7 @@ def _label(value) -> str:
     """A bar's label: ``bench_rules.Diagonal_at_Kronecker`` -> ``rules: Diagonal @ Kronecker``."""
     text = str(value)
     if text.startswith("bench_") and "." in text:
-        module, cls = text[len("bench_"):].split(".", 1)
+        module, cls = text[len("bench_") :].split(".", 1)
         return f"{module}: {_panel_title(cls)}"
     return text
 
@@ -74,14 +74,18 @@ def _panel_title(cls: str) -> str:
     text = cls.replace("_at_", " @ ").replace("_plus_", " + ")
     for prefix in ("Jacobian_", "VjpFromOutput_", "Vjp_"):
         if text.startswith(prefix):
-            text = prefix.rstrip("_").replace("VjpFromOutput", "vjp from output").lower() + " " \
-                + text[len(prefix):]
+            text = (
+                prefix.rstrip("_").replace("VjpFromOutput", "vjp from output").lower()
+                + " "
+                + text[len(prefix) :]
+            )
     return text.replace("_", " ")
 
 
 DEFAULT_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-DEFAULT_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "docs", "_static", "benchmarks")
+DEFAULT_OUT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "_static", "benchmarks"
+)
 
 STYLE = {
     "structured": dict(color="C0", ls="-", marker="o"),
@@ -121,14 +125,18 @@ def family_of(name):
 
 def load(results_dir, machine=None, commit=None):
     """Return ``(results dict, benchmarks.json dict)`` for one run."""
-    machines = [d for d in sorted(os.listdir(results_dir))
-                if os.path.isdir(os.path.join(results_dir, d))]
+    machines = [
+        d for d in sorted(os.listdir(results_dir)) if os.path.isdir(os.path.join(results_dir, d))
+    ]
     if machine is None:
         if not machines:
             raise SystemExit(f"no machine directory in {results_dir}")
         machine = machines[0]
-    files = [f for f in glob.glob(os.path.join(results_dir, machine, "*.json"))
-             if not f.endswith("machine.json")]
+    files = [
+        f
+        for f in glob.glob(os.path.join(results_dir, machine, "*.json"))
+        if not f.endswith("machine.json")
+    ]
     if commit:
         files = [f for f in files if os.path.basename(f).startswith(commit[:8])]
     if not files:
@@ -162,10 +170,16 @@ def rows(data, meta):
         combos = list(itertools.product(*params)) if params else [()]
         if not isinstance(result, list):
             result = [result]
-        values = {c: v for c, v in zip(combos, result)
-                  if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        values = {
+            c: v
+            for c, v in zip(combos, result)
+            if v is not None and not (isinstance(v, float) and math.isnan(v))
+        }
         names = meta.get(name, {}).get("param_names") or (
-            ["n", "form"][: len(params)] if len(params) <= 2 else [f"p{i}" for i in range(len(params))])
+            ["n", "form"][: len(params)]
+            if len(params) <= 2
+            else [f"p{i}" for i in range(len(params))]
+        )
         yield name, names, values
 
 
@@ -197,7 +211,7 @@ def plot_family(plt, family, entries, ylabel, path):
     nrows, ncols = _grid(len(entries))
     size = (3.3 * ncols + 0.4, 2.4 * nrows + 0.9)
     fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False)
-    for ax in axes.flat[len(entries):]:
+    for ax in axes.flat[len(entries) :]:
         ax.set_visible(False)
     for ax, (name, names, values) in zip(axes.flat, entries):
         i_n, i_f = names.index("n"), names.index("form")
@@ -209,8 +223,7 @@ def plot_family(plt, family, entries, ylabel, path):
             pts = sorted((c[i_n], v) for c, v in values.items() if c[i_f] == form)
             if pts:
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, label=form.replace("_", " "), ms=3, lw=1.2,
-                        **STYLE.get(form, {}))
+                ax.plot(xs, ys, label=form.replace("_", " "), ms=3, lw=1.2, **STYLE.get(form, {}))
         ax.set_xscale("log")
         symlog = any(v <= 0 for v in values.values())
         ax.set_yscale("symlog" if symlog else "log")
@@ -228,11 +241,23 @@ def plot_family(plt, family, entries, ylabel, path):
             handles.setdefault(l, h)
     legend_rows = (len(handles) + 3) // 4
     top = 1.0 - (0.3 + 0.2 * legend_rows) / fig.get_figheight()
-    fig.suptitle(FAMILY_TITLES.get(family, family.replace("_", " ")), fontsize=11,
-                 x=0.01, y=0.998, ha="left", va="top")
-    fig.legend(list(handles.values()), list(handles), loc="upper left",
-               bbox_to_anchor=(0.01, 1.0 - 0.32 / fig.get_figheight()), ncol=min(4, len(handles)),
-               fontsize=8, frameon=False)
+    fig.suptitle(
+        FAMILY_TITLES.get(family, family.replace("_", " ")),
+        fontsize=11,
+        x=0.01,
+        y=0.998,
+        ha="left",
+        va="top",
+    )
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="upper left",
+        bbox_to_anchor=(0.01, 1.0 - 0.32 / fig.get_figheight()),
+        ncol=min(4, len(handles)),
+        fontsize=8,
+        frameon=False,
+    )
     fig.supxlabel("n (problem size)", fontsize=9)
     fig.supylabel(ylabel, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, top))
@@ -246,14 +271,17 @@ def plot_bars(plt, family, entries, path):
     heights = [len(v) for _, _, v in entries]
     ncols = min(2, len(entries))
     nrows = (len(entries) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, (0.9 + 0.17 * max(heights)) * nrows),
-                             squeeze=False)
-    for ax in axes.flat[len(entries):]:
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.6 * ncols, (0.9 + 0.17 * max(heights)) * nrows), squeeze=False
+    )
+    for ax in axes.flat[len(entries) :]:
         ax.set_visible(False)
     for ax, (name, names, values) in zip(axes.flat, entries):
         items = sorted(values.items(), key=lambda kv: kv[1])
-        labels = [", ".join(_label(v) if len(names) == 1 else f"{k}={v}" for k, v in zip(names, c))
-                  for c, _ in items]
+        labels = [
+            ", ".join(_label(v) if len(names) == 1 else f"{k}={v}" for k, v in zip(names, c))
+            for c, _ in items
+        ]
         ax.barh(range(len(items)), [v for _, v in items], color="C0", height=0.7)
         ax.set_yticks(range(len(items)), labels, fontsize=8)
         ax.set_ylim(-0.6, len(items) - 0.4)
@@ -261,8 +289,9 @@ def plot_bars(plt, family, entries, path):
         ax.set_title(_panel_title(name.split(".", 1)[1].replace(".", ": ")), fontsize=9)
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(True, axis="x", lw=0.3)
-    fig.suptitle(FAMILY_TITLES.get(family, family.replace("_", " ")), fontsize=11,
-                 x=0.01, ha="left")
+    fig.suptitle(
+        FAMILY_TITLES.get(family, family.replace("_", " ")), fontsize=11, x=0.01, ha="left"
+    )
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
@@ -275,8 +304,11 @@ def ratio_table(all_rows):
         if not name.endswith(".time_op") or names[:2] != ["n", "form"]:
             continue
         forms = {c[1] for c in values}
-        for base in [f for f in ("dense", "numpy", "floor", "left_to_right", "right_to_left",
-                                 "torch", "jax") if f in forms]:
+        for base in [
+            f
+            for f in ("dense", "numpy", "floor", "left_to_right", "right_to_left", "torch", "jax")
+            if f in forms
+        ]:
             ns = sorted(c[0] for c in values if c[1] == base and (c[0], "structured") in values)
             if ns:
                 n = ns[-1]
@@ -316,8 +348,15 @@ def main(argv=None):
         elif method == "track_stored_bytes" and grid:
             groups.setdefault((family + "_bytes", "bytes"), []).append((name, names, values))
         else:
-            groups.setdefault((family if family in ("coldstart", "threads", "vjp_floor", "summary")
-                               else family + "_other", "bars"), []).append((name, names, values))
+            groups.setdefault(
+                (
+                    family
+                    if family in ("coldstart", "threads", "vjp_floor", "summary")
+                    else family + "_other",
+                    "bars",
+                ),
+                [],
+            ).append((name, names, values))
     written = []
     for (family, kind), entries in sorted(groups.items()):
         path = os.path.join(args.out, f"{family}.png")

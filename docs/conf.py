@@ -58,8 +58,7 @@ if INTERSPHINX:
 
 # _generated/*.rst are pieces that pages pull in with ``.. include::``, not pages
 # of their own (as pages they would be untitled).
-exclude_patterns = ["_build", "_generated/**/README*", "_generated/*.rst", "Thumbs.db",
-                    ".DS_Store"]
+exclude_patterns = ["_build", "_generated/**/README*", "_generated/*.rst", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
 root_doc = "index"
 nitpicky = True
@@ -98,8 +97,15 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "install": [], "rules": [], "performance": [],
-                 "conventions": [], "getting_started": [], "architecture": []}
+html_sidebars = {
+    "index": [],
+    "install": [],
+    "rules": [],
+    "performance": [],
+    "conventions": [],
+    "getting_started": [],
+    "architecture": [],
+}
 
 # MathJax, vendored (no CDN): MathJax 3.2.2, SVG output with embedded fonts.
 mathjax_path = "mathjax/tex-svg-full.js"

@@ -39,7 +39,18 @@ from tests.structures.makers import MAKERS, make  # noqa: E402
 
 DTYPES = (np.float32, np.float64, np.complex128)
 SIZES = (0, 1, 1, 2, 3, 4, 6, 8)
-STEPS = ("matmul", "matmul", "add", "subtract", "transpose", "H", "negate", "scale", "divide", "inv")
+STEPS = (
+    "matmul",
+    "matmul",
+    "add",
+    "subtract",
+    "transpose",
+    "H",
+    "negate",
+    "scale",
+    "divide",
+    "inv",
+)
 
 
 class Mismatch(AssertionError):
@@ -101,7 +112,9 @@ def _check(J, M, dtype, scale, steps, rng, where):
             raise Mismatch(f"{where}: {what} has shape {got.shape}, expected {expected.shape}")
         if got.size and not np.all(np.abs(got - expected) <= tol * (1 + np.abs(expected))):
             error = np.max(np.abs(got - expected))
-            raise Mismatch(f"{where}: {what} of {type(J).__name__} off by {error:.3g} (tolerance {tol:.3g})")
+            raise Mismatch(
+                f"{where}: {what} of {type(J).__name__} off by {error:.3g} (tolerance {tol:.3g})"
+            )
 
     D = J.to_dense()
     if D.dtype != np.dtype(dtype):
@@ -212,7 +225,9 @@ def run_chain(seed, report, max_steps=5):
                 except (np.linalg.LinAlgError, NotImplementedError):
                     report.allow(f"inv of a non-square {type(J).__name__}")
                     continue
-                raise Mismatch(f"{' -> '.join(trail)}: inv of a non-square {type(J).__name__} did not raise")
+                raise Mismatch(
+                    f"{' -> '.join(trail)}: inv of a non-square {type(J).__name__} did not raise"
+                )
             wide = np.complex128 if np.dtype(dtype).kind == "c" else np.float64
             try:
                 Jinv = J.inv()
@@ -221,8 +236,10 @@ def run_chain(seed, report, max_steps=5):
                 continue
             except np.linalg.LinAlgError as error:
                 if n and np.linalg.cond(M.astype(wide)) < 1e6 and "singular" in str(error):
-                    raise Mismatch(f"{' -> '.join(trail)}: inv says singular, cond(M) = "
-                                   f"{np.linalg.cond(M.astype(wide)):.3g}: {error}") from error
+                    raise Mismatch(
+                        f"{' -> '.join(trail)}: inv says singular, cond(M) = "
+                        f"{np.linalg.cond(M.astype(wide)):.3g}: {error}"
+                    ) from error
                 report.allow(f"inv: LinAlgError from {type(J).__name__}")
                 continue
             cond = np.linalg.cond(M.astype(wide)) if n else 1.0
@@ -246,8 +263,9 @@ def run(chains=10_000, seed=0, stop_after=20):
             try:
                 run_chain(chain_seed, report)
             except Exception as error:  # noqa: BLE001 — every failure is recorded
-                report.failures.append((chain_seed, f"{type(error).__name__}: {error}",
-                                        traceback.format_exc(limit=4)))
+                report.failures.append(
+                    (chain_seed, f"{type(error).__name__}: {error}", traceback.format_exc(limit=4))
+                )
                 if len(report.failures) >= stop_after:
                     break
     return report
@@ -257,7 +275,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--replay", type=int, default=None, help="run one chain seed, raise its error")
+    parser.add_argument(
+        "--replay", type=int, default=None, help="run one chain seed, raise its error"
+    )
     args = parser.parse_args(argv)
     if args.replay is not None:
         with warnings.catch_warnings():
@@ -268,11 +288,15 @@ def main(argv=None):
     start = time.perf_counter()
     report = run(args.chains, args.seed)
     elapsed = time.perf_counter() - start
-    print(f"{report.chains} chains, {report.steps} steps, {report.checks} checks in {elapsed:.1f} s "
-          f"(seed {args.seed})")
-    print(f"makers: {len(report.kinds_seen)} of {len(MAKERS)}; dtypes: {sorted(report.dtypes_seen)}; "
-          f"shapes with a 0: {sum(0 in s for s in report.shapes_seen)}, 1x1: {(1, 1) in report.shapes_seen}, "
-          f"0x0: {(0, 0) in report.shapes_seen}")
+    print(
+        f"{report.chains} chains, {report.steps} steps, {report.checks} checks in {elapsed:.1f} s "
+        f"(seed {args.seed})"
+    )
+    print(
+        f"makers: {len(report.kinds_seen)} of {len(MAKERS)}; dtypes: {sorted(report.dtypes_seen)}; "
+        f"shapes with a 0: {sum(0 in s for s in report.shapes_seen)}, 1x1: {(1, 1) in report.shapes_seen}, "
+        f"0x0: {(0, 0) in report.shapes_seen}"
+    )
     for name, count in sorted(report.allowed_errors.items()):
         print(f"  allowed: {name}: {count}")
     print(f"failures: {len(report.failures)}")

@@ -30,14 +30,25 @@ def main():
     import structjac as sj
 
     A, B = sj.Diagonal(d1), sj.Diagonal(d2)
-    rows = [("structjac Diagonal @ Diagonal", best(lambda: A @ B, 20000),
-             best(lambda: (A @ B) @ x, 20000))]
+    rows = [
+        (
+            "structjac Diagonal @ Diagonal",
+            best(lambda: A @ B, 20000),
+            best(lambda: (A @ B) @ x, 20000),
+        )
+    ]
     rows.append(("numpy d1 * d2 (the arithmetic alone)", best(lambda: d1 * d2, 20000), None))
     try:
         import cola
 
         CA, CB = cola.ops.Diagonal(d1), cola.ops.Diagonal(d2)
-        rows.append(("CoLA Diagonal @ Diagonal", best(lambda: CA @ CB, 200), best(lambda: (CA @ CB) @ x, 200)))
+        rows.append(
+            (
+                "CoLA Diagonal @ Diagonal",
+                best(lambda: CA @ CB, 200),
+                best(lambda: (CA @ CB) @ x, 200),
+            )
+        )
     except Exception as err:  # optional comparison
         print(f"CoLA skipped: {err}")
     try:
@@ -46,10 +57,18 @@ def main():
         import lineax as lx
 
         jax.config.update("jax_enable_x64", True)
-        LA, LB = lx.DiagonalLinearOperator(jnp.asarray(d1)), lx.DiagonalLinearOperator(jnp.asarray(d2))
+        LA, LB = (
+            lx.DiagonalLinearOperator(jnp.asarray(d1)),
+            lx.DiagonalLinearOperator(jnp.asarray(d2)),
+        )
         jx = jnp.asarray(x)
-        rows.append(("lineax Diagonal @ Diagonal", best(lambda: LA @ LB, 200),
-                     best(lambda: (LA @ LB).mv(jx).block_until_ready(), 200)))
+        rows.append(
+            (
+                "lineax Diagonal @ Diagonal",
+                best(lambda: LA @ LB, 200),
+                best(lambda: (LA @ LB).mv(jx).block_until_ready(), 200),
+            )
+        )
     except Exception as err:  # optional comparison
         print(f"lineax skipped: {err}")
 

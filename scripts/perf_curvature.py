@@ -36,15 +36,22 @@ NETS = {
     "32-64-64-1 sig/tanh/sig bce": ([32, 64, 64, 1], ["sigmoid", "tanh", "sigmoid"], "bce"),
 }
 # structjac extra -> BackPACK extension (None: BackPACK has no counterpart)
-EXTRAS = {"grad_norms": "BatchL2Grad", "sum_grad_squared": "SumGradSquared",
-          "variance": "Variance", "clipped_grad": None, "diag_ggn_mc": "DiagGGNMC",
-          "kfac": "KFAC", "kflr": "KFLR", "diag_ggn": "DiagGGNExact",
-          "diag_hessian": "DiagHessian"}
+EXTRAS = {
+    "grad_norms": "BatchL2Grad",
+    "sum_grad_squared": "SumGradSquared",
+    "variance": "Variance",
+    "clipped_grad": None,
+    "diag_ggn_mc": "DiagGGNMC",
+    "kfac": "KFAC",
+    "kflr": "KFLR",
+    "diag_ggn": "DiagGGNExact",
+    "diag_hessian": "DiagHessian",
+}
 
 
 def floor(sizes, loss, quantity, mc_samples=1):
     """The ratio the GEMMs alone impose (module docstring), or nan when not a GEMM bound."""
-    pairs = list(zip(sizes[:-1], sizes[1:]))           # (d_l, m_l)
+    pairs = list(zip(sizes[:-1], sizes[1:]))  # (d_l, m_l)
     total = sum(d * m for d, m in pairs)
     below = sum(d * m for d, m in pairs[1:])
     plain = 2 * total + below
@@ -52,12 +59,16 @@ def floor(sizes, loss, quantity, mc_samples=1):
     if quantity.endswith("_mc") or quantity == "kfac":
         K = mc_samples
     extra = {
-        "grad_norms": 0, "sum_grad_squared": total, "variance": total, "clipped_grad": total,
-        "diag_ggn": total + K * below, "diag_ggn_mc": total + K * below,
+        "grad_norms": 0,
+        "sum_grad_squared": total,
+        "variance": total,
+        "clipped_grad": total,
+        "diag_ggn": total + K * below,
+        "diag_ggn_mc": total + K * below,
         "diag_hessian": total + K * below,
         "kfac": sum(d * d for d, _ in pairs) / 2 + K * sum(m * m for _, m in pairs) / 2 + K * below,
         "kflr": sum(d * d for d, _ in pairs) / 2 + K * sum(m * m for _, m in pairs) / 2 + K * below,
-        "ggn matvec": below,                               # 2 total + 2 below - plain
+        "ggn matvec": below,  # 2 total + 2 below - plain
     }.get(quantity)
     return float("nan") if extra is None else 1 + extra / plain
 
@@ -140,22 +151,30 @@ def main():
     ap.add_argument("--sizes", default="1024,4096")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--nets", default="all", help="'mnist', 'lecture' or 'all'")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="wall time, or the calling thread's CPU time (for a loaded machine)")
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or the calling thread's CPU time (for a loaded machine)",
+    )
     args = ap.parse_args()
     global CLOCK
     CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
     rows = []
-    nets = {k: v for k, v in NETS.items()
-            if args.nets == "all" or (args.nets == "mnist") == k.startswith("784")}
+    nets = {
+        k: v
+        for k, v in NETS.items()
+        if args.nets == "all" or (args.nets == "mnist") == k.startswith("784")
+    }
     for name, (sizes, acts, loss) in nets.items():
         for n in map(int, args.sizes.split(",")):
             params, X, y = problem(sizes, loss, n)
             ws = nn.Workspace()
 
             def ours(extras=(), params=params, X=X, y=y, acts=acts, loss=loss, ws=ws):
-                return nn.value_and_grad(params, X, y, acts, loss, workspace=ws, extras=extras,
-                                         max_norm=1.0, seed=0)
+                return nn.value_and_grad(
+                    params, X, y, acts, loss, workspace=ws, extras=extras, max_norm=1.0, seed=0
+                )
 
             bp = backpack_fns(params, acts, loss, X, y)
             G = nn.ggn(params, X, y, acts, loss)
@@ -163,13 +182,23 @@ def main():
             base, t_mv = paired(ours, lambda G=G, v=v: G.matvec(v), args.repeat)
             bp_base = best(bp, args.repeat) if bp else float("nan")
             rows.append((name, n, "plain value_and_grad", base, 1.0, 1.0, bp_base, 1.0))
-            rows.append((name, n, "ggn matvec", t_mv, t_mv / base, floor(sizes, loss, "ggn matvec"),
-                         float("nan"), float("nan")))
+            rows.append(
+                (
+                    name,
+                    n,
+                    "ggn matvec",
+                    t_mv,
+                    t_mv / base,
+                    floor(sizes, loss, "ggn matvec"),
+                    float("nan"),
+                    float("nan"),
+                )
+            )
             for extra, ext in EXTRAS.items():
                 if extra == "diag_hessian" and any(a not in ("relu", None) for a in acts):
-                    continue            # not exact there (a ValueError)
+                    continue  # not exact there (a ValueError)
                 if loss == "bce" and ext in ("DiagGGNMC", "KFAC", "KFLR", "DiagGGNExact"):
-                    bp_ext = None       # BackPACK's second order: no BCELoss
+                    bp_ext = None  # BackPACK's second order: no BCELoss
                 else:
                     bp_ext = ext
                 b, t = paired(ours, lambda e=extra: ours((e,)), args.repeat)
@@ -178,11 +207,15 @@ def main():
                 else:
                     bb = tb = float("nan")
                 rows.append((name, n, extra, t, t / b, floor(sizes, loss, extra), tb, tb / bb))
-    print(f"{'network':<28} {'N':>5} {'quantity':<22} {'structjac ms':>12} {'ratio':>6} "
-          f"{'floor':>6} {'BackPACK ms':>11} {'ratio':>6} {'speed-up':>8}")
+    print(
+        f"{'network':<28} {'N':>5} {'quantity':<22} {'structjac ms':>12} {'ratio':>6} "
+        f"{'floor':>6} {'BackPACK ms':>11} {'ratio':>6} {'speed-up':>8}"
+    )
     for name, n, q, t, r, fl, tb, rb in rows:
-        print(f"{name:<28} {n:>5} {q:<22} {t * 1e3:>12.2f} {r:>6.2f} {fl:>6.2f} {tb * 1e3:>11.2f} "
-              f"{rb:>6.2f} {tb / t:>8.1f}")
+        print(
+            f"{name:<28} {n:>5} {q:<22} {t * 1e3:>12.2f} {r:>6.2f} {fl:>6.2f} {tb * 1e3:>11.2f} "
+            f"{rb:>6.2f} {tb / t:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

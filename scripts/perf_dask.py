@@ -50,7 +50,7 @@ def _start_sampler(dask_worker, period=0.002):
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
-    dask_worker._perf_dask_sampler = (state, thread)     # kept on the worker between calls
+    dask_worker._perf_dask_sampler = (state, thread)  # kept on the worker between calls
     return state["peak"]
 
 
@@ -79,7 +79,8 @@ def vjp_rows(n, chunk, repeat):
     dx, dg = da.from_array(x, chunks=chunk), da.from_array(g, chunks=chunk)
     mem = _median_time(lambda: sj.sigmoid.vjp(x, g), repeat)
     dsk = _median_time(
-        lambda: sj.sigmoid.vjp(dx, dg).compute(scheduler="threads", num_workers=threads), repeat)
+        lambda: sj.sigmoid.vjp(dx, dg).compute(scheduler="threads", num_workers=threads), repeat
+    )
     print(f"fused sigmoid vjp, n = {n:,} float32, chunks of {chunk:,}, {threads} threads")
     print(f"  in memory      {mem[0] * 1e3:9.1f} ms  ({mem[0] / n * 1e9:.2f} ns/element)")
     print(f"  dask threaded  {dsk[0] * 1e3:9.1f} ms  ({dsk[0] / n * 1e9:.2f} ns/element)")
@@ -101,17 +102,26 @@ def vag_rows(N, repeat, chunks):
     base = _rss_mb()
     mem = _median_time(lambda: net.value_and_grad(params, X, y), repeat)
     print(f"value_and_grad 32-64-64-1, N = {N:,} float32")
-    print(f"  in memory        {mem[0] * 1e3:9.1f} ms  (this process: peak RSS "
-          f"{_peak_rss_mb():.0f} MB, batch {X.nbytes / 2**20:.0f} MB, RSS before {base:.0f} MB)")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, env=sj.dask_worker_env(),
-                                  dashboard_address=None, processes=True) as cluster, \
-            distributed.Client(cluster) as client:
+    print(
+        f"  in memory        {mem[0] * 1e3:9.1f} ms  (this process: peak RSS "
+        f"{_peak_rss_mb():.0f} MB, batch {X.nbytes / 2**20:.0f} MB, RSS before {base:.0f} MB)"
+    )
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            env=sj.dask_worker_env(),
+            dashboard_address=None,
+            processes=True,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         chunk = max(1, N // chunks)
         DX = da.from_array(X, chunks=(chunk, 32)).persist()
         Dy = da.from_array(y, chunks=chunk).persist()
         distributed.wait([DX, Dy])
-        run = lambda: dask.compute(*net.value_and_grad(params, DX, Dy))   # noqa: E731
-        run()                                                            # compile on workers
+        run = lambda: dask.compute(*net.value_and_grad(params, DX, Dy))  # noqa: E731
+        run()  # compile on workers
         before = client.run(_start_sampler)
         clu = _median_time(run, repeat)
         peak = client.run(_stop_sampler)
@@ -120,9 +130,11 @@ def vag_rows(N, repeat, chunks):
         print(f"  2-worker cluster {clu[0] * 1e3:9.1f} ms  (chunks of {chunk:,} rows)")
         print(f"  ratio cluster / in memory: {clu[0] / mem[0]:.2f}x   [target <= 1.5x]")
         for (addr, b), p in zip(sorted(before.items()), [peak[a] for a in sorted(before)]):
-            print(f"  worker {addr}: RSS with its share persisted {b:.0f} MB, peak {p:.0f} MB "
-                  f"(its share of the batch {share:.0f} MB, one chunk {one_chunk:.1f} MB; "
-                  f"peak above the persisted state {p - b:.0f} MB)")
+            print(
+                f"  worker {addr}: RSS with its share persisted {b:.0f} MB, peak {p:.0f} MB "
+                f"(its share of the batch {share:.0f} MB, one chunk {one_chunk:.1f} MB; "
+                f"peak above the persisted state {p - b:.0f} MB)"
+            )
 
 
 def main(argv=None):

@@ -61,14 +61,17 @@ def main():
     X = rng.standard_normal((N, 32)).astype(np.float32)
     y = (rng.random(N) > 0.5).astype(np.float32)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"N = {N:,}, float32, 32-64-64-1 sigmoid/tanh/sigmoid, BCE (mean); "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"numba threads {kernels.get_num_threads()}, cpus usable {cpus} of {os.cpu_count()}")
+    print(
+        f"N = {N:,}, float32, 32-64-64-1 sigmoid/tanh/sigmoid, BCE (mean); "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+        f"numba threads {kernels.get_num_threads()}, cpus usable {cpus} of {os.cpu_count()}"
+    )
 
     results = {}
     results["structjac"] = _timeit(lambda: net.value_and_grad(params, X, y), args.repeat)
     results["  par. passes"] = _timeit(
-        lambda: net.value_and_grad(params, X, y, parallel_passes=True), args.repeat)
+        lambda: net.value_and_grad(params, X, y, parallel_passes=True), args.repeat
+    )
 
     try:
         import jax
@@ -93,7 +96,10 @@ def main():
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        tP = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in params]
+        tP = [
+            (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+            for W, b in params
+        ]
         tX, ty = torch.from_numpy(X), torch.from_numpy(y)
 
         def torch_step():
@@ -119,7 +125,7 @@ def main():
     # memory of one structjac call vs the activations it keeps: the workspace (allocated
     # by the first call and kept) + the peak of what the call itself allocates
     net.workspace.clear()
-    net.value_and_grad(params, X, y)                 # fills the workspace
+    net.value_and_grad(params, X, y)  # fills the workspace
     tracemalloc.start()
     tracemalloc.reset_peak()
     net.value_and_grad(params, X, y)
@@ -127,9 +133,12 @@ def main():
     tracemalloc.stop()
     held = net.workspace.nbytes
     acts = N * (64 + 64 + 1) * 4
-    print(f"memory: workspace {held / 1e6:.1f} MB + traced peak during the call "
-          f"{peak / 1e6:.1f} MB = {(held + peak) / 1e6:.1f} MB; activations kept "
-          f"{acts / 1e6:.1f} MB; ratio {(held + peak) / acts:.2f}x")
+    print(
+        f"memory: workspace {held / 1e6:.1f} MB + traced peak during the call "
+        f"{peak / 1e6:.1f} MB = {(held + peak) / 1e6:.1f} MB; activations kept "
+        f"{acts / 1e6:.1f} MB; ratio {(held + peak) / acts:.2f}x"
+    )
+
 
 if __name__ == "__main__":
     main()

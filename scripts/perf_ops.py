@@ -55,7 +55,8 @@ def _softplus_libm(x, out):
 
 
 _softplus_libm_serial = numba.njit(**dict(JIT_PARALLEL, cache=False, parallel=False))(
-    _softplus_libm.py_func)
+    _softplus_libm.py_func
+)
 
 
 def best(fn, repeat):
@@ -102,26 +103,52 @@ def cases(x, g, o):
         ("sigmoid vjp (from z)", lambda: K.sigmoid_vjp(x, g, out=o), np_sigmoid_z),
         ("  same, libm np.exp", lambda: _sigmoid_vjp_libm(x, g, o), np_sigmoid_z),
         ("tanh vjp (from x)", lambda: K.tanh_vjp(x, g, out=o), np_tanh_x),
-        ("sigmoid vjp (from a)", lambda: K.sigmoid_vjp_from_output(a, g, out=o),
-         lambda: g * a * (one - a)),
-        ("tanh vjp (from a)", lambda: K.tanh_vjp_from_output(t, g, out=o),
-         lambda: g * (one + t) * (one - t)),
+        (
+            "sigmoid vjp (from a)",
+            lambda: K.sigmoid_vjp_from_output(a, g, out=o),
+            lambda: g * a * (one - a),
+        ),
+        (
+            "tanh vjp (from a)",
+            lambda: K.tanh_vjp_from_output(t, g, out=o),
+            lambda: g * (one + t) * (one - t),
+        ),
         ("relu vjp", lambda: K.relu_vjp(x, g, out=o), lambda: np.where(x >= 0, g, 0)),
         ("softplus (value)", lambda: K.softplus(x, out=o), np_softplus),
-        ("  serial kernel", lambda: unary._softplus_serial(x, x.dtype.type(0), x.dtype.type(0), o), np_softplus),
+        (
+            "  serial kernel",
+            lambda: unary._softplus_serial(x, x.dtype.type(0), x.dtype.type(0), o),
+            np_softplus,
+        ),
         ("  same, libm, 2 threads", lambda: _softplus_libm(x, o), np_softplus),
         ("  same, libm, serial", lambda: _softplus_libm_serial(x, o), np_softplus),
         ("log (value)", lambda: K.log(a, out=o), lambda: np.log(a)),
-        ("  serial kernel", lambda: unary._log_serial(a, a.dtype.type(0), a.dtype.type(0), o), lambda: np.log(a)),
-        ("bce_logits per-sample", lambda: K.bce_with_logits_per_sample(a, x, out=o1),
-         lambda: np_bce_logits(a, x)),
-        ("  serial kernel", lambda: losses._bce_with_logits_per_sample_serial(a2, x2, x2.dtype.type(0), o1),
-         lambda: np_bce_logits(a, x)),
-        ("  rows of 64", lambda: K.bce_with_logits_per_sample(a64, x64, out=o64),
-         lambda: np_bce_logits(a64, x64).sum(axis=1)),
+        (
+            "  serial kernel",
+            lambda: unary._log_serial(a, a.dtype.type(0), a.dtype.type(0), o),
+            lambda: np.log(a),
+        ),
+        (
+            "bce_logits per-sample",
+            lambda: K.bce_with_logits_per_sample(a, x, out=o1),
+            lambda: np_bce_logits(a, x),
+        ),
+        (
+            "  serial kernel",
+            lambda: losses._bce_with_logits_per_sample_serial(a2, x2, x2.dtype.type(0), o1),
+            lambda: np_bce_logits(a, x),
+        ),
+        (
+            "  rows of 64",
+            lambda: K.bce_with_logits_per_sample(a64, x64, out=o64),
+            lambda: np_bce_logits(a64, x64).sum(axis=1),
+        ),
         ("bce per-sample", lambda: K.bce_per_sample(a, s, out=o1), lambda: np_bce(a, s)),
-        ("  serial kernel", lambda: losses._bce_per_sample_serial(a2, s2, eps, o1),
-         lambda: np_bce(a, s)),
+        (
+            "  serial kernel",
+            lambda: losses._bce_per_sample_serial(a2, s2, eps, o1),
+            lambda: np_bce(a, s),
+        ),
     ]
 
 
@@ -137,8 +164,9 @@ def first_call_warm_cache():
         "print(t1 - t0, t2 - t1)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)  # warm
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(out[0]), float(out[1])
 
 
@@ -162,9 +190,11 @@ def main():
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
     n = int(args.n)
-    print(f"numba {numba.__version__}, numpy {np.__version__}, threads {numba.get_num_threads()}, "
-          f"layer {numba.config.THREADING_LAYER}, OPENBLAS_NUM_THREADS="
-          f"{os.environ.get('OPENBLAS_NUM_THREADS')}, N = {n:.3g}, best of {args.repeat}")
+    print(
+        f"numba {numba.__version__}, numpy {np.__version__}, threads {numba.get_num_threads()}, "
+        f"layer {numba.config.THREADING_LAYER}, OPENBLAS_NUM_THREADS="
+        f"{os.environ.get('OPENBLAS_NUM_THREADS')}, N = {n:.3g}, best of {args.repeat}"
+    )
     results = {}
     for dtype in (np.float64, np.float32):
         rng = np.random.default_rng(1)
@@ -173,8 +203,10 @@ def main():
         o = np.empty(n, dtype)
         a, rows = cases(x, g, o)
         floor = best(lambda: np.multiply(a, g, out=o), args.repeat)
-        print(f"\n{np.dtype(dtype).name}: floor np.multiply(a, g, out=o) = {floor * 1e3:7.2f} ms "
-              f"({3 * x.nbytes / floor / 1e9:5.1f} GB/s)")
+        print(
+            f"\n{np.dtype(dtype).name}: floor np.multiply(a, g, out=o) = {floor * 1e3:7.2f} ms "
+            f"({3 * x.nbytes / floor / 1e9:5.1f} GB/s)"
+        )
         print(f"  {'kernel':24s} {'ms':>8s} {'/floor':>7s} {'numpy ms':>9s} {'numpy/fused':>11s}")
         for name, fused, npy in rows:
             tf = best(fused, args.repeat)
@@ -182,17 +214,28 @@ def main():
             results[(name, np.dtype(dtype).name)] = tf
             print(f"  {name:24s} {tf * 1e3:8.2f} {tf / floor:7.2f} {tn * 1e3:9.2f} {tn / tf:11.2f}")
     print("\nfloat32 / float64 time:")
-    for name in ("sigmoid vjp (from z)", "  same, libm np.exp", "tanh vjp (from x)",
-                 "sigmoid vjp (from a)", "tanh vjp (from a)", "relu vjp", "softplus (value)",
-                 "log (value)", "bce_logits per-sample", "bce per-sample"):
+    for name in (
+        "sigmoid vjp (from z)",
+        "  same, libm np.exp",
+        "tanh vjp (from x)",
+        "sigmoid vjp (from a)",
+        "tanh vjp (from a)",
+        "relu vjp",
+        "softplus (value)",
+        "log (value)",
+        "bce_logits per-sample",
+        "bce per-sample",
+    ):
         print(f"  {name:24s} {results[(name, 'float32')] / results[(name, 'float64')]:.2f}")
     print("\nserial vs parallel (float64, us): n, sigmoid serial, parallel, relu serial, parallel")
     for n_, ts, tp, ts2, tp2 in crossover(args.repeat):
         print(f"  {n_:>9d} {ts * 1e6:9.1f} {tp * 1e6:9.1f} {ts2 * 1e6:9.1f} {tp2 * 1e6:9.1f}")
     print(f"  PARALLEL_THRESHOLD = {K.get_parallel_threshold()}")
     imp, first = first_call_warm_cache()
-    print(f"\nwarm cache, fresh process: import structjac.kernels {imp * 1e3:.0f} ms; "
-          f"first calls (3 kernels) after import {first * 1e3:.0f} ms")
+    print(
+        f"\nwarm cache, fresh process: import structjac.kernels {imp * 1e3:.0f} ms; "
+        f"first calls (3 kernels) after import {first * 1e3:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -60,15 +60,17 @@ def main(argv=None):
             for n in (1 << 16, 1 << 18, 1 << 20):
                 x = np.linspace(-3, 3, n)
                 out = np.empty(n)
-                rows = {"serial kernel": _median_p90(unary._sigmoid_serial, (x, out), args.reps),
-                        "parallel kernel": _median_p90(unary._sigmoid_parallel, (x, out),
-                                                       args.reps)}
+                rows = {
+                    "serial kernel": _median_p90(unary._sigmoid_serial, (x, out), args.reps),
+                    "parallel kernel": _median_p90(unary._sigmoid_parallel, (x, out), args.reps),
+                }
                 old = _config.LOAD_AWARE
                 try:
                     for aware in (False, True):
                         _config.LOAD_AWARE = aware
-                        rows[f"ops.sigmoid load check {'on' if aware else 'off'}"] = \
-                            _median_p90(ops.sigmoid, (x, out), args.reps)
+                        rows[f"ops.sigmoid load check {'on' if aware else 'off'}"] = _median_p90(
+                            ops.sigmoid, (x, out), args.reps
+                        )
                 finally:
                     _config.LOAD_AWARE = old
                 print(f"layer={numba.threading_layer()} hogs={hogs} runnable={_runnable()} n={n}")

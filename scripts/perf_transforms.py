@@ -26,7 +26,9 @@ import argparse
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
 
 import sys
 import time
@@ -42,7 +44,7 @@ import structjac as sj
 
 def f(x):
     """The issue's function: three element-wise terms, seven numpy calls."""
-    return np.tanh(x) * np.exp(-x) + np.log1p(x ** 2)
+    return np.tanh(x) * np.exp(-x) + np.log1p(x**2)
 
 
 def loss(x):
@@ -51,7 +53,7 @@ def loss(x):
 
 def ten_ops(x):
     """A 10-op function: tanh, exp, -, *, **, log1p, +, sin, *, sum."""
-    y = np.tanh(x) * np.exp(-x) + np.log1p(x ** 2)
+    y = np.tanh(x) * np.exp(-x) + np.log1p(x**2)
     return np.sum(np.sin(y) * 0.5)
 
 
@@ -109,7 +111,7 @@ def load_jax():
     jnp = jax.numpy
 
     def jf(x):
-        return jnp.tanh(x) * jnp.exp(-x) + jnp.log1p(x ** 2)
+        return jnp.tanh(x) * jnp.exp(-x) + jnp.log1p(x**2)
 
     return jax, jf
 
@@ -128,14 +130,18 @@ def jacobian_rows(args, jax, jf, rng):
     if jax is not None:
         nbytes = fns[1]().nbytes
         print(f"jax        {times[1] * 1e6:9.1f} us   dense, {nbytes} B")
-        print(f"ratio      {times[1] / times[0]:9.0f}x faster, {nbytes / J.nbytes:.0f}x less memory")
+        print(
+            f"ratio      {times[1] / times[0]:9.0f}x faster, {nbytes / J.nbytes:.0f}x less memory"
+        )
     if not args.skip_big:
         n = args.big
         print(f"== jacobian(f), n = {n}: peak traced allocation")
         xb = rng.uniform(-2, 2, n)
         peak = peak_bytes(lambda: sj.jacobian(f)(xb))
-        print(f"structjac  peak {peak / 1e6:9.1f} MB = {peak / xb.nbytes:.1f}x the input "
-              f"(dense: {8.0 * n * n / 1e12:.0f} TB)")
+        print(
+            f"structjac  peak {peak / 1e6:9.1f} MB = {peak / xb.nbytes:.1f}x the input "
+            f"(dense: {8.0 * n * n / 1e12:.0f} TB)"
+        )
 
 
 def _eager(fn):
@@ -170,24 +176,31 @@ def grad_rows(args, jax, jf, rng):
         times = best(fns, args.repeat)
         peak = peak_bytes(fns[0])
         peak_eager = peak_bytes(fns[1])
-        print(f"structjac  {times[0] * 1e3:9.1f} ms   peak {peak / xg.nbytes:.1f}x the input "
-              "(chunked forward-and-reverse pass)")
-        print(f"  eager    {times[1] * 1e3:9.1f} ms   peak {peak_eager / xg.nbytes:.1f}x the input "
-              "(nothing pending: whole arrays, then the tape)")
+        print(
+            f"structjac  {times[0] * 1e3:9.1f} ms   peak {peak / xg.nbytes:.1f}x the input "
+            "(chunked forward-and-reverse pass)"
+        )
+        print(
+            f"  eager    {times[1] * 1e3:9.1f} ms   peak {peak_eager / xg.nbytes:.1f}x the input "
+            "(nothing pending: whole arrays, then the tape)"
+        )
         if jax is not None:
             ref = np.asarray(fns[2]())
             err = np.max(np.abs(ref - out)) / np.max(np.abs(out))
             print(f"jax        {times[2] * 1e3:9.1f} ms   (max rel. difference {err:.1e})")
-            print(f"ratio      {times[0] / times[2]:9.2f}x jax's time (target <= 2; eager "
-                  f"{times[1] / times[2]:.2f}x)")
+            print(
+                f"ratio      {times[0] / times[2]:9.2f}x jax's time (target <= 2; eager "
+                f"{times[1] / times[2]:.2f}x)"
+            )
 
 
 def overhead_rows(args, rng):
     print("== tracing overhead, 10-op function, n = 1000")
     xs = rng.uniform(-2, 2, 1000)
     jac, grad = sj.jacobian(ten_ops), sj.grad(ten_ops)
-    t_j, t_g, t_np = best([lambda: jac(xs), lambda: grad(xs), lambda: ten_ops(xs)],
-                          args.repeat, number=200)
+    t_j, t_g, t_np = best(
+        [lambda: jac(xs), lambda: grad(xs), lambda: ten_ops(xs)], args.repeat, number=200
+    )
     print(f"jacobian   {t_j * 1e6:9.1f} us (target < 200)")
     print(f"grad       {t_g * 1e6:9.1f} us (target < 200)")
     print(f"numpy f    {t_np * 1e6:9.1f} us (the function itself, untraced)")
@@ -198,9 +211,14 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--big", type=int, default=10_000_000)
     parser.add_argument("--skip-big", action="store_true", help="skip the n = --big rows")
-    parser.add_argument("--only", choices=("jacobian", "grad", "overhead"), help="one group of rows")
-    parser.add_argument("--cpu", action="store_true",
-                        help="time with the process's CPU clock (less noise on a shared machine)")
+    parser.add_argument(
+        "--only", choices=("jacobian", "grad", "overhead"), help="one group of rows"
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time with the process's CPU clock (less noise on a shared machine)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="Numba threads (XLA: one)")
     args = parser.parse_args()
     global CLOCK

@@ -81,14 +81,23 @@ def _table(rows: Sequence, out: TextIO, first: str = "Jacobian") -> None:
             body.append((name,))
             continue
         ratio = J.dense_nbytes / J.nbytes if J.nbytes else float("inf")
-        body.append((name, type(J).__name__, f"{_fmt_count(J.shape[0])} x {_fmt_count(J.shape[1])}",
-                     _fmt_bytes(J.nbytes), _fmt_bytes(J.dense_nbytes), _fmt_ratio(ratio)))
+        body.append(
+            (
+                name,
+                type(J).__name__,
+                f"{_fmt_count(J.shape[0])} x {_fmt_count(J.shape[1])}",
+                _fmt_bytes(J.nbytes),
+                _fmt_bytes(J.dense_nbytes),
+                _fmt_ratio(ratio),
+            )
+        )
     cells = [head] + [r for r in body if len(r) > 1]
     widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
 
     def line(r):
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+        ).rstrip()
 
     print(line(head), file=out)
     print("-" * len(line(head)), file=out)
@@ -103,9 +112,15 @@ class _Progress:
         from tqdm import tqdm
 
         # enabled None: shown when stderr is a terminal (tqdm's disable=None)
-        self._bar = tqdm(total=total, desc=desc, file=sys.stderr, ncols=WIDTH, leave=False,
-                         disable=None if enabled is None else not enabled,
-                         bar_format="{desc}: {bar} {n_fmt}/{total_fmt} {postfix}")
+        self._bar = tqdm(
+            total=total,
+            desc=desc,
+            file=sys.stderr,
+            ncols=WIDTH,
+            leave=False,
+            disable=None if enabled is None else not enabled,
+            bar_format="{desc}: {bar} {n_fmt}/{total_fmt} {postfix}",
+        )
 
     def stage(self, label: str) -> None:
         self._bar.set_postfix_str(label, refresh=True)
@@ -154,29 +169,48 @@ def _walk(args: argparse.Namespace, out: TextIO) -> int:
     W = (rng.standard_normal((m, d)) / np.sqrt(d)).astype(dtype)
     b = np.zeros(m, dtype)
     one = dense_jacobians(W, b, rng.standard_normal(d).astype(dtype), "sigmoid")
-    rows += [(f"dense layer W {m}x{d}, one sample", None),
-             ("  dz/dw_2", one.dz_dw(1)), ("  da/dw_2", one.da_dw(1)),
-             ("  dz/dW", one.dz_dW), ("  da/dW", one.da_dW), ("  dz/db", one.dz_db),
-             ("  da/db", one.da_db), ("  dz/dx = W", one.dz_dx), ("  da/dx", one.da_dx)]
-    Nl = max(1, N // m)          # the batch layer sees N/64 samples of 32 inputs
+    rows += [
+        (f"dense layer W {m}x{d}, one sample", None),
+        ("  dz/dw_2", one.dz_dw(1)),
+        ("  da/dw_2", one.da_dw(1)),
+        ("  dz/dW", one.dz_dW),
+        ("  da/dW", one.da_dW),
+        ("  dz/db", one.dz_db),
+        ("  da/db", one.da_db),
+        ("  dz/dx = W", one.dz_dx),
+        ("  da/dx", one.da_dx),
+    ]
+    Nl = max(1, N // m)  # the batch layer sees N/64 samples of 32 inputs
     X = rng.standard_normal((Nl, d)).astype(dtype)
     batch = dense_jacobians(W, b, X, "sigmoid")
-    rows += [(f"dense layer, batch X {Nl:,} x {d}", None),
-             ("  dZ/dW", batch.dz_dW), ("  dA/dW", batch.da_dW),
-             ("  dZ/db = 1 (x) I", batch.dz_db), ("  dA/db", batch.da_db),
-             ("  dZ/dX = I (x) W", batch.dz_dx), ("  dA/dX", batch.da_dx),
-             ("  dA/dZ", batch.da_dz), ("  dZ/dx^(0)", batch.dz_dx_sample(0))]
+    rows += [
+        (f"dense layer, batch X {Nl:,} x {d}", None),
+        ("  dZ/dW", batch.dz_dW),
+        ("  dA/dW", batch.da_dW),
+        ("  dZ/db = 1 (x) I", batch.dz_db),
+        ("  dA/db", batch.da_db),
+        ("  dZ/dX = I (x) W", batch.dz_dx),
+        ("  dA/dX", batch.da_dx),
+        ("  dA/dZ", batch.da_dz),
+        ("  dZ/dx^(0)", batch.dz_dx_sample(0)),
+    ]
     Xn = rng.standard_normal((N, 8)).astype(dtype)
     nj = neuron_jacobians(rng.standard_normal(8).astype(dtype), 0.1, Xn)
-    rows += [(f"neuron, batch X {N:,} x 8", None),
-             ("  dz/dw = X", nj.dz_dw), ("  dz/db = 1", nj.dz_db),
-             ("  dz/dx^(0)", nj.dz_dx(0)), ("  da/dz = diag(a(1-a))", nj.da_dz),
-             ("  da/dw", nj.da_dw)]
+    rows += [
+        (f"neuron, batch X {N:,} x 8", None),
+        ("  dz/dw = X", nj.dz_dw),
+        ("  dz/db = 1", nj.dz_db),
+        ("  dz/dx^(0)", nj.dz_dx(0)),
+        ("  da/dz = diag(a(1-a))", nj.da_dz),
+        ("  da/dw", nj.da_dw),
+    ]
     t = (rng.random(N) > 0.5).astype(dtype)
     p = (1 / (1 + np.exp(-x))).astype(dtype)
-    rows += [(f"losses over {N:,} samples", None),
-             ("  MSE: dJ/dy_hat", ops.mse.jacobian(y, x)),
-             ("  BCE: dJ/dy_hat", ops.bce.jacobian(t, p))]
+    rows += [
+        (f"losses over {N:,} samples", None),
+        ("  MSE: dJ/dy_hat", ops.mse.jacobian(y, x)),
+        ("  BCE: dJ/dy_hat", ops.bce.jacobian(t, p)),
+    ]
     progress.done()
     _table(rows, out)
 
@@ -186,33 +220,37 @@ def _walk(args: argparse.Namespace, out: TextIO) -> int:
     Xb = rng.standard_normal((N, d)).astype(dtype)
     yb = (rng.random(N) > 0.5).astype(dtype)
     progress.stage("compiling the kernels")
-    warm = min(N, 70_000)                                       # compile serial and parallel kernels
+    warm = min(N, 70_000)  # compile serial and parallel kernels
     net.value_and_grad(params, Xb[:warm], yb[:warm])
     net.value_and_grad(params, Xb[:1024], yb[:1024])
     progress.done()
     progress.stage("value_and_grad, first call")
     t0 = time.perf_counter()
     loss, grads = net.value_and_grad(params, Xb, yb)
-    first = time.perf_counter() - t0                            # pays first-touch page faults
+    first = time.perf_counter() - t0  # pays first-touch page faults
     progress.done()
     progress.stage("value_and_grad, timed call")
     t0 = time.perf_counter()
     loss, grads = net.value_and_grad(params, Xb, yb)
     elapsed = time.perf_counter() - t0
     progress.done()
-    print(f"  value_and_grad: loss = {float(loss):.6f}, {_fmt_time(elapsed)} "
-          f"(first call at this size {_fmt_time(first)})", file=out)
+    print(
+        f"  value_and_grad: loss = {float(loss):.6f}, {_fmt_time(elapsed)} "
+        f"(first call at this size {_fmt_time(first)})",
+        file=out,
+    )
     progress.stage("dense check and chain")
     k = min(N, 64)
     err = _dense_check(params, Xb[:k], yb[:k], net)
-    print(f"  gradient vs the dense Jacobian product on {k} samples: "
-          f"max relative error {err:.2e}", file=out)
+    print(
+        f"  gradient vs the dense Jacobian product on {k} samples: max relative error {err:.2e}",
+        file=out,
+    )
     res = net.value_and_grad(params, Xb, yb, return_jacobians=True)
     progress.done()
     progress.close()
     print("\nthe chain backpropagation multiplies (a row times each factor):\n", file=out)
-    _table([(name, J) for entry in res.jacobians for name, J in entry.items()], out,
-           first="factor")
+    _table([(name, J) for entry in res.jacobians for name, J in entry.items()], out, first="factor")
     return 0
 
 
@@ -223,8 +261,9 @@ def _dense_check(params, X, y, net) -> float:
     X = X.astype(np.float64)
     y = y.astype(np.float64)
     P = [(W.astype(np.float64), b.astype(np.float64)) for W, b in params]
-    res = value_and_grad(P, X, y, net.activations, net.loss, return_jacobians=True,
-                         method="structures")
+    res = value_and_grad(
+        P, X, y, net.activations, net.loss, return_jacobians=True, method="structures"
+    )
     _, grads = value_and_grad(P, X, y, net.activations, net.loss)
     worst = 0.0
     # dense reverse chain from the structures' to_dense
@@ -277,11 +316,12 @@ def _bench_case(kind: str, n: int, dtype: np.dtype, rng, dense_limit: float):
 
         def dense():
             return g @ J.to_dense()
+
     return structured, (dense if dense_bytes <= dense_limit else None), stored, dense_bytes
 
 
 def _timings(f: Callable, repeats: int) -> np.ndarray:
-    f()                                    # warm-up: compilation and first-touch page faults
+    f()  # warm-up: compilation and first-touch page faults
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -304,26 +344,43 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
             for kind in _KINDS:
                 progress.stage(f"{kind}, n = {n:,}")
                 structured, dense, stored, dense_bytes = _bench_case(
-                    kind, n, dtype, rng, args.dense_limit)
+                    kind, n, dtype, rng, args.dense_limit
+                )
                 ts = _timings(structured, args.repeats)
                 td = None if dense is None else _timings(dense, args.repeats)
                 rows.append((kind, n, ts, td, stored, dense_bytes))
                 progress.done()
     progress.close()
 
-    print(f"structured against dense: x @ J, {dtype}; median of {args.repeats} runs after a "
-          "warm-up", file=out)
-    print("(IQR: interquartile range as a percentage of the median; dense skipped above "
-          f"{_fmt_bytes(args.dense_limit)})\n", file=out)
-    cols = ((12, "<"), (7, ">"), (8, ">"), (5, ">"), (8, ">"), (5, ">"), (8, ">"), (9, ">"),
-            (9, ">"), (7, ">"))
+    print(
+        f"structured against dense: x @ J, {dtype}; median of {args.repeats} runs after a warm-up",
+        file=out,
+    )
+    print(
+        "(IQR: interquartile range as a percentage of the median; dense skipped above "
+        f"{_fmt_bytes(args.dense_limit)})\n",
+        file=out,
+    )
+    cols = (
+        (12, "<"),
+        (7, ">"),
+        (8, ">"),
+        (5, ">"),
+        (8, ">"),
+        (5, ">"),
+        (8, ">"),
+        (9, ">"),
+        (9, ">"),
+        (7, ">"),
+    )
 
     def line(*cells):
         return " ".join(f"{c:{a}{w}}" for c, (w, a) in zip(cells, cols)).rstrip()
 
     print(line("", "", "structured", "", "    dense", "", "", "", "bytes", ""), file=out)
-    head = line("Jacobian", "n", "median", "IQR", "median", "IQR", "speed-up", "stored",
-                "dense", "ratio")
+    head = line(
+        "Jacobian", "n", "median", "IQR", "median", "IQR", "speed-up", "stored", "dense", "ratio"
+    )
     print(head, file=out)
     print("-" * len(head), file=out)
 
@@ -338,10 +395,20 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
         else:
             md = float(np.median(td))
             dense_cols = (_fmt_time(md), iqr(td), _fmt_ratio(md / ms))
-        print(line(kind, _fmt_count(n), _fmt_time(ms), iqr(ts), *dense_cols, _fmt_bytes(nb),
-                   _fmt_bytes(db), _fmt_ratio(db / nb)), file=out)
-    print("\nspeed-up = dense time / structured time; ratio = dense bytes / stored bytes",
-          file=out)
+        print(
+            line(
+                kind,
+                _fmt_count(n),
+                _fmt_time(ms),
+                iqr(ts),
+                *dense_cols,
+                _fmt_bytes(nb),
+                _fmt_bytes(db),
+                _fmt_ratio(db / nb),
+            ),
+            file=out,
+        )
+    print("\nspeed-up = dense time / structured time; ratio = dense bytes / stored bytes", file=out)
     if args.plot:
         _plot(rows, args, out)
     return 0
@@ -361,8 +428,9 @@ def _plot(rows, args: argparse.Namespace, out: TextIO) -> None:
         med = np.array([np.median(r[2]) for r in pts])
         lo = med - np.array([np.percentile(r[2], 25) for r in pts])
         hi = np.array([np.percentile(r[2], 75) for r in pts]) - med
-        ax_t.errorbar(n, med, yerr=[lo, hi], fmt="o-", color=color, capsize=3,
-                      label=f"{kind}, structured")
+        ax_t.errorbar(
+            n, med, yerr=[lo, hi], fmt="o-", color=color, capsize=3, label=f"{kind}, structured"
+        )
         dense = [(r[1], np.median(r[3]), np.median(r[2])) for r in pts if r[3] is not None]
         if dense:
             dn, dt, st = map(np.array, zip(*dense))
@@ -371,10 +439,12 @@ def _plot(rows, args: argparse.Namespace, out: TextIO) -> None:
         ax_m.plot(n, [r[4] for r in pts], "o-", color=color, label=f"{kind}, stored")
         ax_m.plot(n, [r[5] for r in pts], "x--", color=color, label=f"{kind}, dense")
         ax_mr.plot(n, [r[5] / r[4] for r in pts], "o-", color=color, label=kind)
-    titles = (("Time of x @ J (median and IQR)", "seconds"),
-              ("Memory of J", "bytes"),
-              ("Time: dense / structured", "speed-up"),
-              ("Memory: dense / structured", "bytes ratio"))
+    titles = (
+        ("Time of x @ J (median and IQR)", "seconds"),
+        ("Memory of J", "bytes"),
+        ("Time: dense / structured", "speed-up"),
+        ("Memory: dense / structured", "bytes ratio"),
+    )
     for ax, (title, ylabel) in zip(axes.flat, titles):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -385,8 +455,10 @@ def _plot(rows, args: argparse.Namespace, out: TextIO) -> None:
     for ax in axes[1]:
         ax.set_xlabel("n (values in the batch)")
         ax.axhline(1.0, color="0.5", lw=0.8)
-    fig.suptitle(f"structjac: structured against dense Jacobians ({args.dtype}, "
-                 f"median of {args.repeats} runs after a warm-up)")
+    fig.suptitle(
+        f"structjac: structured against dense Jacobians ({args.dtype}, "
+        f"median of {args.repeats} runs after a warm-up)"
+    )
     fig.tight_layout()
     fig.savefig(args.plot, dpi=120)
     plt.close(fig)
@@ -425,10 +497,18 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     p.add_argument("--seed", type=int, default=default(0), help="random seed (default 0)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default=default("float32"),
-                   help="dtype of the arrays (default float32)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=default(None),
-                   help="progress on stderr (default: when stderr is a terminal)")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default=default("float32"),
+        help="dtype of the arrays (default float32)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=default(None),
+        help="progress on stderr (default: when stderr is a terminal)",
+    )
     # Further options shared by every job (e.g. --dask) are added here.
 
 
@@ -438,32 +518,54 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="structjac",
         description="Show the structured Jacobians of the user guide on a large batch, "
-                    "or benchmark structured against dense (bench).")
+        "or benchmark structured against dense (bench).",
+    )
     p.add_argument("--version", action="version", version=f"structjac {__version__}")
-    p.add_argument("--n", type=_count, default=None,
-                   help="batch size, e.g. 1e6 (default 1,000,000; 8,388,608 with --dask)")
+    p.add_argument(
+        "--n",
+        type=_count,
+        default=None,
+        help="batch size, e.g. 1e6 (default 1,000,000; 8,388,608 with --dask)",
+    )
     _common(p, suppress=False)
-    d = p.add_argument_group("dask", "the network's gradient on a dask.distributed cluster "
-                             "(needs structjac[dask])")
-    d.add_argument("--dask", action="store_true",
-                   help="run value_and_grad chunk by chunk on a LocalCluster")
+    d = p.add_argument_group(
+        "dask", "the network's gradient on a dask.distributed cluster (needs structjac[dask])"
+    )
+    d.add_argument(
+        "--dask", action="store_true", help="run value_and_grad chunk by chunk on a LocalCluster"
+    )
     d.add_argument("--workers", type=_count, default=2, help="worker processes (default 2)")
-    d.add_argument("--chunk", type=_count, default=None,
-                   help="rows per chunk (default 262,144)")
-    d.add_argument("--scheduler", metavar="ADDRESS",
-                   help="use the running cluster at ADDRESS instead of a LocalCluster")
+    d.add_argument("--chunk", type=_count, default=None, help="rows per chunk (default 262,144)")
+    d.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="use the running cluster at ADDRESS instead of a LocalCluster",
+    )
     sub = p.add_subparsers(dest="command", metavar="{bench}")
-    b = sub.add_parser("bench", help="sweep sizes, structured against dense",
-                       description="Sweep sizes, structured against dense: a warm-up, then "
-                                   "the median and interquartile range of --repeats runs.")
-    b.add_argument("--sizes", type=_count, nargs="+",
-                   help="sizes to sweep, e.g. 1e3 1e4 (default 1e3 1e4 1e5 1e6)")
+    b = sub.add_parser(
+        "bench",
+        help="sweep sizes, structured against dense",
+        description="Sweep sizes, structured against dense: a warm-up, then "
+        "the median and interquartile range of --repeats runs.",
+    )
+    b.add_argument(
+        "--sizes",
+        type=_count,
+        nargs="+",
+        help="sizes to sweep, e.g. 1e3 1e4 (default 1e3 1e4 1e5 1e6)",
+    )
     b.add_argument("--repeats", type=_count, default=5, help="timed runs per case (default 5)")
-    b.add_argument("--dense-limit", type=_nbytes, default=2e9,
-                   help="skip dense above this many bytes (default 2e9)")
-    b.add_argument("--plot", metavar="FILE.png",
-                   help="draw time and memory with both ratios (.png, .pdf or .svg; "
-                        "needs matplotlib)")
+    b.add_argument(
+        "--dense-limit",
+        type=_nbytes,
+        default=2e9,
+        help="skip dense above this many bytes (default 2e9)",
+    )
+    b.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw time and memory with both ratios (.png, .pdf or .svg; needs matplotlib)",
+    )
     _common(b, suppress=True)
     return p
 
@@ -471,8 +573,9 @@ def _parser() -> argparse.ArgumentParser:
 def _check_plot(parser: argparse.ArgumentParser, path: str) -> None:
     target = Path(path)
     if target.suffix.lower() not in _PLOT_FORMATS:
-        parser.error(f"--plot {path}: the file must end in one of "
-                     f"{', '.join(sorted(_PLOT_FORMATS))}")
+        parser.error(
+            f"--plot {path}: the file must end in one of {', '.join(sorted(_PLOT_FORMATS))}"
+        )
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         parser.error(f"--plot {path}: the folder {folder} does not exist")
@@ -481,23 +584,25 @@ def _check_plot(parser: argparse.ArgumentParser, path: str) -> None:
     if target.is_dir():
         parser.error(f"--plot {path}: is a folder")
     if importlib.util.find_spec("matplotlib") is None:
-        parser.error("--plot needs matplotlib: python -m pip install matplotlib "
-                     "(or the .[plot] extra)")
+        parser.error(
+            "--plot needs matplotlib: python -m pip install matplotlib (or the .[plot] extra)"
+        )
 
 
 def _run(argv: Sequence[str] | None, out: TextIO) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     # every argument is checked here, before any work starts
-    if args.dask:                                   # the dask job: structjac/_dask_cli.py
+    if args.dask:  # the dask job: structjac/_dask_cli.py
         from ._dask_cli import DEFAULT_CHUNK, DEFAULT_N, run_on_cluster
 
         if args.command is not None:
             parser.error("--dask runs the network job; it does not combine with bench")
         n = DEFAULT_N if args.n is None else args.n
         chunk = min(n, DEFAULT_CHUNK if args.chunk is None else args.chunk)
-        return run_on_cluster(n, args.workers, chunk, args.seed, args.dtype, out,
-                              address=args.scheduler)
+        return run_on_cluster(
+            n, args.workers, chunk, args.seed, args.dtype, out, address=args.scheduler
+        )
     if args.n is None:
         args.n = 1_000_000
     if args.command == "bench":

@@ -31,14 +31,15 @@ __all__ = ["GGNOperator", "flatten", "gauss_newton_solve", "unflatten"]
 def flatten(pairs, dtype):
     """``[(W_1, b_1), ...]`` as one vector ``vec_r(W_1), b_1, vec_r(W_2), ...``."""
     return np.concatenate([np.concatenate([np.ravel(W), np.ravel(b)]) for W, b in pairs]).astype(
-        dtype, copy=False)
+        dtype, copy=False
+    )
 
 
 def unflatten(v, params):
     """The inverse of :func:`flatten`, shapes from ``params`` (views of ``v``)."""
     out, i = [], 0
     for W, b in params:
-        out.append((v[i:i + W.size].reshape(W.shape), v[i + W.size:i + W.size + b.size]))
+        out.append((v[i : i + W.size].reshape(W.shape), v[i + W.size : i + W.size + b.size]))
         i += W.size + b.size
     return out
 
@@ -62,8 +63,9 @@ class GGNOperator(LinearOperator):
 
     def _jvp(self, v):
         dA = None
-        for (W, _), (dW, db), A_prev, gp in zip(self.params, unflatten(v, self.params),
-                                               self.inputs, self.derivs):
+        for (W, _), (dW, db), A_prev, gp in zip(
+            self.params, unflatten(v, self.params), self.inputs, self.derivs
+        ):
             dZ = A_prev @ dW.T
             dZ += db
             if dA is not None:
@@ -100,7 +102,8 @@ def gauss_newton_solve(op, grads, damping, rtol, maxiter):
     r"""Solve :math:`(\mathcal G + \lambda I) d = -g` by CG; return ``(d as pairs, info)``."""
     g = flatten(grads, op.dtype)
     n = op.shape[0]
-    damped = LinearOperator((n, n), dtype=op.dtype,
-                            matvec=lambda v: op.matvec(v) + op.dtype.type(damping) * np.ravel(v))
+    damped = LinearOperator(
+        (n, n), dtype=op.dtype, matvec=lambda v: op.matvec(v) + op.dtype.type(damping) * np.ravel(v)
+    )
     d, info = cg(damped, -g, rtol=rtol, maxiter=maxiter)
     return unflatten(d.astype(op.dtype, copy=False), op.params), info

@@ -192,8 +192,10 @@ def _diagonal_class():
             import scipy.sparse as sp
 
             n = self.shape[0]
-            return sp.csr_array((np.asarray(self._values.compute()), np.arange(n),
-                                 np.arange(n + 1)), shape=self.shape)
+            return sp.csr_array(
+                (np.asarray(self._values.compute()), np.arange(n), np.arange(n + 1)),
+                shape=self.shape,
+            )
 
         def _apply(self, x, side):
             n = self.shape[0]
@@ -286,8 +288,9 @@ def _elementwise(op, method, arrays, names, kwargs):
             da.map_blocks(_serial(_call_method, op, method, kwargs, i), *arrays, dtype=m.dtype)
             for i, m in enumerate(meta)
         )
-    return da.map_blocks(_serial(_call_method, op, method, kwargs, None), *arrays,
-                         dtype=np.asarray(meta).dtype)
+    return da.map_blocks(
+        _serial(_call_method, op, method, kwargs, None), *arrays, dtype=np.asarray(meta).dtype
+    )
 
 
 def _unary(op, method, args, kwargs):
@@ -301,8 +304,10 @@ def _unary(op, method, args, kwargs):
     if method == "jacobian_from_output":
         return _diagonal(_elementwise(op, "derivative_from_output", args[:1], ["a"], kwargs))
     if method == "value_and_jacobian":
-        return (_elementwise(op, "__call__", args[:1], ["x"], dict(kwargs)),
-                _diagonal(_elementwise(op, "derivative", args[:1], ["x"], kwargs)))
+        return (
+            _elementwise(op, "__call__", args[:1], ["x"], dict(kwargs)),
+            _diagonal(_elementwise(op, "derivative", args[:1], ["x"], kwargs)),
+        )
     raise TypeError(f"{op!r}.{method}: not supported with dask arrays")
 
 
@@ -316,7 +321,7 @@ def _rowwise(op, method, args, kwargs):
         )
     names = {"__call__": ["x"], "vjp": ["x", "g"], "vjp_from_output": ["a", "g"]}[method]
     arrays = list(args[: len(names)])
-    rest = list(args[len(names):])
+    rest = list(args[len(names) :])
     axis = rest.pop(0) if rest else kwargs.pop("axis", -1)
     if rest:
         kwargs["out"] = rest.pop(0)
@@ -328,7 +333,8 @@ def _rowwise(op, method, args, kwargs):
         raise TypeError(f"axis must be an integer, got {type(axis).__name__}")
     if not -first.ndim <= int(axis) < first.ndim:
         raise np.exceptions.AxisError(
-            f"axis {int(axis)} is out of bounds for an array of dimension {first.ndim}")
+            f"axis {int(axis)} is out of bounds for an array of dimension {first.ndim}"
+        )
     ax = int(axis) % first.ndim
     first = first.rechunk({ax: -1})
     arrays = [first] + [_as_dask(a, first, n) for a, n in zip(arrays[1:], names[1:])]
@@ -336,8 +342,9 @@ def _rowwise(op, method, args, kwargs):
     arrays = [first] + [a.rechunk(first.chunks) for a in arrays[1:]]
     kwargs = {"axis": ax}
     meta = _meta_dtype(op, method, arrays, kwargs)
-    return _da().map_blocks(_serial(_call_method, op, method, kwargs, None), *arrays,
-                            dtype=np.asarray(meta).dtype)
+    return _da().map_blocks(
+        _serial(_call_method, op, method, kwargs, None), *arrays, dtype=np.asarray(meta).dtype
+    )
 
 
 def _binary(op, method, args, kwargs):
@@ -357,7 +364,7 @@ def _binary(op, method, args, kwargs):
             if type(J).__name__ == "Diagonal":
                 values = _da().map_blocks(_serial(_binary_jacobian, op, i), u, v, dtype=J.dtype)
                 out.append(_diagonal(values))
-            else:                         # Identity, ScaledIdentity: no numbers to map
+            else:  # Identity, ScaledIdentity: no numbers to map
                 from structjac.structures import ScaledIdentity
 
                 if isinstance(J, ScaledIdentity) and type(J).__name__ == "ScaledIdentity":
@@ -408,12 +415,22 @@ def _loss(op, method, args, kwargs):
 
     if method == "per_sample" or (method == "__call__" and reduction == "none"):
         per_dtype = op.per_sample(y1, z1).dtype
-        return da.blockwise(_serial(_loss_per_chunk, op), "i", y, yi, y_hat, zi, dtype=per_dtype,
-                            concatenate=True)
+        return da.blockwise(
+            _serial(_loss_per_chunk, op), "i", y, yi, y_hat, zi, dtype=per_dtype, concatenate=True
+        )
     N, size = y_hat.shape[0], y_hat.size
     if method == "__call__":
-        partial = da.blockwise(_serial(_loss_partial_sum, op), "i", y, yi, y_hat, zi, dtype=np.float64,
-                               concatenate=True, adjust_chunks={"i": 1})
+        partial = da.blockwise(
+            _serial(_loss_partial_sum, op),
+            "i",
+            y,
+            yi,
+            y_hat,
+            zi,
+            dtype=np.float64,
+            concatenate=True,
+            adjust_chunks={"i": 1},
+        )
         total = partial.sum(dtype=np.float64, split_every=8)
         if reduction == "sum":
             return total.astype(dtype)
@@ -433,15 +450,33 @@ def _loss(op, method, args, kwargs):
             )
         scale = 1.0
 
-    g = da.blockwise(_serial(_loss_grad_chunk, op, scale), zi, y, yi, y_hat, zi, dtype=dtype, concatenate=True)
+    g = da.blockwise(
+        _serial(_loss_grad_chunk, op, scale), zi, y, yi, y_hat, zi, dtype=dtype, concatenate=True
+    )
     return _diagonal(g) if method == "jacobian" else g
 
 
 # -------------------------------------------------------------- value_and_grad
-def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean",
-                      method="fused", return_jacobians=False, per_sample=False,
-                      workspace=None, parallel_passes=False, extras=(), mc_samples=1,
-                      seed=None, max_norm=None, in_memory, result_type):
+def nn_value_and_grad(
+    params,
+    X,
+    y,
+    activations,
+    loss="bce",
+    *,
+    reduction="mean",
+    method="fused",
+    return_jacobians=False,
+    per_sample=False,
+    workspace=None,
+    parallel_passes=False,
+    extras=(),
+    mc_samples=1,
+    seed=None,
+    max_norm=None,
+    in_memory,
+    result_type,
+):
     r""":func:`structjac.nn.value_and_grad` on dask ``X``, ``y`` chunked along the batch.
 
     Each batch chunk :math:`c` gives, in one task, the sum-reduced loss
@@ -512,28 +547,34 @@ def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean"
 
     extras = tuple(extras)
     # per chunk: the sums the extras are made of (variance comes from sum_grad_squared)
-    asked = tuple(dict.fromkeys(
-        "sum_grad_squared" if n == "variance" else n for n in extras))
+    asked = tuple(dict.fromkeys("sum_grad_squared" if n == "variance" else n for n in extras))
     chunks = list(zip(X.to_delayed().ravel(), y.to_delayed().ravel()))
     seeds = [None] * len(chunks)
     if {"diag_ggn_mc", "kfac"} & set(asked):
         seeds = np.random.SeedSequence(seed).spawn(len(chunks))
     options = dict(extras=asked, mc_samples=mc_samples, max_norm=max_norm) if asked else {}
     p = delayed(params, pure=True)
-    parts = [delayed(_nn_chunk, pure=True)(in_memory, p, xb, yb, activations, loss, method,
-                                           parallel_passes, options, chunk_seed)
-             for (xb, yb), chunk_seed in zip(chunks, seeds)]
+    parts = [
+        delayed(_nn_chunk, pure=True)(
+            in_memory, p, xb, yb, activations, loss, method, parallel_passes, options, chunk_seed
+        )
+        for (xb, yb), chunk_seed in zip(chunks, seeds)
+    ]
     while len(parts) > 1:
-        parts = [delayed(_nn_add, pure=True)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
+        parts = [
+            delayed(_nn_add, pure=True)(*parts[i : i + 2]) if i + 1 < len(parts) else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
     total = delayed(_nn_finish, pure=True)(parts[0], N, reduction, dtype, extras)
     da = _da()
     value = da.from_delayed(total[0], shape=(), dtype=dtype)
 
     def like_params(lazy):
         return [
-            (da.from_delayed(lazy[i][0], shape=np.shape(W), dtype=dtype),
-             da.from_delayed(lazy[i][1], shape=np.shape(b), dtype=dtype))
+            (
+                da.from_delayed(lazy[i][0], shape=np.shape(W), dtype=dtype),
+                da.from_delayed(lazy[i][1], shape=np.shape(b), dtype=dtype),
+            )
             for i, (W, b) in enumerate(params)
         ]
 
@@ -549,26 +590,36 @@ def nn_value_and_grad(params, X, y, activations, loss="bce", *, reduction="mean"
     return result_type(loss=value, grads=grads, extras=lazy_extras)
 
 
-def _nn_chunk(in_memory, params, Xb, yb, activations, loss, method, parallel_passes,
-              options, seed):
+def _nn_chunk(in_memory, params, Xb, yb, activations, loss, method, parallel_passes, options, seed):
     """One batch chunk: the sum-reduced loss (float64), its gradients and the extras' sums."""
     from structjac.kernels import serial_only
 
     with serial_only():
-        res = in_memory(params, Xb, yb, activations, loss, reduction="sum", method=method,
-                        parallel_passes=parallel_passes, seed=seed, **options)
+        res = in_memory(
+            params,
+            Xb,
+            yb,
+            activations,
+            loss,
+            reduction="sum",
+            method=method,
+            parallel_passes=parallel_passes,
+            seed=seed,
+            **options,
+        )
     sums = {}
     for name, value in res.extras.items():
         if name == "grad_norms":
             sums[name] = np.asarray(value)
         elif name in ("kflr", "kfac"):
-            n = Xb.shape[0]                       # the input factor is A^T A / n: keep A^T A
-            sums[name] = [(K.A.to_dense(), K.B.to_dense() * K.B.dtype.type(n), Gb.to_dense())
-                          for K, Gb in value]
+            n = Xb.shape[0]  # the input factor is A^T A / n: keep A^T A
+            sums[name] = [
+                (K.A.to_dense(), K.B.to_dense() * K.B.dtype.type(n), Gb.to_dense())
+                for K, Gb in value
+            ]
         else:
             sums[name] = [(np.asarray(vW), np.asarray(vb)) for vW, vb in value]
-    return (np.float64(res.loss), [(np.asarray(gW), np.asarray(gb)) for gW, gb in res.grads],
-            sums)
+    return (np.float64(res.loss), [(np.asarray(gW), np.asarray(gb)) for gW, gb in res.grads], sums)
 
 
 def _nn_add(a, b):
@@ -579,8 +630,7 @@ def _nn_add(a, b):
             extras[name] = np.concatenate([va, vb])
         else:
             extras[name] = [tuple(x + y for x, y in zip(la, lb)) for la, lb in zip(va, vb)]
-    return (a[0] + b[0], [(wa + wb, ba + bb) for (wa, ba), (wb, bb) in zip(a[1], b[1])],
-            extras)
+    return (a[0] + b[0], [(wa + wb, ba + bb) for (wa, ba), (wb, bb) in zip(a[1], b[1])], extras)
 
 
 def _nn_finish(total, N, reduction, dtype, names=()):
@@ -599,8 +649,10 @@ def _nn_finish(total, N, reduction, dtype, names=()):
         elif name in ("kflr", "kfac"):
             n = dtype(N) if N else dtype(np.nan)
             extras[name] = [
-                (Kronecker(Dense(G * dtype(w), copy=False), Dense(AtA / n, copy=False)),
-                 Dense(Gb * dtype(w), copy=False))
+                (
+                    Kronecker(Dense(G * dtype(w), copy=False), Dense(AtA / n, copy=False)),
+                    Dense(Gb * dtype(w), copy=False),
+                )
                 for G, AtA, Gb in sums[name]
             ]
         elif name == "sum_grad_squared":

@@ -79,14 +79,22 @@ def run_on_cluster(N, workers, chunk, seed, dtype, out, address=None) -> int:
     dtype = np.dtype(dtype)
     if address is None:
         dashboard = ":8787" if importlib.util.find_spec("bokeh") is not None else None
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               env=worker_env(), dashboard_address=dashboard)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            env=worker_env(),
+            dashboard_address=dashboard,
+        )
     else:
         cluster = dashboard = None
     try:
         with Client(address if cluster is None else cluster) as client:
-            print(f"structjac on dask.distributed: {len(client.scheduler_info()['workers'])} "
-                  f"workers, scheduler {client.scheduler.address}", file=out)
+            print(
+                f"structjac on dask.distributed: {len(client.scheduler_info()['workers'])} "
+                f"workers, scheduler {client.scheduler.address}",
+                file=out,
+            )
             link = client.dashboard_link if cluster is None or dashboard else None
             print(f"  dashboard: {link or 'off (install bokeh for the dashboard)'}", file=out)
             net = MLP([32, 64, 64, 1], ["sigmoid", "tanh", "sigmoid"], loss="bce", dtype=dtype)
@@ -94,19 +102,25 @@ def run_on_cluster(N, workers, chunk, seed, dtype, out, address=None) -> int:
             rng = da.random.default_rng(seed)
             X = rng.standard_normal((N, 32), chunks=(chunk, 32), dtype=dtype)
             y = (rng.random(N, chunks=chunk) > 0.5).astype(dtype)
-            print(f"\nnetwork 32-64-64-1, BCE, N = {N:,}, {dtype}, "
-                  f"{X.numblocks[0]} chunks of {chunk:,} rows", file=out)
+            print(
+                f"\nnetwork 32-64-64-1, BCE, N = {N:,}, {dtype}, "
+                f"{X.numblocks[0]} chunks of {chunk:,} rows",
+                file=out,
+            )
             client.run(_warm_up, params, net.activations, net.loss, dtype)  # JIT on every worker
             result = value_and_grad(params, X, y, net.activations, net.loss)
             lazy = [result.loss] + [g for pair in result.grads for g in pair]
             t0 = time.perf_counter()
             futures = client.compute(lazy)
             if getattr(out, "isatty", lambda: False)():
-                progress(futures)                       # Dask's progress bar, on a terminal only
+                progress(futures)  # Dask's progress bar, on a terminal only
             values = client.gather(futures)
             elapsed = time.perf_counter() - t0
-            print(f"\n  value_and_grad: loss = {float(values[0]):.6f}, {elapsed:.2f} s "
-                  f"({N / elapsed / 1e6:.1f} M samples/s)", file=out)
+            print(
+                f"\n  value_and_grad: loss = {float(values[0]):.6f}, {elapsed:.2f} s "
+                f"({N / elapsed / 1e6:.1f} M samples/s)",
+                file=out,
+            )
 
             # the same numbers as in memory, on the first chunks
             k = min(N, 2 * chunk)
@@ -115,11 +129,19 @@ def run_on_cluster(N, workers, chunk, seed, dtype, out, address=None) -> int:
             part = value_and_grad(params, X[:k], y[:k], net.activations, net.loss)
             got = client.gather(client.compute([part.loss] + [g for p in part.grads for g in p]))
             want = [ref.loss] + [g for p in ref.grads for g in p]
-            err = max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
-                                   / (np.max(np.abs(np.asarray(b, np.float64))) or 1.0)))
-                      for a, b in zip(got, want))
-            print(f"  against memory on the first {k:,} samples: max relative difference "
-                  f"{err:.1e}", file=out)
+            err = max(
+                float(
+                    np.max(
+                        np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+                        / (np.max(np.abs(np.asarray(b, np.float64))) or 1.0)
+                    )
+                )
+                for a, b in zip(got, want)
+            )
+            print(
+                f"  against memory on the first {k:,} samples: max relative difference {err:.1e}",
+                file=out,
+            )
     finally:
         if cluster is not None:
             cluster.close()

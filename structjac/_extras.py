@@ -102,8 +102,17 @@ from .structures import Dense, Kronecker
 __all__ = ["EXTRAS", "LayerRecord", "Record", "compute", "has_hessian", "validate"]
 
 #: The ``extras=`` names.
-EXTRAS = ("grad_norms", "sum_grad_squared", "variance", "clipped_grad", "diag_ggn",
-          "diag_ggn_mc", "kflr", "kfac", "diag_hessian")
+EXTRAS = (
+    "grad_norms",
+    "sum_grad_squared",
+    "variance",
+    "clipped_grad",
+    "diag_ggn",
+    "diag_ggn_mc",
+    "kflr",
+    "kfac",
+    "diag_hessian",
+)
 
 #: Extras that need the loss's Hessian in the output (a loss this module knows).
 _CURVATURE = frozenset({"diag_ggn", "diag_ggn_mc", "kflr", "kfac", "diag_hessian"})
@@ -159,7 +168,9 @@ def validate(extras, loss, activations, *, mc_samples=1, max_norm=None):
     extras = tuple(extras)
     for name in extras:
         if name not in EXTRAS:
-            raise ValueError(f"unknown extra {name!r}; valid names are {', '.join(map(repr, EXTRAS))}")
+            raise ValueError(
+                f"unknown extra {name!r}; valid names are {', '.join(map(repr, EXTRAS))}"
+            )
     if len(set(extras)) != len(extras):
         raise ValueError(f"extras {extras!r} names one quantity twice")
     if isinstance(mc_samples, (bool, np.bool_)) or not isinstance(mc_samples, (int, np.integer)):
@@ -172,15 +183,18 @@ def validate(extras, loss, activations, *, mc_samples=1, max_norm=None):
         raise ValueError("extra 'clipped_grad' needs max_norm= (the per-sample clipping norm)")
     needs_hessian = [n for n in extras if n in _CURVATURE]
     if needs_hessian and not isinstance(loss, _LOSSES):
-        raise ValueError(f"extras {needs_hessian!r} need the loss's Hessian, which loss {loss!r} "
-                         "does not provide; supported losses: mse, bce, bce_with_logits, cross_entropy")
+        raise ValueError(
+            f"extras {needs_hessian!r} need the loss's Hessian, which loss {loss!r} "
+            "does not provide; supported losses: mse, bce, bce_with_logits, cross_entropy"
+        )
     if "diag_hessian" in extras:
         for l, a in enumerate(activations):
             op = get_activation(a)
             if op is not None and not isinstance(op, _PIECEWISE_LINEAR):
                 raise ValueError(
                     f"extra 'diag_hessian' is exact only for piecewise linear activations "
-                    f"(relu, leaky_relu, none); layer {l} has {op!r} (use 'diag_ggn')")
+                    f"(relu, leaky_relu, none); layer {l} has {op!r} (use 'diag_ggn')"
+                )
     return extras
 
 
@@ -202,8 +216,9 @@ def compute(names, record, options):
         if "grad_norms" in names:
             out["grad_norms"] = norms
         if "clipped_grad" in names:
-            out["clipped_grad"] = clipped_grad(layers, norms, _weight(record), options.max_norm,
-                                               shared)
+            out["clipped_grad"] = clipped_grad(
+                layers, norms, _weight(record), options.max_norm, shared
+            )
     if "sum_grad_squared" in names or "variance" in names:
         sgs = sum_grad_squared(layers, shared)
         if "sum_grad_squared" in names:
@@ -212,15 +227,20 @@ def compute(names, record, options):
             out["variance"] = variance(layers, sgs)
     exact = [n for n in ("diag_ggn", "kflr", "diag_hessian") if n in names]
     if exact:
-        diag, kfs = _curvature_pass(record, shared, diag=exact != ["kflr"],
-                                    kron="kflr" in names)
+        diag, kfs = _curvature_pass(record, shared, diag=exact != ["kflr"], kron="kflr" in names)
         for n in exact:
             out[n] = kfs if n == "kflr" else diag
     sampled = [n for n in ("diag_ggn_mc", "kfac") if n in names]
     if sampled:
         rng = np.random.default_rng(options.seed)
-        diag, kfs = _curvature_pass(record, shared, diag="diag_ggn_mc" in names,
-                                    kron="kfac" in names, mc_samples=options.mc_samples, rng=rng)
+        diag, kfs = _curvature_pass(
+            record,
+            shared,
+            diag="diag_ggn_mc" in names,
+            kron="kfac" in names,
+            mc_samples=options.mc_samples,
+            rng=rng,
+        )
         for n in sampled:
             out[n] = kfs if n == "kfac" else diag
     return {n: out[n] for n in names}
@@ -252,7 +272,7 @@ class _Shared:
         self._buffers = _Fresh if buffers is None else buffers
         self._squares = {}
         self._covariances = {}
-        self.tag = ""       # names the scratch of the sampled pass apart from the exact one's
+        self.tag = ""  # names the scratch of the sampled pass apart from the exact one's
 
     def scratch(self, name, shape, dtype):
         """An uninitialised scratch array (the workspace's ``"extras." + tag + name``)."""
@@ -271,7 +291,7 @@ class _Shared:
         Af = self._covariances.get(l)
         if Af is None:
             A = np.ascontiguousarray(self._layers[l].A_prev)
-            Af = A.T @ A                        # numpy calls syrk for a.T @ a: half the flops
+            Af = A.T @ A  # numpy calls syrk for a.T @ a: half the flops
             Af /= A.dtype.type(A.shape[0])
             self._covariances[l] = Af
         return Af
@@ -280,7 +300,9 @@ class _Shared:
 def _weight(record):
     """The reduction's weight :math:`w` of each per-sample loss."""
     N = record.out.shape[0]
-    return {"mean": 1.0 / N, "sum": 1.0, "elementwise_mean": 1.0 / record.out.size}[record.reduction]
+    return {"mean": 1.0 / N, "sum": 1.0, "elementwise_mean": 1.0 / record.out.size}[
+        record.reduction
+    ]
 
 
 def grad_norms(layers):
@@ -295,7 +317,7 @@ def grad_norms(layers):
 def clipped_grad(layers, norms, weight, max_norm, shared=None):
     r"""Per layer ``((c G)^T A, 1^T (c G))``, :math:`c_k = \min(1, C / \|\nabla J_0^{(k)}\|)`."""
     dtype = layers[0].G.dtype
-    n0 = norms / dtype.type(weight)                     # norms of the gradients of J_0^(k)
+    n0 = norms / dtype.type(weight)  # norms of the gradients of J_0^(k)
     c = np.ones_like(n0)
     big = n0 > max_norm
     c[big] = dtype.type(max_norm) / n0[big]
@@ -355,8 +377,7 @@ def loss_factor(record, mc_samples=None, rng=None):
             S = np.zeros((m, N, m), dtype=dtype)
             S[np.arange(m), :, np.arange(m)] = np.sqrt(h * dt(w)).T
             return S
-        return _cross_entropy_factor(_ops.softmax(z, axis=1),
-                                     np.sqrt(_target_mass(y, z) * dt(w)))
+        return _cross_entropy_factor(_ops.softmax(z, axis=1), np.sqrt(_target_mass(y, z) * dt(w)))
     mc = int(mc_samples)
     if isinstance(loss, _ops.MSE):
         eps = rng.standard_normal((mc, N, m), dtype=dtype)
@@ -369,8 +390,10 @@ def loss_factor(record, mc_samples=None, rng=None):
         h = loss.hessian(y, z, reduction="sum").diagonal().reshape(N, m)
         eps = rng.integers(0, 2, (mc, N, m)).astype(dtype) * dt(2) - dt(1)
         return eps * np.sqrt(h * dt(w / mc))
-    p = _ops.softmax(z, axis=1)                         # cross-entropy: c ~ Cat(p)
-    return _sampled_columns(p, _sample_classes(p, rng, mc), np.sqrt(_target_mass(y, z) * dt(w / mc)))
+    p = _ops.softmax(z, axis=1)  # cross-entropy: c ~ Cat(p)
+    return _sampled_columns(
+        p, _sample_classes(p, rng, mc), np.sqrt(_target_mass(y, z) * dt(w / mc))
+    )
 
 
 def _cross_entropy_factor(p, scale):
@@ -397,14 +420,15 @@ def _cross_entropy_factor(p, scale):
     j = np.argmin(p, axis=1)
     v = q.copy()
     v[rows, j] -= p.dtype.type(1)
-    beta = p.dtype.type(2) / np.einsum("ki,ki->k", v, v)          # 2 / v^T v
+    beta = p.dtype.type(2) / np.einsum("ki,ki->k", v, v)  # 2 / v^T v
     c = np.arange(m - 1)[None, :]
-    cols = c + (c >= j[:, None])                                    # (N, C-1): all but j
-    vc = np.take_along_axis(v, cols, axis=1)                        # v at the kept columns
+    cols = c + (c >= j[:, None])  # (N, C-1): all but j
+    vc = np.take_along_axis(v, cols, axis=1)  # v at the kept columns
     # S[c, k, i] = scale_k q_ki (delta(i, cols_kc) - beta_k v_ki v_k,cols_kc)
     S = (vc * (-(scale * beta))[:, None]).T[:, :, None] * (q * v)[None]
     S[np.arange(m - 1)[:, None], rows[None, :], cols.T] += (
-        np.take_along_axis(q, cols, axis=1) * scale[:, None]).T
+        np.take_along_axis(q, cols, axis=1) * scale[:, None]
+    ).T
     return S
 
 
@@ -435,8 +459,11 @@ def _curvature_pass(record, shared, *, diag, kron, mc_samples=None, rng=None):
     L = len(layers)
     top = layers[-1]
     shared.tag = "" if mc_samples is None else "mc."
-    if not (isinstance(record.loss, _ops.CrossEntropy) and top.act.op is None
-            and record.out.shape[1] > 1):
+    if not (
+        isinstance(record.loss, _ops.CrossEntropy)
+        and top.act.op is None
+        and record.out.shape[1] > 1
+    ):
         S = loss_factor(record, mc_samples=mc_samples, rng=rng)
         return _backpropagate(layers, S, shared, diag=diag, kron=kron)
     diags = [None] * L if diag else None
@@ -494,8 +521,14 @@ def _cross_entropy_top(record, shared, diags, kfs, mc_samples, rng, below):
         v[np.arange(N), j] -= dt(1)
         beta = dt(2) / np.einsum("ki,ki->k", v, v)
         return _kcurv.cross_entropy_exact_columns(
-            q, v, j, scale, scale * beta, W,
-            out=shared.scratch(f"V_{l - 1}", (C - 1, N, W.shape[1]), W.dtype))
+            q,
+            v,
+            j,
+            scale,
+            scale * beta,
+            W,
+            out=shared.scratch(f"V_{l - 1}", (C - 1, N, W.shape[1]), W.dtype),
+        )
     mc = int(mc_samples)
     cls = _sample_classes(p, rng, mc)
     scale = np.sqrt(t * dt(w / mc))
@@ -511,7 +544,8 @@ def _cross_entropy_top(record, shared, diags, kfs, mc_samples, rng, below):
     if not below:
         return None
     return _kcurv.cross_entropy_sampled_columns(
-        p @ W, cls, scale, W, out=shared.scratch(f"V_{l - 1}", (mc, N, W.shape[1]), W.dtype))
+        p @ W, cls, scale, W, out=shared.scratch(f"V_{l - 1}", (mc, N, W.shape[1]), W.dtype)
+    )
 
 
 def _sample_classes(p, rng, mc):
@@ -555,30 +589,32 @@ def _backpropagate(layers, S, shared, *, diag=True, kron=False, top=None, diags=
         r = layers[l]
         K, N, m = V.shape
         fused = _FUSED_FROM_OUTPUT.get(type(r.act.op)) if r.act.from_output else None
-        if fused is not None:                    # g' formed from A inside the pass
+        if fused is not None:  # g' formed from A inside the pass
             if diag:
                 b = np.empty(m, dtype=V.dtype)
-                Q = _kcurv.gate_from_output(V, r.A, fused,
-                                            out=shared.scratch(f"Q_{l}", (N, m), V.dtype),
-                                            colsum=b)
+                Q = _kcurv.gate_from_output(
+                    V, r.A, fused, out=shared.scratch(f"Q_{l}", (N, m), V.dtype), colsum=b
+                )
                 diags[l] = (Q.T @ shared.square(l), b)
             else:
                 _kcurv.gate_from_output(V, r.A, fused, square=False)
         gp = None
         if fused is None and r.act.op is not None:
-            gp = activation_derivative(r.act, r.Z, r.A,
-                                       out=shared.scratch(f"gp_{l}", r.A.shape, r.A.dtype))
+            gp = activation_derivative(
+                r.act, r.Z, r.A, out=shared.scratch(f"gp_{l}", r.A.shape, r.A.dtype)
+            )
             gp = gp.astype(V.dtype, copy=False)
         if diag and fused is None:
             b = np.empty(m, dtype=V.dtype)
-            Q = _kcurv.gate_square_sum(V, gp, out=shared.scratch(f"Q_{l}", (N, m), V.dtype),
-                                       colsum=b)                 # gates V, sum_c V_c^2
+            Q = _kcurv.gate_square_sum(
+                V, gp, out=shared.scratch(f"Q_{l}", (N, m), V.dtype), colsum=b
+            )  # gates V, sum_c V_c^2
             diags[l] = (Q.T @ shared.square(l), b)
         elif gp is not None:
             np.multiply(V, gp, out=V)
         V2 = V.reshape(K * N, m)
         if kron:
-            kfs[l] = _kron_block(V2.T @ V2, shared.covariance(l))   # V^T V: syrk
+            kfs[l] = _kron_block(V2.T @ V2, shared.covariance(l))  # V^T V: syrk
         if l:
             # (K N, 1) @ (1, d) is an outer product: BLAS takes ~4x a broadcast multiply
             d = r.W.shape[1]

@@ -98,15 +98,27 @@ def _at_identity(a, b):
     return a
 
 
-@_rule("matmul", ScaledIdentity, Jacobian, SAME_AS_RIGHT, priority=2,
-       cost=lambda a, b: (b.nnz, dataclasses.replace(b)))  # a scaled copy of b
+@_rule(
+    "matmul",
+    ScaledIdentity,
+    Jacobian,
+    SAME_AS_RIGHT,
+    priority=2,
+    cost=lambda a, b: (b.nnz, dataclasses.replace(b)),
+)  # a scaled copy of b
 def _scaled_identity_at(a, b):
     """(cI) J = cJ, in the structure of J"""
     return b._scale(a.scalar)
 
 
-@_rule("matmul", Jacobian, ScaledIdentity, SAME_AS_LEFT, priority=2,
-       cost=lambda a, b: (a.nnz, dataclasses.replace(a)))  # a scaled copy of a
+@_rule(
+    "matmul",
+    Jacobian,
+    ScaledIdentity,
+    SAME_AS_LEFT,
+    priority=2,
+    cost=lambda a, b: (a.nnz, dataclasses.replace(a)),
+)  # a scaled copy of a
 def _at_scaled_identity(a, b):
     """J (cI) = cJ, in the structure of J"""
     return a._scale(b.scalar)
@@ -186,8 +198,13 @@ def _diagonal_at_kronecker(a, b):
     return RowScaled(a.values, b, copy=False)
 
 
-@_rule("matmul", Kronecker, Diagonal, (Kronecker, BlockDiagonal),
-       condition="a factor has one column, else A is diagonal (then block diagonal)")
+@_rule(
+    "matmul",
+    Kronecker,
+    Diagonal,
+    (Kronecker, BlockDiagonal),
+    condition="a factor has one column, else A is diagonal (then block diagonal)",
+)
 def _kronecker_at_diagonal(a, b):
     """(A (x) b) diag(d) = (A diag(d)) (x) b;  (a (x) B) diag(d) = a (x) (B diag(d));  (diag(c) (x) B) diag(d) = diag(c_k B diag(d_k))"""
     if _one_col(a.B):
@@ -229,12 +246,24 @@ def _mixed_product_cost(a, b):
     """The planner's estimate of (A (x) B)(C (x) D): the factors multiply, nothing expands."""
     p, q, r = a.shape[0], a.shape[1], b.shape[1]
     stored = a.stored + b.stored
-    return stored, dataclasses.replace(a, shape=(p, r), nnz=min(a.nnz * b.nnz / max(q, 1), p * r),
-                                       stored=stored, nzrows=a.nzrows, nzcols=b.nzcols)
+    return stored, dataclasses.replace(
+        a,
+        shape=(p, r),
+        nnz=min(a.nnz * b.nnz / max(q, 1), p * r),
+        stored=stored,
+        nzrows=a.nzrows,
+        nzcols=b.nzcols,
+    )
 
 
-@_rule("matmul", Kronecker, Kronecker, Kronecker, condition="A.shape[1] == C.shape[0]",
-       cost=_mixed_product_cost)
+@_rule(
+    "matmul",
+    Kronecker,
+    Kronecker,
+    Kronecker,
+    condition="A.shape[1] == C.shape[0]",
+    cost=_mixed_product_cost,
+)
 def _kronecker_at_kronecker(a, b):
     """(A (x) B)(C (x) D) = (AC) (x) (BD)  (mixed product)"""
     if a.A.shape[1] != b.A.shape[0] or a.B.shape[1] != b.B.shape[0]:
@@ -333,8 +362,9 @@ def _kronecker_plus_kronecker(a, b):
     return NotImplemented
 
 
-@_rule("add", Kronecker, ScaledIdentity, Kronecker,
-       condition="a factor is a multiple of the identity")
+@_rule(
+    "add", Kronecker, ScaledIdentity, Kronecker, condition="a factor is a multiple of the identity"
+)
 def _kronecker_plus_scaled_identity(a, b):
     """aI (x) B + cI = I (x) (aB + cI);  A (x) bI + cI = (bA + cI) (x) I"""
     if isinstance(a.A, ScaledIdentity):
@@ -346,8 +376,9 @@ def _kronecker_plus_scaled_identity(a, b):
     return NotImplemented
 
 
-@_rule("add", ScaledIdentity, Kronecker, Kronecker,
-       condition="a factor is a multiple of the identity")
+@_rule(
+    "add", ScaledIdentity, Kronecker, Kronecker, condition="a factor is a multiple of the identity"
+)
 def _scaled_identity_plus_kronecker(a, b):
     """cI + A (x) B = A (x) B + cI"""
     return _kronecker_plus_scaled_identity(b, a)
@@ -421,6 +452,7 @@ def _diagonal_at_row_scaled(a, b):
 # block diagonal too; their products and sums with a BlockDiagonal stay block diagonal
 # whenever the block boundaries fit (one block count divides the other).
 
+
 def _without_fall(build):
     """``build()`` with every inner product kept structured, or NotImplemented.
 
@@ -482,8 +514,11 @@ def _blockwise_product(a: Jacobian, b: Jacobian):
     if Na and Nb and Nb % Na == 0:
         # each block of a spans t blocks of b: block k is [A_k[:, cols j] B_{kt+j}]_j side by side
         t = Nb // Na
-        out = np.einsum("kpjr,kjrs->kpjs", _full(Na, A).reshape(Na, pa, t, pb),
-                        _full(Nb, B).reshape(Na, t, pb, qb))
+        out = np.einsum(
+            "kpjr,kjrs->kpjs",
+            _full(Na, A).reshape(Na, pa, t, pb),
+            _full(Nb, B).reshape(Na, t, pb, qb),
+        )
         return BlockDiagonal(out.reshape(Na, pa, t * qb), copy=False)
     return NotImplemented
 
@@ -532,19 +567,35 @@ def _block_diagonal_at_diagonal(a, b):
     return BlockDiagonal(a.blocks * b.values.reshape(N, 1, q), copy=False)
 
 
-@_rule("matmul", Kronecker, BlockDiagonal, BlockDiagonal,
-       condition="the left factor is diagonal, the right one Dense, and " + _FITS)
+@_rule(
+    "matmul",
+    Kronecker,
+    BlockDiagonal,
+    BlockDiagonal,
+    condition="the left factor is diagonal, the right one Dense, and " + _FITS,
+)
 def _kronecker_at_block_diagonal(a, b):
     """(diag(c) (x) A) diag(B_k) = diag(c_k A B_k)  (I_N (x) A is diag(A, ..., A))"""
     return _blockwise_product(a, b)
 
 
-@_rule("matmul", BlockDiagonal, Kronecker, (BlockDiagonal, Dense),
-       condition="the left factor is diagonal, the right one Dense, and " + _FITS + "; a one-column left factor gives Dense")
+@_rule(
+    "matmul",
+    BlockDiagonal,
+    Kronecker,
+    (BlockDiagonal, Dense),
+    condition="the left factor is diagonal, the right one Dense, and "
+    + _FITS
+    + "; a one-column left factor gives Dense",
+)
 def _block_diagonal_at_kronecker(a, b):
     """diag(B_k) (diag(c) (x) A) = diag(c_k B_k A);  diag(B_k) (c (x) A) = [c_k B_k A]_k stacked (no zero left: Dense)"""
     result = _blockwise_product(a, b)
-    if result is NotImplemented and b.A.shape == (a.n_blocks, 1) and a.block_shape[1] == b.B.shape[0]:
+    if (
+        result is NotImplemented
+        and b.A.shape == (a.n_blocks, 1)
+        and a.block_shape[1] == b.B.shape[0]
+    ):
         N, p, q = a.blocks.shape
         c = b.A.to_dense().reshape(N, 1, 1)
         stacked = (c * a.blocks).reshape(N * p, q)
@@ -552,8 +603,13 @@ def _block_diagonal_at_kronecker(a, b):
     return result
 
 
-@_rule("matmul", RowScaled, BlockDiagonal, BlockDiagonal,
-       condition="the scaled structure is block diagonal and " + _FITS)
+@_rule(
+    "matmul",
+    RowScaled,
+    BlockDiagonal,
+    BlockDiagonal,
+    condition="the scaled structure is block diagonal and " + _FITS,
+)
 def _row_scaled_at_block_diagonal(a, b):
     """diag(d) diag(A_k) diag(B_k) = diag(diag(d_k) A_k B_k)"""
     return _blockwise_product(a, b)
@@ -581,22 +637,37 @@ def _blocks_at_row_scaled(a: Jacobian, b: RowScaled):
 _THROUGH = "; otherwise (A diag(d)) J by the table when that is BlockDiagonal or Dense"
 
 
-@_rule("matmul", BlockDiagonal, RowScaled, (BlockDiagonal, Dense),
-       condition="the scaled structure is block diagonal and " + _FITS + _THROUGH)
+@_rule(
+    "matmul",
+    BlockDiagonal,
+    RowScaled,
+    (BlockDiagonal, Dense),
+    condition="the scaled structure is block diagonal and " + _FITS + _THROUGH,
+)
 def _block_diagonal_at_row_scaled(a, b):
     """diag(B_k) diag(d) diag(A_k) = diag(B_k diag(d_k) A_k);  else diag(B_k diag(d_k)) J"""
     return _blocks_at_row_scaled(a, b)
 
 
-@_rule("matmul", Kronecker, RowScaled, (BlockDiagonal, Dense),
-       condition="both are block diagonal (a diagonal left Kronecker factor) and " + _FITS + _THROUGH)
+@_rule(
+    "matmul",
+    Kronecker,
+    RowScaled,
+    (BlockDiagonal, Dense),
+    condition="both are block diagonal (a diagonal left Kronecker factor) and " + _FITS + _THROUGH,
+)
 def _kronecker_at_row_scaled(a, b):
     """(I_N (x) W_2) diag(d) (I_N (x) W_1) = diag(W_2 diag(d_k) W_1): the per-sample Jacobians of a network"""
     return _blocks_at_row_scaled(a, b)
 
 
-@_rule("matmul", RowScaled, RowScaled, (BlockDiagonal, Dense),
-       condition="both scaled structures are block diagonal and " + _FITS + _THROUGH)
+@_rule(
+    "matmul",
+    RowScaled,
+    RowScaled,
+    (BlockDiagonal, Dense),
+    condition="both scaled structures are block diagonal and " + _FITS + _THROUGH,
+)
 def _row_scaled_at_row_scaled(a, b):
     """diag(d) diag(A_k) diag(e) diag(B_k) = diag(diag(d_k) A_k diag(e_k) B_k)"""
     return _blocks_at_row_scaled(a, b)
@@ -612,13 +683,21 @@ def _block_diagonal_at_stacked_kronecker(a, b):
     return Dense(out.reshape(N * p, q * b.X.shape[1]), copy=False)
 
 
-@_rule("matmul", RowScaled, Kronecker, (RowScaled, BlockDiagonal),
-       condition="Kronecker factors that fit, else both block diagonal and " + _FITS)
+@_rule(
+    "matmul",
+    RowScaled,
+    Kronecker,
+    (RowScaled, BlockDiagonal),
+    condition="Kronecker factors that fit, else both block diagonal and " + _FITS,
+)
 def _row_scaled_at_kronecker(a, b):
     """diag(d) (A (x) B)(C (x) D) = diag(d) (AC (x) BD);  else diag(d) diag(A_k) diag(c_k D) = diag(c_k diag(d_k) A_k D)"""
     inner = a.inner
-    if (isinstance(inner, Kronecker) and inner.A.shape[1] == b.A.shape[0]
-            and inner.B.shape[1] == b.B.shape[0]):
+    if (
+        isinstance(inner, Kronecker)
+        and inner.A.shape[1] == b.A.shape[0]
+        and inner.B.shape[1] == b.B.shape[0]
+    ):
         kept = _without_fall(lambda: RowScaled(a.scales, matmul(inner, b), copy=False))
         if kept is not NotImplemented:
             return kept
@@ -630,8 +709,8 @@ def _block_diagonal_at_blockrow(a, b):
     """diag(B_k) sum_j e_{i_j} r_j^T = sum_j sum_a e_{k_j p + a} (B_{k_j})_{a c_j} r_j^T, k_j = i_j // q, c_j = i_j % q: p rows per index"""
     _, p, q = a.blocks.shape
     k, c = np.divmod(b.indices, q)
-    rows_of = (k[:, None] * p + np.arange(p)).reshape(-1)              # (r*p,)
-    weights = a.blocks[k, :, c].reshape(-1)                             # B_{k_j}[:, c_j]
+    rows_of = (k[:, None] * p + np.arange(p)).reshape(-1)  # (r*p,)
+    weights = a.blocks[k, :, c].reshape(-1)  # B_{k_j}[:, c_j]
     indices, where = np.unique(rows_of, return_inverse=True)
     dtype = np.result_type(a.dtype, b.dtype)
     rows = np.zeros((indices.size, b.shape[1]), dtype=dtype)
@@ -668,29 +747,49 @@ def _diagonal_plus_block_diagonal(a, b):
     return _block_diagonal_plus_diagonal(b, a)
 
 
-@_rule("add", BlockDiagonal, Kronecker, BlockDiagonal,
-       condition="the left factor is diagonal, the right one Dense, and the blocks are equal in shape")
+@_rule(
+    "add",
+    BlockDiagonal,
+    Kronecker,
+    BlockDiagonal,
+    condition="the left factor is diagonal, the right one Dense, and the blocks are equal in shape",
+)
 def _block_diagonal_plus_kronecker(a, b):
     """diag(B_k) + diag(c) (x) A = diag(B_k + c_k A)"""
     return _blockwise_sum(a, b)
 
 
-@_rule("add", Kronecker, BlockDiagonal, BlockDiagonal,
-       condition="the left factor is diagonal, the right one Dense, and the blocks are equal in shape")
+@_rule(
+    "add",
+    Kronecker,
+    BlockDiagonal,
+    BlockDiagonal,
+    condition="the left factor is diagonal, the right one Dense, and the blocks are equal in shape",
+)
 def _kronecker_plus_block_diagonal(a, b):
     """diag(c) (x) A + diag(B_k) = diag(c_k A + B_k)"""
     return _blockwise_sum(a, b)
 
 
-@_rule("add", BlockDiagonal, RowScaled, BlockDiagonal,
-       condition="the scaled structure is block diagonal with equal blocks")
+@_rule(
+    "add",
+    BlockDiagonal,
+    RowScaled,
+    BlockDiagonal,
+    condition="the scaled structure is block diagonal with equal blocks",
+)
 def _block_diagonal_plus_row_scaled(a, b):
     """diag(B_k) + diag(d) diag(A_k) = diag(B_k + diag(d_k) A_k)"""
     return _blockwise_sum(a, b)
 
 
-@_rule("add", RowScaled, BlockDiagonal, BlockDiagonal,
-       condition="the scaled structure is block diagonal with equal blocks")
+@_rule(
+    "add",
+    RowScaled,
+    BlockDiagonal,
+    BlockDiagonal,
+    condition="the scaled structure is block diagonal with equal blocks",
+)
 def _row_scaled_plus_block_diagonal(a, b):
     """diag(d) diag(A_k) + diag(B_k) = diag(diag(d_k) A_k + B_k)"""
     return _blockwise_sum(a, b)
@@ -702,11 +801,16 @@ def _row_scaled_plus_block_diagonal(a, b):
 
 def _split_diagonal(D: Diagonal, sizes) -> list:
     offsets = BlockMatrix._offsets(sizes)
-    return [Diagonal(D.values[offsets[j]:offsets[j + 1]]) for j in range(len(sizes))]
+    return [Diagonal(D.values[offsets[j] : offsets[j + 1]]) for j in range(len(sizes))]
 
 
-@_rule("matmul", BlockMatrix, Jacobian, (BlockMatrix, Dense, Sparse),
-       condition="one grid column, or J diagonal, dense or sparse")
+@_rule(
+    "matmul",
+    BlockMatrix,
+    Jacobian,
+    (BlockMatrix, Dense, Sparse),
+    condition="one grid column, or J diagonal, dense or sparse",
+)
 def _block_matrix_at(a, b):
     """[A_i] J = [A_i J];  [A_ij] diag(d) = [A_ij diag(d_j)];  [A_ij] M = dense, block by block"""
     return _without_fall(lambda: _block_matrix_at_parts(a, b))
@@ -725,8 +829,13 @@ def _block_matrix_at_parts(a, b):
     return NotImplemented
 
 
-@_rule("matmul", Jacobian, BlockMatrix, (BlockMatrix, Dense, Sparse),
-       condition="one grid row, or J diagonal, dense or sparse")
+@_rule(
+    "matmul",
+    Jacobian,
+    BlockMatrix,
+    (BlockMatrix, Dense, Sparse),
+    condition="one grid row, or J diagonal, dense or sparse",
+)
 def _at_block_matrix(a, b):
     """J [B_j] = [J B_j];  diag(d) [B_ij] = [diag(d_i) B_ij];  M [B_ij] = dense, block by block"""
     return _without_fall(lambda: _at_block_matrix_parts(a, b))
@@ -745,8 +854,13 @@ def _at_block_matrix_parts(a, b):
     return NotImplemented
 
 
-@_rule("matmul", BlockMatrix, BlockMatrix, BlockMatrix,
-       condition="the column partition of A is the row partition of B, or one grid column / row")
+@_rule(
+    "matmul",
+    BlockMatrix,
+    BlockMatrix,
+    BlockMatrix,
+    condition="the column partition of A is the row partition of B, or one grid column / row",
+)
 def _block_matrix_at_block_matrix(a, b):
     """[A_ij] [B_jk] = [sum_j A_ij B_jk]  (block product, when the partitions fit)"""
     return _without_fall(lambda: _block_matrix_at_block_matrix_parts(a, b))
@@ -776,5 +890,6 @@ def _block_matrix_plus_block_matrix(a, b):
     """[A_ij] + [B_ij] = [A_ij + B_ij]"""
     if a.row_sizes != b.row_sizes or a.col_sizes != b.col_sizes:
         return NotImplemented
-    return _without_fall(lambda: BlockMatrix(
-        [[add(A, B) for A, B in zip(ra, rb)] for ra, rb in zip(a.grid, b.grid)]))
+    return _without_fall(
+        lambda: BlockMatrix([[add(A, B) for A, B in zip(ra, rb)] for ra, rb in zip(a.grid, b.grid)])
+    )

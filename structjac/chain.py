@@ -51,11 +51,19 @@ from . import _registry
 from .algebra import SAME_AS_LEFT, SAME_AS_RIGHT, as_jacobian, matmul, rule_for
 from .structures import Dense, Jacobian, Sparse
 
-__all__ = ["chain", "chain_plan", "ChainPlan", "Operand", "register_cost", "FALLBACK_PENALTY",
-           "describe"]
+__all__ = [
+    "chain",
+    "chain_plan",
+    "ChainPlan",
+    "Operand",
+    "register_cost",
+    "FALLBACK_PENALTY",
+    "describe",
+]
 
 #: Cost multiplier of a product the rule table has no rule for (it goes through scipy.sparse).
 FALLBACK_PENALTY = 10.0
+
 
 @dataclass(frozen=True)
 class Operand:
@@ -95,8 +103,14 @@ def describe(J: Jacobian) -> Operand:
     >>> describe(sj.BlockRow(1, np.ones(4), 3))
     Operand(shape=(3, 4), nnz=4.0, stored=4.0, nzrows=1.0, nzcols=4.0, kind=<class 'structjac.structures.blockrow.BlockRow'>)
     """
-    return Operand(J.shape, float(J.nnz), J.nbytes / max(J.dtype.itemsize, 1),
-                   float(J.n_nonzero_rows), float(J.n_nonzero_cols), type(J))
+    return Operand(
+        J.shape,
+        float(J.nnz),
+        J.nbytes / max(J.dtype.itemsize, 1),
+        float(J.n_nonzero_rows),
+        float(J.n_nonzero_cols),
+        type(J),
+    )
 
 
 def register_cost(left: type, right: type):
@@ -118,9 +132,11 @@ def register_cost(left: type, right: type):
     >>> register_cost(sj.Kronecker, sj.Kronecker)(rule.cost) is rule.cost   # attach (again)
     True
     """
+
     def register(function):
         _registry.set_cost("matmul", left, right, function)
         return function
+
     return register
 
 
@@ -201,7 +217,9 @@ class ChainPlan:
         lines = ["operands:"]
         for name, J in zip(self.names, self.operands):
             d = describe(J)
-            lines.append(f"  {name:>4}: {type(J).__name__:<16} {str(J.shape):>20}  nnz~{d.nnz:.3g}  stored {d.stored:.3g}")
+            lines.append(
+                f"  {name:>4}: {type(J).__name__:<16} {str(J.shape):>20}  nnz~{d.nnz:.3g}  stored {d.stored:.3g}"
+            )
         lines.append(f"chosen: {self.order}   cost {self.cost:.4g} (flops {self.flops:.4g})")
         if self.alternatives:
             lines.append("alternatives (estimated cost, cheapest first):")
@@ -212,6 +230,7 @@ class ChainPlan:
 
     def evaluate(self) -> "Jacobian | np.ndarray":
         """Multiply in the planned order; vector ends give an ndarray back."""
+
         def run(i, j):
             if i == j:
                 return self.operands[i]
@@ -222,9 +241,17 @@ class ChainPlan:
         if self.vector_left and self.vector_right:
             return result.to_dense()[0, 0]
         if self.vector_left:
-            return result.to_dense()[0] if not isinstance(result, Dense) else np.array(result.matrix[0])
+            return (
+                result.to_dense()[0]
+                if not isinstance(result, Dense)
+                else np.array(result.matrix[0])
+            )
         if self.vector_right:
-            return result.to_dense()[:, 0] if not isinstance(result, Dense) else np.array(result.matrix[:, 0])
+            return (
+                result.to_dense()[:, 0]
+                if not isinstance(result, Dense)
+                else np.array(result.matrix[:, 0])
+            )
         return result
 
     def __repr__(self):
@@ -373,8 +400,17 @@ def chain_plan(
         alts.append((order, best[(0, n - 1)][0]))
     alts = sorted(dict(alts).items(), key=lambda kv: kv[1])
     cost, flops, _ = best[(0, n - 1)]
-    return ChainPlan(operands=ops, names=names, split=split, order=order, cost=cost,
-                     flops=flops, alternatives=alts, vector_left=vl, vector_right=vr)
+    return ChainPlan(
+        operands=ops,
+        names=names,
+        split=split,
+        order=order,
+        cost=cost,
+        flops=flops,
+        alternatives=alts,
+        vector_left=vl,
+        vector_right=vr,
+    )
 
 
 def chain(*factors: Jacobian | np.ndarray) -> Jacobian | np.ndarray:

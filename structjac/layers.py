@@ -82,8 +82,11 @@ __all__ = [
 #: Activation names accepted wherever an activation is asked for (``None`` is the identity).
 #: The ops are those of the kernels' scalar table that have fused layer kernels.
 ACTIVATIONS = {
-    **{name: getattr(_ops, name) for name in _ops.unary.TABLE_OPS
-       if getattr(_ops, name).layer_activation is not None},
+    **{
+        name: getattr(_ops, name)
+        for name in _ops.unary.TABLE_OPS
+        if getattr(_ops, name).layer_activation is not None
+    },
     "identity": None,
     "linear": None,
     "none": None,
@@ -113,7 +116,9 @@ def get_activation(activation: str | _ops.UnaryOp | None) -> "_Activation | None
             ) from None
     if isinstance(activation, _ops.UnaryOp):
         return activation
-    raise TypeError(f"activation must be a name, a structjac.ops unary op or None, got {activation!r}")
+    raise TypeError(
+        f"activation must be a name, a structjac.ops unary op or None, got {activation!r}"
+    )
 
 
 def activation_name(op) -> str:
@@ -136,8 +141,11 @@ def real_array(a, name):
     """
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
-        hint = (": the layers and networks are real; pass the real part explicitly if that is meant"
-                if arr.dtype.kind == "c" else ": a real numeric array is needed")
+        hint = (
+            ": the layers and networks are real; pass the real part explicitly if that is meant"
+            if arr.dtype.kind == "c"
+            else ": a real numeric array is needed"
+        )
         raise TypeError(f"{name} has dtype {arr.dtype}{hint}")
     return arr
 
@@ -192,7 +200,7 @@ class _Activation:
         backward pass needs besides ``A`` (``Z + b``, or None).  ``out()`` gives a buffer."""
         if self.fused is not None:
             name, p = self.fused
-            if self.from_output:                           # in place: g'(z) from A
+            if self.from_output:  # in place: g'(z) from A
                 return _layer.bias_activation(Z, b, name, p), None
             return _layer.bias_activation(Z, b, name, p, out=out()), Z
         Z += b
@@ -217,7 +225,8 @@ class _Activation:
         if self.fused is not None:
             name, p = self.fused
             return _layer.outer_activation_vjp_bias_grad(
-                g, w, A if self.from_output else Z, name, p, out=out())
+                g, w, A if self.from_output else Z, name, p, out=out()
+            )
         return self.vjp_bias_grad(np.multiply(g, w, out=out()), Z, A)
 
     def jacobian(self, Z, A):
@@ -248,9 +257,11 @@ def batch_structures(
     N = X.shape[0]
     m = W.shape[0]
     dtype = X.dtype
-    return (StackedKronecker(X, m, copy=copy),
-            Kronecker(Dense(np.ones((N, 1), dtype=dtype)), Identity(m, dtype=dtype)),
-            Kronecker(Identity(N, dtype=dtype), Dense(W)))
+    return (
+        StackedKronecker(X, m, copy=copy),
+        Kronecker(Dense(np.ones((N, 1), dtype=dtype)), Identity(m, dtype=dtype)),
+        Kronecker(Identity(N, dtype=dtype), Dense(W)),
+    )
 
 
 def _check_layer(W, b):
@@ -329,12 +340,17 @@ class LayerJacobians:
 
     def items(self) -> list[tuple[str, Jacobian]]:
         """Return ``[(name, Jacobian), ...]`` of the layer's Jacobians (for tables)."""
-        return [(n, getattr(self, n)) for n in
-                ("dz_dW", "dz_db", "dz_dx", "da_dz", "da_dW", "da_db", "da_dx")]
+        return [
+            (n, getattr(self, n))
+            for n in ("dz_dW", "dz_db", "dz_dx", "da_dz", "da_dW", "da_db", "da_dx")
+        ]
 
 
 def dense_jacobians(
-    W: ArrayLike, b: ArrayLike | None, x: ArrayLike, activation: str | _ops.UnaryOp | None = "sigmoid"
+    W: ArrayLike,
+    b: ArrayLike | None,
+    x: ArrayLike,
+    activation: str | _ops.UnaryOp | None = "sigmoid",
 ) -> LayerJacobians:
     r"""Forward a dense layer and return its Jacobians as structures.
 
@@ -406,9 +422,18 @@ def dense_jacobians(
         raise ValueError(f"x must be (d,) or (N, d), got shape {x.shape}")
     da_dz = _derivative_diagonal(op, z, a)
     return LayerJacobians(
-        z=z, a=a, x=x, W=W, batch=batch,
-        dz_dW=dz_dW, dz_db=dz_db, dz_dx=dz_dx, da_dz=da_dz,
-        da_dW=da_dz @ dz_dW, da_db=da_dz @ dz_db, da_dx=da_dz @ dz_dx,
+        z=z,
+        a=a,
+        x=x,
+        W=W,
+        batch=batch,
+        dz_dW=dz_dW,
+        dz_db=dz_db,
+        dz_dx=dz_dx,
+        da_dz=da_dz,
+        da_dW=da_dz @ dz_dW,
+        da_db=da_dz @ dz_db,
+        da_dx=da_dz @ dz_dx,
     )
 
 
@@ -433,7 +458,9 @@ class DenseLayer:
     """
 
     def __init__(
-        self, W: ArrayLike, b: ArrayLike | None = None,
+        self,
+        W: ArrayLike,
+        b: ArrayLike | None = None,
         activation: str | _ops.UnaryOp | None = "sigmoid",
     ) -> None:
         self.W, self.b = _check_layer(W, b)
@@ -453,9 +480,12 @@ class DenseLayer:
         if x.ndim not in (1, 2) or x.shape[-1] != self.W.shape[1]:
             raise ValueError(
                 f"x of shape {x.shape} does not fit W of shape {self.W.shape}: "
-                f"expected ({self.W.shape[1]},) or (N, {self.W.shape[1]})")
+                f"expected ({self.W.shape[1]},) or (N, {self.W.shape[1]})"
+            )
         dtype = float_dtype(self.W.dtype, x.dtype)
-        z = x.astype(dtype, copy=False) @ self.W.T.astype(dtype, copy=False) + self.b.astype(dtype, copy=False)
+        z = x.astype(dtype, copy=False) @ self.W.T.astype(dtype, copy=False) + self.b.astype(
+            dtype, copy=False
+        )
         return z if self.activation is None else self.activation(z)
 
     __call__ = forward
@@ -497,13 +527,21 @@ class NeuronJacobians:
 
     def items(self) -> list[tuple[str, Jacobian]]:
         """Return ``[(name, Jacobian), ...]`` (for tables)."""
-        return [("dz_dw", self.dz_dw), ("dz_db", self.dz_db), ("dz_dx(0)", self.dz_dx(0)),
-                ("da_dz", self.da_dz), ("da_dw", self.da_dw), ("da_db", self.da_db),
-                ("da_dx(0)", self.da_dx(0))]
+        return [
+            ("dz_dw", self.dz_dw),
+            ("dz_db", self.dz_db),
+            ("dz_dx(0)", self.dz_dx(0)),
+            ("da_dz", self.da_dz),
+            ("da_dw", self.da_dw),
+            ("da_db", self.da_db),
+            ("da_dx(0)", self.da_dx(0)),
+        ]
 
 
 def neuron_jacobians(
-    w: ArrayLike, b: float | ArrayLike, X: ArrayLike,
+    w: ArrayLike,
+    b: float | ArrayLike,
+    X: ArrayLike,
     activation: str | _ops.UnaryOp | None = "sigmoid",
 ) -> NeuronJacobians:
     r"""An artificial neuron (one output) over a mini-batch, with its Jacobians.
@@ -551,8 +589,17 @@ def neuron_jacobians(
     N = X.shape[0]
     z = X @ w + dtype.type(b)
     a = z.copy() if op is None else op(z)
-    da_dz = _Activation(op).jacobian(z, a)          # sigmoid: a(1 - a); tanh: (1 + a)(1 - a)
+    da_dz = _Activation(op).jacobian(z, a)  # sigmoid: a(1 - a); tanh: (1 + a)(1 - a)
     dz_dw = Dense(X)
     dz_db = Dense(np.ones((N, 1), dtype=dtype))
-    return NeuronJacobians(z=z, a=a, w=w, X=X, dz_dw=dz_dw, dz_db=dz_db, da_dz=da_dz,
-                           da_dw=da_dz @ dz_dw, da_db=da_dz @ dz_db)
+    return NeuronJacobians(
+        z=z,
+        a=a,
+        w=w,
+        X=X,
+        dz_dw=dz_dw,
+        dz_db=dz_db,
+        da_dz=da_dz,
+        da_dw=da_dz @ dz_dw,
+        da_db=da_dz @ dz_db,
+    )

@@ -77,12 +77,26 @@ from .layers import (
 )
 from .structures._validation import format_nbytes
 
-__all__ = ["LOSSES", "MLP", "REDUCTIONS", "GradResult", "Workspace", "forward", "gauss_newton_step",
-           "get_loss", "ggn", "value_and_grad"]
+__all__ = [
+    "LOSSES",
+    "MLP",
+    "REDUCTIONS",
+    "GradResult",
+    "Workspace",
+    "forward",
+    "gauss_newton_step",
+    "get_loss",
+    "ggn",
+    "value_and_grad",
+]
 
 #: Loss names accepted by :class:`MLP` and :func:`value_and_grad`.
-LOSSES = {"mse": _ops.mse, "bce": _ops.bce, "bce_with_logits": _ops.bce_with_logits,
-          "cross_entropy": _ops.cross_entropy}
+LOSSES = {
+    "mse": _ops.mse,
+    "bce": _ops.bce,
+    "bce_with_logits": _ops.bce_with_logits,
+    "cross_entropy": _ops.cross_entropy,
+}
 
 
 def get_loss(loss: str | _ops.Loss) -> _ops.Loss:
@@ -91,7 +105,9 @@ def get_loss(loss: str | _ops.Loss) -> _ops.Loss:
         try:
             return LOSSES[loss]
         except KeyError:
-            raise ValueError(f"unknown loss {loss!r}; valid names are {', '.join(map(repr, LOSSES))}") from None
+            raise ValueError(
+                f"unknown loss {loss!r}; valid names are {', '.join(map(repr, LOSSES))}"
+            ) from None
     if isinstance(loss, _ops.Loss):
         return loss
     raise TypeError(f"loss must be a name or a structjac.ops.Loss, got {loss!r}")
@@ -227,8 +243,10 @@ def _check(params, X, y, activations, dtype=None, labels=False):
     if X.ndim != 2:
         raise ValueError(f"X must be (N, d), got shape {X.shape}")
     if X.shape[0] == 0:
-        raise ValueError(f"X of shape {X.shape} is a batch of 0 samples; the loss and its "
-                         "gradient need at least one")
+        raise ValueError(
+            f"X of shape {X.shape} is a batch of 0 samples; the loss and its "
+            "gradient need at least one"
+        )
     params = _check_params(params)
     dtype = float_dtype(X.dtype) if dtype is None else np.dtype(dtype)
     X = X.astype(dtype, copy=False)
@@ -249,8 +267,10 @@ def _check(params, X, y, activations, dtype=None, labels=False):
             return params, X, y, [_Activation(get_activation(a)) for a in activations]
         if not (y.shape == (N, d) or (d == 1 and y.shape == (N,))):
             expected = f"({N},) or ({N}, 1)" if d == 1 else f"({N}, {d})"
-            raise ValueError(f"y of shape {y.shape} does not fit the output of shape ({N}, {d}): "
-                             f"expected {expected}")
+            raise ValueError(
+                f"y of shape {y.shape} does not fit the output of shape ({N}, {d}): "
+                f"expected {expected}"
+            )
         y = y.astype(dtype, copy=False).reshape(N, d)
     return params, X, y, [_Activation(get_activation(a)) for a in activations]
 
@@ -273,7 +293,11 @@ def _forward(params, X, acts, buffers=_Fresh):
     return saved
 
 
-def forward(params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, activations: Sequence[str | _ops.UnaryOp | None]) -> np.ndarray:
+def forward(
+    params: Sequence[tuple[ArrayLike, ArrayLike]],
+    X: ArrayLike,
+    activations: Sequence[str | _ops.UnaryOp | None],
+) -> np.ndarray:
     """Return the network's output :math:`A_L` for ``X`` of shape ``(N, d)``.
 
     Computed in ``structjac.layers.float_dtype`` of ``X``: float32 stays float32,
@@ -314,10 +338,15 @@ class _Options:
 
     def __post_init__(self):
         if self.reduction not in REDUCTIONS:
-            extra = ("; 'none' gives a vector of losses, which has no single gradient"
-                     if self.reduction == "none" else "")
-            raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, "
-                             f"got {self.reduction!r}{extra}")
+            extra = (
+                "; 'none' gives a vector of losses, which has no single gradient"
+                if self.reduction == "none"
+                else ""
+            )
+            raise ValueError(
+                f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, "
+                f"got {self.reduction!r}{extra}"
+            )
         if self.method not in ("fused", "structures"):
             raise ValueError(f"method must be 'fused' or 'structures', got {self.method!r}")
         if self.workspace is not None and not isinstance(self.workspace, Workspace):
@@ -337,11 +366,21 @@ class _Options:
 
 
 def value_and_grad(
-    params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike, activations: Sequence[str | _ops.UnaryOp | None],
-    loss: str | _ops.Loss = "bce", *, reduction: str = "mean", method: str = "fused",
-    return_jacobians: bool = False, per_sample: bool = False,
-    workspace: "Workspace | None" = None, parallel_passes: bool = False,
-    dtype: DTypeLike | None = None, extras: Sequence[str] = (), mc_samples: int = 1,
+    params: Sequence[tuple[ArrayLike, ArrayLike]],
+    X: ArrayLike,
+    y: ArrayLike,
+    activations: Sequence[str | _ops.UnaryOp | None],
+    loss: str | _ops.Loss = "bce",
+    *,
+    reduction: str = "mean",
+    method: str = "fused",
+    return_jacobians: bool = False,
+    per_sample: bool = False,
+    workspace: "Workspace | None" = None,
+    parallel_passes: bool = False,
+    dtype: DTypeLike | None = None,
+    extras: Sequence[str] = (),
+    mc_samples: int = 1,
     seed: "int | np.random.Generator | np.random.SeedSequence | None" = None,
     max_norm: float | None = None,
 ) -> GradResult:
@@ -427,23 +466,48 @@ def value_and_grad(
     if type(X).__module__.startswith("dask.") or type(y).__module__.startswith("dask."):
         from . import _dask  # X, y dask arrays: chunk by chunk, lazily
 
-        extras = _extras.validate(extras, get_loss(loss), activations, mc_samples=mc_samples,
-                                  max_norm=max_norm)
+        extras = _extras.validate(
+            extras, get_loss(loss), activations, mc_samples=mc_samples, max_norm=max_norm
+        )
         if dtype is not None:
             X, y = X.astype(dtype), y.astype(dtype)
         return _dask.nn_value_and_grad(
-            params, X, y, activations, loss, reduction=reduction, method=method,
-            return_jacobians=return_jacobians, per_sample=per_sample, workspace=workspace,
-            parallel_passes=parallel_passes, extras=extras, mc_samples=mc_samples, seed=seed,
-            max_norm=max_norm, in_memory=value_and_grad, result_type=GradResult)
+            params,
+            X,
+            y,
+            activations,
+            loss,
+            reduction=reduction,
+            method=method,
+            return_jacobians=return_jacobians,
+            per_sample=per_sample,
+            workspace=workspace,
+            parallel_passes=parallel_passes,
+            extras=extras,
+            mc_samples=mc_samples,
+            seed=seed,
+            max_norm=max_norm,
+            in_memory=value_and_grad,
+            result_type=GradResult,
+        )
     lossf = get_loss(loss)
     # extras hook: names and options validated up front, before any computation
     extras = _extras.validate(extras, lossf, activations, mc_samples=mc_samples, max_norm=max_norm)
-    opts = _Options(reduction=reduction, method=method, return_jacobians=return_jacobians,
-                    per_sample=per_sample, workspace=workspace, parallel_passes=parallel_passes,
-                    extras=extras, mc_samples=mc_samples, seed=seed, max_norm=max_norm)
-    params, X, y, acts = _check(params, X, y, activations, dtype,
-                                labels=isinstance(lossf, _ops.CrossEntropy))
+    opts = _Options(
+        reduction=reduction,
+        method=method,
+        return_jacobians=return_jacobians,
+        per_sample=per_sample,
+        workspace=workspace,
+        parallel_passes=parallel_passes,
+        extras=extras,
+        mc_samples=mc_samples,
+        seed=seed,
+        max_norm=max_norm,
+    )
+    params, X, y, acts = _check(
+        params, X, y, activations, dtype, labels=isinstance(lossf, _ops.CrossEntropy)
+    )
     with contextlib.nullcontext() if opts.parallel_passes else _kernels.serial_only():
         return _value_and_grad(params, X, y, acts, lossf, opts)
 
@@ -466,10 +530,15 @@ def _value_and_grad(params, X, y, acts, lossf, opts):
         # extras hook: per layer the input A_{l-1} and the pre-activation cotangent G_l
         # (already weighted by the reduction), with what the curvature needs to backpropagate
         record = _extras.Record(
-            layers=[_extras.LayerRecord(A_prev, G, W, act, Z, A, gW, gb)
-                    for (W, _), act, G, (A_prev, Z, A), (gW, gb)
-                    in zip(params, acts, Gs, saved, grads)],
-            y=y, out=out, loss=lossf, reduction=opts.reduction)
+            layers=[
+                _extras.LayerRecord(A_prev, G, W, act, Z, A, gW, gb)
+                for (W, _), act, G, (A_prev, Z, A), (gW, gb) in zip(params, acts, Gs, saved, grads)
+            ],
+            y=y,
+            out=out,
+            loss=lossf,
+            reduction=opts.reduction,
+        )
         result.extras = _extras.compute(opts.extras, record, opts)
     return result
 
@@ -497,7 +566,7 @@ def _backward_structures(params, saved, acts, lossf, y, out, opts, buffers=_Fres
     two-factor product through ``chain`` cost 55 % more at N = 1024 (32-64-64-1).  The
     tests check that ``chain`` of each parameter's whole chain gives the same gradient.
     """
-    loss_row = lossf.jacobian(y, out, reduction=opts.reduction)    # BlockRow 1 x N*m_L, once
+    loss_row = lossf.jacobian(y, out, reduction=opts.reduction)  # BlockRow 1 x N*m_L, once
     row = loss_row
     L = len(params)
     grads = [None] * L
@@ -507,14 +576,16 @@ def _backward_structures(params, saved, acts, lossf, y, out, opts, buffers=_Fres
         W, _ = params[l]
         A_prev, Z, A = saved[l]
         S = _layer_structures(W, A_prev, Z, A, acts[l])
-        row = row @ S["da/dz"]                           # BlockRow @ Diagonal -> BlockRow
+        row = row @ S["da/dz"]  # BlockRow @ Diagonal -> BlockRow
         Gs[l] = np.asarray(row.to_dense()).reshape(A.shape)
-        gW = row @ S["dz/dW"]                            # -> vec(G^T A_prev)
-        gb = row @ S["dz/db"]                            # -> 1^T G
-        grads[l] = (np.asarray(gW.to_dense()).reshape(W.shape),
-                    np.asarray(gb.to_dense()).reshape(W.shape[0]))
+        gW = row @ S["dz/dW"]  # -> vec(G^T A_prev)
+        gb = row @ S["dz/db"]  # -> 1^T G
+        grads[l] = (
+            np.asarray(gW.to_dense()).reshape(W.shape),
+            np.asarray(gb.to_dense()).reshape(W.shape[0]),
+        )
         if l:
-            row = row @ S["dz/dx"]                       # -> vec(G W)
+            row = row @ S["dz/dx"]  # -> vec(G W)
         jacs[l] = _named(l, L, S, loss_row)
     return grads, jacs, Gs
 
@@ -526,11 +597,15 @@ def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
     grads = [None] * L
     jacs = [None] * L if opts.return_jacobians else None
     Gs = [None] * L
-    G = lossf.grad(y, out, reduction=opts.reduction,           # the loss row, (N, m_L)
-                   out=buffers.get(f"G{L - 1}", out.shape, out.dtype))
-    if opts.return_jacobians:                                  # the same row, as a structure
+    G = lossf.grad(
+        y,
+        out,
+        reduction=opts.reduction,  # the loss row, (N, m_L)
+        out=buffers.get(f"G{L - 1}", out.shape, out.dtype),
+    )
+    if opts.return_jacobians:  # the same row, as a structure
         loss_row = lossf.jacobian(y, out, reduction=opts.reduction)
-    outer = None           # (g, W): G = g W, an outer product not yet formed
+    outer = None  # (g, W): G = g W, an outer product not yet formed
     for l in range(L - 1, -1, -1):
         W, _ = params[l]
         A_prev, Z, A = saved[l]
@@ -541,13 +616,14 @@ def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
         if outer is not None:
             # G = g W (one unit above) formed inside the vjp pass
             G, gb = acts[l].outer_vjp_bias_grad(
-                outer[0], outer[1], Z, A, lambda l=l, A=A: buffers.get(f"G{l}", A.shape, A.dtype))
+                outer[0], outer[1], Z, A, lambda l=l, A=A: buffers.get(f"G{l}", A.shape, A.dtype)
+            )
         else:
             G, gb = acts[l].vjp_bias_grad(G, Z, A)
         outer = None
-        if opts.per_sample or opts.extras:      # extras hook: keep G_l
+        if opts.per_sample or opts.extras:  # extras hook: keep G_l
             Gs[l] = G
-        gW = G.T @ A_prev                                      # row @ dZ/dW: vec(G^T A_prev)
+        gW = G.T @ A_prev  # row @ dZ/dW: vec(G^T A_prev)
         grads[l] = (gW, gb)
         if l:
             # row @ (I_N (x) W): G W.  With one unit, the outer product g w^T: left to
@@ -560,8 +636,14 @@ def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
 
 
 def ggn(
-    params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike, activations: Sequence[str | _ops.UnaryOp | None],
-    loss: str | _ops.Loss = "bce", *, reduction: str = "mean", dtype: DTypeLike | None = None,
+    params: Sequence[tuple[ArrayLike, ArrayLike]],
+    X: ArrayLike,
+    y: ArrayLike,
+    activations: Sequence[str | _ops.UnaryOp | None],
+    loss: str | _ops.Loss = "bce",
+    *,
+    reduction: str = "mean",
+    dtype: DTypeLike | None = None,
 ) -> "LinearOperator":
     r"""The generalised Gauss-Newton matrix :math:`\mathcal J^T H \mathcal J` as an operator.
 
@@ -592,20 +674,31 @@ def ggn(
     """
     lossf = get_loss(loss)
     if not _extras.has_hessian(lossf):
-        raise ValueError(f"ggn needs the loss's Hessian, which loss {lossf!r} does not provide; "
-                         "supported losses: mse, bce, bce_with_logits, cross_entropy")
-    _Options(reduction=reduction)                         # validates the reduction
-    params, X, y, acts = _check(params, X, y, activations, dtype,
-                                labels=isinstance(lossf, _ops.CrossEntropy))
+        raise ValueError(
+            f"ggn needs the loss's Hessian, which loss {lossf!r} does not provide; "
+            "supported losses: mse, bce, bce_with_logits, cross_entropy"
+        )
+    _Options(reduction=reduction)  # validates the reduction
+    params, X, y, acts = _check(
+        params, X, y, activations, dtype, labels=isinstance(lossf, _ops.CrossEntropy)
+    )
     with _kernels.serial_only():
         saved = _forward(params, X, acts)
         return _curvature.GGNOperator(params, saved, acts, y, lossf, reduction)
 
 
 def gauss_newton_step(
-    params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike, activations: Sequence[str | _ops.UnaryOp | None],
-    loss: str | _ops.Loss = "bce", *, damping: float = 1e-3, reduction: str = "mean",
-    rtol: float = 1e-6, maxiter: int | None = None, dtype: DTypeLike | None = None,
+    params: Sequence[tuple[ArrayLike, ArrayLike]],
+    X: ArrayLike,
+    y: ArrayLike,
+    activations: Sequence[str | _ops.UnaryOp | None],
+    loss: str | _ops.Loss = "bce",
+    *,
+    damping: float = 1e-3,
+    reduction: str = "mean",
+    rtol: float = 1e-6,
+    maxiter: int | None = None,
+    dtype: DTypeLike | None = None,
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
     r"""The damped Gauss-Newton (Levenberg-Marquardt) step :math:`d` of the parameters.
 
@@ -631,8 +724,9 @@ def gauss_newton_step(
     if not (np.isfinite(damping) and damping > 0):
         raise ValueError(f"damping must be a finite number > 0, got {damping!r}")
     op = ggn(params, X, y, activations, loss, reduction=reduction, dtype=dtype)
-    value, grads = value_and_grad(op.params, X, y, activations, loss, reduction=reduction,
-                                  dtype=op.dtype)
+    value, grads = value_and_grad(
+        op.params, X, y, activations, loss, reduction=reduction, dtype=op.dtype
+    )
     step, cg_info = _curvature.gauss_newton_solve(op, grads, damping, rtol, maxiter)
     return step, {"loss": value, "grads": grads, "cg_info": cg_info}
 
@@ -673,8 +767,11 @@ class MLP:
     """
 
     def __init__(
-        self, sizes: Sequence[int], activations: str | Sequence[str | _ops.UnaryOp | None] = "sigmoid",
-        loss: str | _ops.Loss = "bce", dtype: DTypeLike = np.float32,
+        self,
+        sizes: Sequence[int],
+        activations: str | Sequence[str | _ops.UnaryOp | None] = "sigmoid",
+        loss: str | _ops.Loss = "bce",
+        dtype: DTypeLike = np.float32,
     ) -> None:
         self.sizes = [_layer_size(s, k) for k, s in enumerate(sizes)]
         if len(self.sizes) < 2:
@@ -683,7 +780,9 @@ class MLP:
             activations = [activations] * (len(self.sizes) - 1)
         self.activations = [get_activation(a) for a in activations]
         if len(self.activations) != len(self.sizes) - 1:
-            raise ValueError(f"{len(self.sizes) - 1} layers but {len(self.activations)} activations")
+            raise ValueError(
+                f"{len(self.sizes) - 1} layers but {len(self.activations)} activations"
+            )
         self.loss = get_loss(loss)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -699,8 +798,9 @@ class MLP:
         params = []
         for d, m in zip(self.sizes[:-1], self.sizes[1:]):
             lim = np.sqrt(6.0 / (d + m))
-            params.append((rng.uniform(-lim, lim, (m, d)).astype(self.dtype),
-                           np.zeros(m, dtype=self.dtype)))
+            params.append(
+                (rng.uniform(-lim, lim, (m, d)).astype(self.dtype), np.zeros(m, dtype=self.dtype))
+            )
         return params
 
     def forward(self, params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike) -> np.ndarray:
@@ -708,18 +808,25 @@ class MLP:
         params, X, _, acts = _check(params, X, None, self.activations, self.dtype)
         return _forward(params, X, acts)[-1][2]
 
-    def value_and_grad(self, params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike, **kwargs: Any) -> GradResult:
+    def value_and_grad(
+        self,
+        params: Sequence[tuple[ArrayLike, ArrayLike]],
+        X: ArrayLike,
+        y: ArrayLike,
+        **kwargs: Any,
+    ) -> GradResult:
         """:func:`value_and_grad` with this network's activations, loss, workspace and
         dtype (the data and parameters are cast to ``self.dtype``)."""
         kwargs.setdefault("workspace", self.workspace)
         kwargs.setdefault("dtype", self.dtype)
         return value_and_grad(params, X, y, self.activations, self.loss, **kwargs)
 
-    def explain(self, params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike) -> str:
+    def explain(
+        self, params: Sequence[tuple[ArrayLike, ArrayLike]], X: ArrayLike, y: ArrayLike
+    ) -> str:
         """The table of the structures backpropagation multiplies, for this batch."""
         return self.value_and_grad(params, X, y, return_jacobians=True).explain()
 
     def __repr__(self):
         acts = "/".join(activation_name(a) for a in self.activations)
-        return (f"MLP({'-'.join(map(str, self.sizes))}, {acts}, loss={self.loss.name}, "
-                f"{self.dtype})")
+        return f"MLP({'-'.join(map(str, self.sizes))}, {acts}, loss={self.loss.name}, {self.dtype})"

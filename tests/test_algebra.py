@@ -66,8 +66,11 @@ def _shared_factor_pairs():
             for shared in ("left", "right"):
                 A2 = rng.standard_normal(K.A.shape).astype(dtype)
                 B2 = rng.standard_normal(K.B.shape).astype(dtype)
-                other = (sj.Kronecker(K.A, sj.Dense(B2)) if shared == "left"
-                         else sj.Kronecker(sj.Dense(A2), K.B))
+                other = (
+                    sj.Kronecker(K.A, sj.Dense(B2))
+                    if shared == "left"
+                    else sj.Kronecker(sj.Dense(A2), K.B)
+                )
                 yield f"{kind}[shared {shared}]", K, other
 
 
@@ -151,15 +154,21 @@ def test_every_pair_equals_the_dense_result(operation, a, b, result, fell, dense
         assert fell, "no rule and no StructureLostWarning"
 
 
-@pytest.mark.parametrize("rule", sj.rules(), ids=lambda r: f"{r.operation}-{r.left.__name__}-{r.right.__name__}")
+@pytest.mark.parametrize(
+    "rule", sj.rules(), ids=lambda r: f"{r.operation}-{r.left.__name__}-{r.right.__name__}"
+)
 def test_every_rule_is_exercised_with_its_result_type(rule):
     """Each row of the table: some pair of operands reaches it and gets its result type."""
     hits = [
         (a, b, result)
         for operation, a, b, result, fell, dense in WALK
-        if operation == rule.operation and not fell and rule_for(operation, type(a), type(b)) is rule
+        if operation == rule.operation
+        and not fell
+        and rule_for(operation, type(a), type(b)) is rule
     ]
-    assert hits, f"no operands in the walk reach {rule.operation}({rule.left.__name__}, {rule.right.__name__})"
+    assert hits, (
+        f"no operands in the walk reach {rule.operation}({rule.left.__name__}, {rule.right.__name__})"
+    )
     for a, b, result in hits:
         assert isinstance(result, _expected_type(rule, a, b))
     assert rule.math, "every rule carries its one line of mathematics"
@@ -172,7 +181,9 @@ def test_the_walk_runs_every_line_of_every_rule():
         pytest.skip("another tracer (coverage, a debugger) was active while the walk ran")
     missed = {}
     for code, rule in _rule_lines().items():
-        lines = {line for _, line in dis.findlinestarts(code) if line not in (None, code.co_firstlineno)}
+        lines = {
+            line for _, line in dis.findlinestarts(code) if line not in (None, code.co_firstlineno)
+        }
         not_run = sorted(line for line in lines if (code, line) not in EXECUTED)
         if not_run:
             missed[f"{rule.operation}({rule.left.__name__}, {rule.right.__name__})"] = not_run
@@ -205,7 +216,9 @@ def test_mixed_dtypes_follow_result_type():
     assert (a32 @ a32).dtype == np.float32
     assert (a32 @ a64).dtype == np.float64
     assert (a32 + sj.Identity(3, dtype=np.float32)).dtype == np.float32
-    assert (a32 @ sj.Identity(3)).dtype == np.float64  # numpy's rule: float32 with float64 is float64
+    assert (
+        a32 @ sj.Identity(3)
+    ).dtype == np.float64  # numpy's rule: float32 with float64 is float64
     assert (sj.Diagonal(np.arange(3)) @ a32).dtype == np.float64  # integers became float64
     assert (2 * a32).dtype == np.float32 and (a32 / 3).dtype == np.float32
 

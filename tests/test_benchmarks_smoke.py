@@ -34,9 +34,13 @@ def _cases():
     for name in MODULES:
         mod = _module(name)
         for cls_name, cls in sorted(vars(mod).items()):
-            if (inspect.isclass(cls) and issubclass(cls, common.StructuredVsDense)
-                    and not inspect.isabstract(cls) and not cls_name.startswith("_")
-                    and cls.__module__ == mod.__name__):
+            if (
+                inspect.isclass(cls)
+                and issubclass(cls, common.StructuredVsDense)
+                and not inspect.isabstract(cls)
+                and not cls_name.startswith("_")
+                and cls.__module__ == mod.__name__
+            ):
                 for form in cls.params[1]:
                     yield pytest.param(cls, cls.params[0][0], form, id=f"{name}.{cls_name}-{form}")
 
@@ -81,7 +85,10 @@ def test_case_runs_at_its_smallest_size(cls, n, form):
         # what the structure stores is never more than the dense form of the same case
         dense = cls()
         dense.setup(n, "dense")
-        stored, dense_bytes = bench.track_stored_bytes(n, form), dense.track_stored_bytes(n, "dense")
+        stored, dense_bytes = (
+            bench.track_stored_bytes(n, form),
+            dense.track_stored_bytes(n, "dense"),
+        )
         assert 0 <= stored <= dense_bytes, (stored, dense_bytes)
 
 
@@ -101,15 +108,32 @@ def test_plot_results_on_a_fake_result(tmp_path):
     pytest.importorskip("matplotlib")
     plot = importlib.import_module("plot_results")
     result = {
-        "commit_hash": "0" * 40, "params": {"machine": "m"},
-        "result_columns": ["result", "params", "version", "started_at", "duration",
-                           "stats_ci_99_a", "stats_ci_99_b", "stats_q_25", "stats_q_75",
-                           "stats_number", "stats_repeat", "samples", "profile"],
+        "commit_hash": "0" * 40,
+        "params": {"machine": "m"},
+        "result_columns": [
+            "result",
+            "params",
+            "version",
+            "started_at",
+            "duration",
+            "stats_ci_99_a",
+            "stats_ci_99_b",
+            "stats_q_25",
+            "stats_q_75",
+            "stats_number",
+            "stats_repeat",
+            "samples",
+            "profile",
+        ],
         "results": {
             "bench_rules.Diagonal_at_Diagonal.time_op": [
-                [1e-6, 2e-6, 1e-3, None], [["256", "1024"], ["'structured'", "'dense'"]]],
+                [1e-6, 2e-6, 1e-3, None],
+                [["256", "1024"], ["'structured'", "'dense'"]],
+            ],
             "bench_rules.Diagonal_at_Diagonal.track_stored_bytes": [
-                [2048, 8192, 524288, None], [["256", "1024"], ["'structured'", "'dense'"]]],
+                [2048, 8192, 524288, None],
+                [["256", "1024"], ["'structured'", "'dense'"]],
+            ],
         },
     }
     (tmp_path / "m").mkdir()

@@ -21,7 +21,7 @@ def _unpack(theta):
     out, start = [], 0
     for shape in SHAPES:
         size = int(np.prod(shape))
-        out.append(theta[start:start + size].reshape(shape))
+        out.append(theta[start : start + size].reshape(shape))
         start += size
     return out
 
@@ -62,9 +62,16 @@ def test_the_parameter_jacobian_is_structured_and_equals_finite_differences():
     X, Y, theta = _problem()
     J = jacobian(theta, X, Y)
     assert isinstance(J, sj.BlockMatrix) and J.shape == (N * M, theta.size)
-    assert [type(b).__name__ for b in J.grid[0]] == ["Dense", "Dense", "StackedKronecker", "Kronecker"]
+    assert [type(b).__name__ for b in J.grid[0]] == [
+        "Dense",
+        "Dense",
+        "StackedKronecker",
+        "Kronecker",
+    ]
     assert J.nbytes < J.dense_nbytes
-    np.testing.assert_allclose(J.to_dense(), _central_differences(theta, X, Y), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        J.to_dense(), _central_differences(theta, X, Y), rtol=1e-6, atol=1e-8
+    )
     S = J.to_sparse()
     np.testing.assert_array_equal(S.toarray(), J.to_dense())
     assert S.nnz == sum(b.to_sparse().nnz for b in J.grid[0])
@@ -82,14 +89,34 @@ def test_least_squares_fits_the_network(form):
         return jacobian(theta, X, Y).to_dense()
 
     start_cost = 0.5 * np.sum(residual(theta0, X, Y) ** 2)
-    fit = least_squares(residual, theta0, jac=jac, args=(X, Y), method="trf",
-                        tr_solver="lsmr", xtol=1e-15, ftol=1e-15, gtol=1e-12, max_nfev=500)
+    fit = least_squares(
+        residual,
+        theta0,
+        jac=jac,
+        args=(X, Y),
+        method="trf",
+        tr_solver="lsmr",
+        xtol=1e-15,
+        ftol=1e-15,
+        gtol=1e-12,
+        max_nfev=500,
+    )
     if form == "sparse":
         assert sp.issparse(jac(theta0, X, Y))
     assert fit.success, fit.message
-    assert fit.cost < 1e-12 * start_cost              # the teacher's parameters fit exactly
-    reference = least_squares(residual, theta0, jac=dense_jac, args=(X, Y), method="trf", tr_solver="lsmr",
-                              xtol=1e-15, ftol=1e-15, gtol=1e-12, max_nfev=500)
+    assert fit.cost < 1e-12 * start_cost  # the teacher's parameters fit exactly
+    reference = least_squares(
+        residual,
+        theta0,
+        jac=dense_jac,
+        args=(X, Y),
+        method="trf",
+        tr_solver="lsmr",
+        xtol=1e-15,
+        ftol=1e-15,
+        gtol=1e-12,
+        max_nfev=500,
+    )
     assert reference.cost < 1e-12 * start_cost
     np.testing.assert_allclose(fit.fun, reference.fun, atol=1e-6)
 

@@ -43,16 +43,18 @@ def test_two_layer_batch_jacobian_is_block_diagonal(dtype):
     N, d, h, m = 64, 12, 20, 3
     W1 = rng.standard_normal((h, d)).astype(dtype)
     W2 = rng.standard_normal((m, h)).astype(dtype)
-    g = rng.uniform(0.1, 1.0, N * h).astype(dtype)            # g'(Z1), one per sample and unit
-    dA1_dX = sj.Diagonal(g) @ _kron_identity(N, W1)           # RowScaled, as the layers keep it
+    g = rng.uniform(0.1, 1.0, N * h).astype(dtype)  # g'(Z1), one per sample and unit
+    dA1_dX = sj.Diagonal(g) @ _kron_identity(N, W1)  # RowScaled, as the layers keep it
     assert isinstance(dA1_dX, sj.RowScaled)
     J = _no_fall(lambda: _kron_identity(N, W2) @ dA1_dX)
     assert isinstance(J, sj.BlockDiagonal) and J.dtype == dtype
     assert J.blocks.shape == (N, m, d)
-    assert J.nbytes == N * m * d * np.dtype(dtype).itemsize      # O(N m d), not (N m) (N d)
+    assert J.nbytes == N * m * d * np.dtype(dtype).itemsize  # O(N m d), not (N m) (N d)
     assert J.nbytes * N == J.dense_nbytes
     G = g.reshape(N, h)
-    expected = np.einsum("ij,kj,jl->kil", W2.astype(np.float64), G.astype(np.float64), W1.astype(np.float64))
+    expected = np.einsum(
+        "ij,kj,jl->kil", W2.astype(np.float64), G.astype(np.float64), W1.astype(np.float64)
+    )
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(J.blocks, expected, rtol=rtol, atol=rtol)
     dense = np.kron(np.eye(N), W2) @ np.diag(g) @ np.kron(np.eye(N), W1)
@@ -99,7 +101,12 @@ def test_two_layer_under_strict_does_not_raise():
 # ------------------------------------------------------------ regrouped block counts
 @pytest.mark.parametrize(
     "left,right",
-    [((6, 1, 2), (3, 4, 2)), ((3, 2, 4), (6, 2, 3)), ((2, 3, 3), (2, 3, 1)), ((4, 2, 1), (2, 2, 3))],
+    [
+        ((6, 1, 2), (3, 4, 2)),
+        ((3, 2, 4), (6, 2, 3)),
+        ((2, 3, 3), (2, 3, 1)),
+        ((4, 2, 1), (2, 2, 3)),
+    ],
     ids=["left-finer", "right-finer", "equal", "column-blocks"],
 )
 def test_block_counts_that_divide_each_other(left, right):
@@ -114,8 +121,8 @@ def test_block_counts_that_divide_each_other(left, right):
 
 def test_block_counts_that_do_not_fit_fall_visibly():
     rng = np.random.default_rng(4)
-    A, MA = _bd(rng, 3, 1, 2)     # 3 x 6, column blocks of 2
-    B, MB = _bd(rng, 2, 3, 2)     # 6 x 4, row blocks of 3
+    A, MA = _bd(rng, 3, 1, 2)  # 3 x 6, column blocks of 2
+    B, MB = _bd(rng, 2, 3, 2)  # 6 x 4, row blocks of 3
     with pytest.warns(sj.StructureLostWarning, match=r"matmul\(BlockDiagonal, BlockDiagonal\)"):
         C = A @ B
     assert isinstance(C, sj.Sparse)
@@ -127,8 +134,8 @@ def test_kronecker_with_diagonal_left_factor_and_finer_identity():
     rng = np.random.default_rng(5)
     c = rng.standard_normal(6)
     A = rng.standard_normal((2, 1))
-    K = sj.Kronecker(sj.Diagonal(c), sj.Dense(A))        # 12 x 6, 6 blocks of 2 x 1
-    B, MB = _bd(rng, 3, 2, 4)                             # 6 x 12
+    K = sj.Kronecker(sj.Diagonal(c), sj.Dense(A))  # 12 x 6, 6 blocks of 2 x 1
+    B, MB = _bd(rng, 3, 2, 4)  # 6 x 12
     C = _no_fall(lambda: K @ B)
     assert isinstance(C, sj.BlockDiagonal) and C.n_blocks == 3
     np.testing.assert_allclose(C.to_dense(), K.to_dense() @ MB, rtol=1e-12)
@@ -153,7 +160,7 @@ def test_blockrow_with_two_indices_in_one_block():
     A, MA = _bd(rng, 3, 2, 2)
     R = sj.BlockRow(np.array([1, 0, 4]), rng.standard_normal((3, 5)), 6)
     C = _no_fall(lambda: A @ R)
-    assert isinstance(C, sj.BlockRow) and C.indices.size == 4   # blocks 0 and 2, 2 rows each
+    assert isinstance(C, sj.BlockRow) and C.indices.size == 4  # blocks 0 and 2, 2 rows each
     np.testing.assert_allclose(C.to_dense(), MA @ R.to_dense(), rtol=1e-12)
     L = sj.BlockColumn(np.array([5, 0]), rng.standard_normal((2, 4)), 6)
     D = _no_fall(lambda: L @ A)
@@ -165,13 +172,19 @@ def test_sums_keep_the_blocks():
     rng = np.random.default_rng(8)
     A, MA = _bd(rng, 3, 2, 2)
     d = rng.standard_normal(6)
-    for result, expected in [(A + sj.Diagonal(d), MA + np.diag(d)), (sj.Diagonal(d) + A, MA + np.diag(d)),
-                             (A - sj.Identity(6), MA - np.eye(6)), (sj.ScaledIdentity(6, 2.0) + A, MA + 2 * np.eye(6)),
-                             (A + _kron_identity(3, np.ones((2, 2))), MA + np.kron(np.eye(3), np.ones((2, 2)))),
-                             (A - A, 0 * MA)]:
+    for result, expected in [
+        (A + sj.Diagonal(d), MA + np.diag(d)),
+        (sj.Diagonal(d) + A, MA + np.diag(d)),
+        (A - sj.Identity(6), MA - np.eye(6)),
+        (sj.ScaledIdentity(6, 2.0) + A, MA + 2 * np.eye(6)),
+        (A + _kron_identity(3, np.ones((2, 2))), MA + np.kron(np.eye(3), np.ones((2, 2)))),
+        (A - A, 0 * MA),
+    ]:
         assert isinstance(result, sj.BlockDiagonal)
         np.testing.assert_allclose(result.to_dense(), expected, rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match=r"BlockDiagonal of shape \(6, 9\) and Diagonal of shape \(6, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"BlockDiagonal of shape \(6, 9\) and Diagonal of shape \(6, 6\)"
+    ):
         sj.BlockDiagonal(np.ones((3, 2, 3))) + sj.Diagonal(rng.standard_normal(6))
 
 
@@ -229,8 +242,12 @@ def test_law_inverse_and_distributivity(N, p, seed):
     d = sj.Diagonal(rng.standard_normal(N * p))
     MA = A.to_dense()
     np.testing.assert_allclose((A.inv() @ A).to_dense(), np.eye(N * p), atol=1e-10)
-    np.testing.assert_allclose(((A + B) @ d).to_dense(), (A @ d + B @ d).to_dense(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose((d @ (A + B)).to_dense(), np.diag(d.values) @ (MA + MB), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        ((A + B) @ d).to_dense(), (A @ d + B @ d).to_dense(), rtol=1e-10, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        (d @ (A + B)).to_dense(), np.diag(d.values) @ (MA + MB), rtol=1e-10, atol=1e-10
+    )
     x = rng.standard_normal(N * p)
     np.testing.assert_allclose((A @ B) @ x, A @ (B @ x), rtol=1e-10, atol=1e-10)
 

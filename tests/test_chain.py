@@ -44,7 +44,9 @@ def test_loss_row_on_the_left_gives_reverse_mode():
     assert len(plan.alternatives) == 14
     text = plan.explain()
     assert "chosen" in text and "alternatives" in text
-    np.testing.assert_allclose(plan.evaluate().to_dense(), _dense_product(factors), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        plan.evaluate().to_dense(), _dense_product(factors), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_vector_on_the_right_gives_forward_mode():
@@ -71,7 +73,7 @@ def test_row_vector_left_returns_a_vector():
 def test_dense_chain_follows_the_classic_matrix_chain():
     rng = np.random.default_rng(3)
     A, B, C = (sj.Dense(rng.standard_normal(s)) for s in [(10, 100), (100, 5), (5, 50)])
-    assert chain_plan(A, B, C).order == "((J1 @ J2) @ J3)"      # 5000 + 2500 vs 25000 + 50000
+    assert chain_plan(A, B, C).order == "((J1 @ J2) @ J3)"  # 5000 + 2500 vs 25000 + 50000
     A, B, C = (sj.Dense(rng.standard_normal(s)) for s in [(50, 5), (5, 100), (100, 10)])
     assert chain_plan(A, B, C).order == "(J1 @ (J2 @ J3))"
 
@@ -97,7 +99,9 @@ def _structure(kind, n, m, draw_values):
 @settings(deadline=None, max_examples=40)
 @given(
     dims=st.lists(st.integers(1, 5), min_size=3, max_size=6),
-    kinds=st.lists(st.sampled_from(["diag", "identity", "scaled", "dense"]), min_size=5, max_size=5),
+    kinds=st.lists(
+        st.sampled_from(["diag", "identity", "scaled", "dense"]), min_size=5, max_size=5
+    ),
     seed=st.integers(0, 2**16),
     left_vector=st.booleans(),
     right_vector=st.booleans(),
@@ -118,9 +122,14 @@ def test_chain_equals_left_to_right_product(dims, kinds, seed, left_vector, righ
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sj.StructureLostWarning)
         got = chain(*factors)
-    ref = _dense_product([f[None, :] if (i == 0 and left_vector) else
-                          (f[:, None] if (i == len(factors) - 1 and right_vector and np.ndim(f) == 1) else f)
-                          for i, f in enumerate(factors)])
+    ref = _dense_product(
+        [
+            f[None, :]
+            if (i == 0 and left_vector)
+            else (f[:, None] if (i == len(factors) - 1 and right_vector and np.ndim(f) == 1) else f)
+            for i, f in enumerate(factors)
+        ]
+    )
     got = got.to_dense() if isinstance(got, sj.Jacobian) else np.asarray(got)
     np.testing.assert_allclose(np.reshape(got, -1), np.reshape(ref, -1), rtol=1e-10, atol=1e-10)
 
@@ -154,8 +163,11 @@ def test_describe_takes_the_counts_from_the_structure():
 
     ch = importlib.import_module("structjac.chain")
 
-    S = sj.Sparse(__import__("scipy.sparse", fromlist=["csr_array"]).csr_array(
-        np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])))
+    S = sj.Sparse(
+        __import__("scipy.sparse", fromlist=["csr_array"]).csr_array(
+            np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
+        )
+    )
     d = ch.describe(S)
     assert (d.nnz, d.nzrows, d.nzcols) == (2.0, 2.0, 2.0)
     d = ch.describe(sj.Kronecker(sj.BlockRow(0, np.ones(3), 2), sj.Identity(4)))

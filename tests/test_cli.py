@@ -15,23 +15,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _run(*argv, **kwargs):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "structjac", *argv], capture_output=True,
-                          text=True, env=env, cwd=ROOT, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "structjac", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        **kwargs,
+    )
 
 
 def test_walk_small(capsys):
     assert main(["--n", "1000", "--progress"]) == 0
     captured = capsys.readouterr()
     out = captured.out
-    for word in ("Diagonal", "BlockRow", "Kronecker", "StackedKronecker", "value_and_grad",
-                 "max relative error"):
+    for word in (
+        "Diagonal",
+        "BlockRow",
+        "Kronecker",
+        "StackedKronecker",
+        "value_and_grad",
+        "max relative error",
+    ):
         assert word in out
     err = float(out.split("max relative error")[1].split()[0])
     assert err < 1e-12
     long = [line for line in out.splitlines() if len(line) > WIDTH]
     assert long == []
-    assert re.search(r"\(\d+, \d+\)", out) is None                  # no raw shape tuples
-    assert "structjac" in captured.err                                  # the progress bar
+    assert re.search(r"\(\d+, \d+\)", out) is None  # no raw shape tuples
+    assert "structjac" in captured.err  # the progress bar
 
 
 def test_walk_without_progress(capsys):
@@ -65,19 +77,22 @@ def test_bench_plot(tmp_path, capsys):
     assert target.stat().st_size > 0
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--n", "abc"], "positive integer"),
-    (["--n", "0"], "positive integer"),
-    (["--n", "1.5"], "positive integer"),
-    (["--n", "-3"], "positive integer"),
-    (["bench", "--sizes", "x"], "positive integer"),
-    (["bench", "--sizes=-1e3"], "positive integer"),
-    (["bench", "--repeats", "0"], "positive integer"),
-    (["bench", "--dense-limit", "-1"], "non-negative"),
-    (["bench", "--plot", "/no/such/folder/b.png"], "does not exist"),
-    (["bench", "--plot", "bench.txt"], ".png"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n", "abc"], "positive integer"),
+        (["--n", "0"], "positive integer"),
+        (["--n", "1.5"], "positive integer"),
+        (["--n", "-3"], "positive integer"),
+        (["bench", "--sizes", "x"], "positive integer"),
+        (["bench", "--sizes=-1e3"], "positive integer"),
+        (["bench", "--repeats", "0"], "positive integer"),
+        (["bench", "--dense-limit", "-1"], "non-negative"),
+        (["bench", "--plot", "/no/such/folder/b.png"], "does not exist"),
+        (["bench", "--plot", "bench.txt"], ".png"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_bad_arguments_exit_2_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -90,8 +105,11 @@ def test_plot_without_matplotlib_is_refused_before_work(monkeypatch, tmp_path, c
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
     with pytest.raises(SystemExit) as info:
         main(["bench", "--plot", str(tmp_path / "b.png")])
     assert info.value.code == 2
@@ -107,8 +125,23 @@ def test_numbers_in_scientific_notation():
 
 
 def test_options_after_the_subcommand(capsys):
-    assert main(["bench", "--sizes", "100", "--repeats", "1", "--dtype", "float64",
-                 "--seed", "3", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--sizes",
+                "100",
+                "--repeats",
+                "1",
+                "--dtype",
+                "float64",
+                "--seed",
+                "3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "float64" in capsys.readouterr().out
     assert main(["--dtype", "float64", "bench", "--sizes", "100", "--repeats", "1"]) == 0
     assert "float64" in capsys.readouterr().out
@@ -129,9 +162,13 @@ def test_help_and_module_entry_point():
 
 def test_closed_pipe_is_not_a_traceback():
     # the reader goes away after the first line, as `python -m structjac | head -1` does
-    proc = subprocess.Popen([sys.executable, "-m", "structjac", "--n", "200", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "structjac", "--n", "200", "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     proc.stdout.readline()
     proc.stdout.close()
     err = proc.stderr.read().decode()

@@ -28,8 +28,12 @@ NOT_ANALYTIC = {
 @pytest.mark.parametrize("f", NOT_ANALYTIC.values(), ids=NOT_ANALYTIC.keys())
 def test_not_analytic_f_without_df_is_refused(f):
     op = elementwise(f)
-    for call in (op.derivative, op.jacobian, lambda x: op.vjp(x, np.ones_like(x)),
-                 op.value_and_jacobian):
+    for call in (
+        op.derivative,
+        op.jacobian,
+        lambda x: op.vjp(x, np.ones_like(x)),
+        op.value_and_jacobian,
+    ):
         with pytest.raises(ValueError, match="not analytic.*df="):
             call(X)
 

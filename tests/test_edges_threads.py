@@ -122,13 +122,13 @@ def _chosen(n=None):
 
 
 def test_parallel_when_a_cpu_is_idle_for_each_thread(machine):
-    for runnable in (None, 1, 2, 3):             # this thread + 2 others leave 2 of 4 CPUs
+    for runnable in (None, 1, 2, 3):  # this thread + 2 others leave 2 of 4 CPUs
         machine["runnable"] = runnable
         assert _chosen() == "parallel", runnable
 
 
 def test_serial_on_a_busy_machine(machine):
-    for runnable in (4, 5, 40):                  # fewer than 2 idle CPUs: a thread would wait
+    for runnable in (4, 5, 40):  # fewer than 2 idle CPUs: a thread would wait
         machine["runnable"] = runnable
         assert _chosen() == "serial", runnable
 

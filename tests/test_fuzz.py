@@ -29,7 +29,9 @@ def report():
 
 
 def test_fuzz_slice_finds_nothing(report):
-    details = "\n".join(f"chain {seed}: {message}\n{trace}" for seed, message, trace in report.failures)
+    details = "\n".join(
+        f"chain {seed}: {message}\n{trace}" for seed, message, trace in report.failures
+    )
     assert not report.failures, details
 
 

@@ -84,7 +84,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for succ in sorted(graph[node]):
             if colour[succ] == GREY:
-                return stack[stack.index(succ):] + [succ]
+                return stack[stack.index(succ) :] + [succ]
             if colour[succ] == WHITE:
                 cycle = visit(succ)
                 if cycle:
@@ -118,7 +118,9 @@ def test_function_level_imports_are_edges():
     source = "def f():\n    from .. import algebra\n"
     tree = ast.parse(source)
     node = next(n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom))
-    assert _resolve("structjac.structures.base", ROOT / "structures" / "base.py", node) == "structjac"
+    assert (
+        _resolve("structjac.structures.base", ROOT / "structures" / "base.py", node) == "structjac"
+    )
 
 
 def test_no_import_cycle():
@@ -145,7 +147,8 @@ def test_jacobian_is_abstract():
 
 
 @pytest.mark.parametrize(
-    "first", ["structjac.structures.kronecker", "structjac.structures.blockcolumn", "structjac._registry"]
+    "first",
+    ["structjac.structures.kronecker", "structjac.structures.blockcolumn", "structjac._registry"],
 )
 def test_any_module_imported_first_works(first):
     # Each module imported first, in a fresh interpreter: the rules are there when used.

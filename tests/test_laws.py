@@ -13,7 +13,15 @@ from .structures.makers import MAKERS, make, tolerance
 
 SQUARE = 6
 KINDS = sorted(MAKERS)
-INVERTIBLE = ["Identity", "ScaledIdentity", "Diagonal", "Kronecker", "Kronecker[I (x) B]", "Dense", "Sparse"]
+INVERTIBLE = [
+    "Identity",
+    "ScaledIdentity",
+    "Diagonal",
+    "Kronecker",
+    "Kronecker[I (x) B]",
+    "Dense",
+    "Sparse",
+]
 
 
 @st.composite
@@ -86,7 +94,11 @@ def test_inverse_round_trip(a):
 
 
 @LAWS
-@given(structures(dtype=np.float32), structures(dtype=np.float32), st.sampled_from(["matmul", "add", "sub"]))
+@given(
+    structures(dtype=np.float32),
+    structures(dtype=np.float32),
+    st.sampled_from(["matmul", "add", "sub"]),
+)
 def test_float32_is_kept(a, b, operation):
     (A, _), (B, _) = a, b
     result = _quiet(lambda: {"matmul": A @ B, "add": A + B, "sub": A - B}[operation])

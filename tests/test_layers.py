@@ -18,8 +18,10 @@ def fd_jacobian(f, x, h=1e-6):
     for j in range(x.size):
         e = np.zeros(x.size)
         e[j] = h
-        J[:, j] = (np.asarray(f(x + e.reshape(x.shape))).ravel()
-                   - np.asarray(f(x - e.reshape(x.shape))).ravel()) / (2 * h)
+        J[:, j] = (
+            np.asarray(f(x + e.reshape(x.shape))).ravel()
+            - np.asarray(f(x - e.reshape(x.shape))).ravel()
+        ) / (2 * h)
     return J
 
 
@@ -34,7 +36,7 @@ def rng():
 
 
 def _shift_from_zero(z):
-    return z + 0.05 * np.sign(z) + 0.01        # keep relu kinks away from finite differences
+    return z + 0.05 * np.sign(z) + 0.01  # keep relu kinks away from finite differences
 
 
 @pytest.mark.parametrize("act", ACTS)
@@ -136,11 +138,15 @@ def test_neuron_over_a_batch(rng, act):
     J = neuron_jacobians(w, b, X, act)
     np.testing.assert_array_equal(J.dz_dw.to_dense(), X)
     np.testing.assert_array_equal(J.dz_db.to_dense(), np.ones((N, 1)))
-    np.testing.assert_allclose(J.da_dw.to_dense(), fd_jacobian(lambda ww: g(X @ ww + b), w), atol=1e-7)
-    np.testing.assert_allclose(J.da_db.to_dense(), fd_jacobian(lambda bb: g(X @ w + bb), np.array([b])), atol=1e-7)
+    np.testing.assert_allclose(
+        J.da_dw.to_dense(), fd_jacobian(lambda ww: g(X @ ww + b), w), atol=1e-7
+    )
+    np.testing.assert_allclose(
+        J.da_db.to_dense(), fd_jacobian(lambda bb: g(X @ w + bb), np.array([b])), atol=1e-7
+    )
     for k in range(N):
         assert isinstance(J.dz_dx(k), sj.BlockRow) and isinstance(J.da_dx(k), sj.BlockRow)
-        fX = lambda xk: g(np.vstack([X[:k], xk[None, :], X[k + 1:]]) @ w + b)
+        fX = lambda xk: g(np.vstack([X[:k], xk[None, :], X[k + 1 :]]) @ w + b)
         np.testing.assert_allclose(J.da_dx(k).to_dense(), fd_jacobian(fX, X[k]), atol=1e-7)
     assert isinstance(J.da_dz, sj.Diagonal if act else sj.Identity)
     if act == "sigmoid":

@@ -28,10 +28,13 @@ def _flat_loss(net, params, X, y):
     def f(theta):
         P, k = [], 0
         for W, b in params:
-            Wn = theta[k:k + W.size].reshape(W.shape); k += W.size
-            bn = theta[k:k + b.size]; k += b.size
+            Wn = theta[k : k + W.size].reshape(W.shape)
+            k += W.size
+            bn = theta[k : k + b.size]
+            k += b.size
             P.append((Wn, bn))
         return float(net.loss(y, net.forward(P, X)))
+
     theta = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in params])
     return f, theta
 
@@ -72,9 +75,11 @@ def test_per_sample_rows_are_the_lectures_neuron_rows():
     X = rng.standard_normal((5, 3))
     w, b = rng.standard_normal(3), 0.2
     y = rng.standard_normal(5)
-    res = nn.value_and_grad([(w[None, :], np.array([b]))], X, y, ["sigmoid"], "mse", per_sample=True)
+    res = nn.value_and_grad(
+        [(w[None, :], np.array([b]))], X, y, ["sigmoid"], "mse", per_sample=True
+    )
     a = ops.sigmoid(X @ w + b)
-    rows = (-2 * (y - a) * a * (1 - a))[:, None] * X        # dJ0^(k)/dw: row k of da/dw times dJ0/da
+    rows = (-2 * (y - a) * a * (1 - a))[:, None] * X  # dJ0^(k)/dw: row k of da/dw times dJ0/da
     np.testing.assert_allclose(res.per_sample[0][0][:, 0, :], rows, rtol=1e-12)
 
 
@@ -83,8 +88,11 @@ def test_float32_stays_float32():
     value, grads = net.value_and_grad(params, X, y)
     assert np.asarray(value).dtype == np.float32
     assert all(gW.dtype == np.float32 and gb.dtype == np.float32 for gW, gb in grads)
-    v64, g64 = net.value_and_grad([(W.astype(np.float64), b.astype(np.float64)) for W, b in params],
-                                  X.astype(np.float64), y.astype(np.float64))
+    v64, g64 = net.value_and_grad(
+        [(W.astype(np.float64), b.astype(np.float64)) for W, b in params],
+        X.astype(np.float64),
+        y.astype(np.float64),
+    )
     for (a, _), (c, _) in zip(grads, g64):
         np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-6)
 
@@ -109,8 +117,12 @@ TORCH_CASES = [
 
 def _zero_at_zero(acts):
     # torch and JAX take ReLU'(0) = 0; the lecture (our default) takes 1
-    return [ops.ReLU(at_zero=0.0) if a == "relu" else
-            (ops.LeakyReLU(at_zero=0.0) if a == "leaky_relu" else a) for a in acts]
+    return [
+        ops.ReLU(at_zero=0.0)
+        if a == "relu"
+        else (ops.LeakyReLU(at_zero=0.0) if a == "leaky_relu" else a)
+        for a in acts
+    ]
 
 
 @pytest.mark.parametrize("acts,loss", TORCH_CASES)
@@ -118,11 +130,19 @@ def test_against_pytorch(acts, loss):
     torch = pytest.importorskip("torch")
     net, params, X, y = _problem(acts, loss, seed=5, N=11)
     value, grads = nn.value_and_grad(params, X, y, _zero_at_zero(acts), loss)
-    tp = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in params]
+    tp = [
+        (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+        for W, b in params
+    ]
     h = torch.tensor(X)
-    fns = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
-           "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01),
-           "softplus": torch.nn.functional.softplus, None: lambda t: t}
+    fns = {
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+        "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01),
+        "softplus": torch.nn.functional.softplus,
+        None: lambda t: t,
+    }
     for (W, b), a in zip(tp, acts):
         h = fns[a](h @ W.T + b)
     yt = torch.tensor(y)
@@ -147,9 +167,14 @@ def test_against_jax(acts, loss):
     jnp = jax.numpy
     net, params, X, y = _problem(acts, loss, seed=6, N=9)
     value, grads = nn.value_and_grad(params, X, y, _zero_at_zero(acts), loss)
-    fns = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu,
-           "leaky_relu": lambda t: jax.nn.leaky_relu(t, 0.01), "softplus": jax.nn.softplus,
-           None: lambda t: t}
+    fns = {
+        "sigmoid": jax.nn.sigmoid,
+        "tanh": jnp.tanh,
+        "relu": jax.nn.relu,
+        "leaky_relu": lambda t: jax.nn.leaky_relu(t, 0.01),
+        "softplus": jax.nn.softplus,
+        None: lambda t: t,
+    }
 
     def f(P):
         h = jnp.asarray(X)
@@ -189,7 +214,9 @@ def test_workspace_reuses_buffers_and_gives_the_same_result():
         for (gW, gb), (fW, fb) in zip(result.grads, fresh):
             np.testing.assert_array_equal(gW, fW)
             np.testing.assert_array_equal(gb, fb)
-            assert not any(np.shares_memory(gW, buf) or np.shares_memory(gb, buf) for buf in held.values())
+            assert not any(
+                np.shares_memory(gW, buf) or np.shares_memory(gb, buf) for buf in held.values()
+            )
     # MLP keeps its own workspace and uses it by default
     net.value_and_grad(params, X, y)
     assert net.workspace.nbytes == ws.nbytes
@@ -206,9 +233,13 @@ def test_one_unit_output_outer_product_path_equals_structures(below, dtype):
     vjp pass (or by a broadcast product for an op without a fused kernel, here exp)."""
     rng = np.random.default_rng(8)
     acts = ["tanh", ops.exp if below == "exp" else below, "sigmoid"]
-    params = [((0.5 * rng.standard_normal((m, d))).astype(dtype),
-               (0.1 * rng.standard_normal(m)).astype(dtype))
-              for d, m in ((3, 5), (5, 4), (4, 1))]
+    params = [
+        (
+            (0.5 * rng.standard_normal((m, d))).astype(dtype),
+            (0.1 * rng.standard_normal(m)).astype(dtype),
+        )
+        for d, m in ((3, 5), (5, 4), (4, 1))
+    ]
     X = rng.standard_normal((300, 3)).astype(dtype)
     y = (rng.random(300) > 0.5).astype(dtype)
     res = nn.value_and_grad(params, X, y, acts, "bce", per_sample=True)
@@ -219,7 +250,7 @@ def test_one_unit_output_outer_product_path_equals_structures(below, dtype):
         np.testing.assert_allclose(a, c, **tol)
         np.testing.assert_allclose(b, d, **tol)
     ws = nn.Workspace()
-    for _ in range(2):                                   # fresh buffers, then reused ones
+    for _ in range(2):  # fresh buffers, then reused ones
         v, grads = nn.value_and_grad(params, X, y, acts, "bce", workspace=ws)
         for (a, b), (c, d) in zip(grads, res.grads):
             np.testing.assert_array_equal(a, c)
@@ -239,11 +270,11 @@ def test_parallel_passes_give_the_same_result():
     assert v1 == pytest.approx(v2, rel=1e-14)
     for (a, b), (c, d) in zip(g1, g2):
         np.testing.assert_allclose(a, c, rtol=1e-13)
-        np.testing.assert_array_equal(b, d)              # chunked sums: the same bits
+        np.testing.assert_array_equal(b, d)  # chunked sums: the same bits
 
 
 def test_subclassed_activation_takes_its_own_kernels():
-    class Doubled(ops.Tanh):                             # not the fused kernel's tanh
+    class Doubled(ops.Tanh):  # not the fused kernel's tanh
         def _value(self, x, out):
             return np.multiply(2.0, ops.tanh(x), out=out)
 
@@ -254,8 +285,10 @@ def test_subclassed_activation_takes_its_own_kernels():
             return np.multiply(2.0, (1 + a / 2) * (1 - a / 2), out=out)
 
     rng = np.random.default_rng(9)
-    params = [(rng.standard_normal((3, 2)), rng.standard_normal(3)),
-              (rng.standard_normal((1, 3)), rng.standard_normal(1))]
+    params = [
+        (rng.standard_normal((3, 2)), rng.standard_normal(3)),
+        (rng.standard_normal((1, 3)), rng.standard_normal(1)),
+    ]
     X = rng.standard_normal((6, 2))
     y = rng.standard_normal(6)
     res = nn.value_and_grad(params, X, y, [Doubled(), None], "mse")

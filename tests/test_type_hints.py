@@ -5,8 +5,15 @@ import inspect
 
 import pytest
 
-MODULES = ["structjac", "structjac.nn", "structjac.ops", "structjac.layers", "structjac.kernels",
-           "structjac.transforms", "structjac.linear_operator"]
+MODULES = [
+    "structjac",
+    "structjac.nn",
+    "structjac.ops",
+    "structjac.layers",
+    "structjac.kernels",
+    "structjac.transforms",
+    "structjac.linear_operator",
+]
 PUBLIC_DUNDERS = ("__init__", "__call__", "__matmul__")
 
 
@@ -21,12 +28,19 @@ def _public_callables():
                 for attr, value in vars(obj).items():
                     if attr.startswith("_") and attr not in PUBLIC_DUNDERS:
                         continue
-                    fn = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+                    fn = (
+                        value.fget
+                        if isinstance(value, property)
+                        else getattr(value, "__func__", value)
+                    )
                     if callable(fn) and id(fn) not in seen:
                         seen.add(id(fn))
                         yield f"{modname}.{name}.{attr}", fn
-            elif callable(obj) and getattr(obj, "__module__", "").startswith("structjac") \
-                    and id(obj) not in seen:
+            elif (
+                callable(obj)
+                and getattr(obj, "__module__", "").startswith("structjac")
+                and id(obj) not in seen
+            ):
                 seen.add(id(obj))
                 yield f"{modname}.{name}", obj
 
@@ -46,8 +60,11 @@ def test_public_callable_is_annotated(name, fn):
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         pytest.skip(f"{name}: no signature to inspect (a builtin or compiled callable)")
-    missing = [p.name for p in sig.parameters.values()
-               if p.name not in ("self", "cls") and p.annotation is inspect.Parameter.empty]
+    missing = [
+        p.name
+        for p in sig.parameters.values()
+        if p.name not in ("self", "cls") and p.annotation is inspect.Parameter.empty
+    ]
     assert not missing, f"{name}: parameters without a type hint: {missing}"
     if not name.endswith("__init__"):
         assert sig.return_annotation is not inspect.Signature.empty, f"{name}: no return hint"

@@ -63,57 +63,134 @@ def _hstack(n, seed=0):
 # (operation, left, right): (class name, sizes or None for the default, builder(n) -> (A, B))
 CASES = {
     ("matmul", "BlockDiagonal", "BlockDiagonal"): (
-        "BlockDiagonal_at_BlockDiagonal", SIZES, lambda n: (_bd(n), _bd(n, 1))),
+        "BlockDiagonal_at_BlockDiagonal",
+        SIZES,
+        lambda n: (_bd(n), _bd(n, 1)),
+    ),
     ("matmul", "Diagonal", "BlockDiagonal"): (
-        "Diagonal_at_BlockDiagonal", SIZES, lambda n: (_diagonal(n), _bd(n))),
+        "Diagonal_at_BlockDiagonal",
+        SIZES,
+        lambda n: (_diagonal(n), _bd(n)),
+    ),
     ("matmul", "BlockDiagonal", "Diagonal"): (
-        "BlockDiagonal_at_Diagonal", SIZES, lambda n: (_bd(n), _diagonal(n))),
+        "BlockDiagonal_at_Diagonal",
+        SIZES,
+        lambda n: (_bd(n), _diagonal(n)),
+    ),
     ("matmul", "Kronecker", "BlockDiagonal"): (
-        "KroneckerIdentity_at_BlockDiagonal", SIZES, lambda n: (_kron_identity(n), _bd(n))),
+        "KroneckerIdentity_at_BlockDiagonal",
+        SIZES,
+        lambda n: (_kron_identity(n), _bd(n)),
+    ),
     ("matmul", "BlockDiagonal", "Kronecker"): (
-        "BlockDiagonal_at_KroneckerIdentity", SIZES, lambda n: (_bd(n), _kron_identity(n))),
+        "BlockDiagonal_at_KroneckerIdentity",
+        SIZES,
+        lambda n: (_bd(n), _kron_identity(n)),
+    ),
     ("matmul", "RowScaled", "BlockDiagonal"): (
-        "RowScaled_at_BlockDiagonal", SIZES, lambda n: (_row_scaled(n), _bd(n))),
+        "RowScaled_at_BlockDiagonal",
+        SIZES,
+        lambda n: (_row_scaled(n), _bd(n)),
+    ),
     ("matmul", "BlockDiagonal", "RowScaled"): (
-        "BlockDiagonal_at_RowScaled", SIZES, lambda n: (_bd(n), _row_scaled(n))),
+        "BlockDiagonal_at_RowScaled",
+        SIZES,
+        lambda n: (_bd(n), _row_scaled(n)),
+    ),
     ("matmul", "Kronecker", "RowScaled"): (
-        "KroneckerIdentity_at_RowScaled", SIZES, lambda n: (_kron_identity(n), _row_scaled(n, 1))),
+        "KroneckerIdentity_at_RowScaled",
+        SIZES,
+        lambda n: (_kron_identity(n), _row_scaled(n, 1)),
+    ),
     ("matmul", "RowScaled", "RowScaled"): (
-        "RowScaled_at_RowScaled", SIZES, lambda n: (_row_scaled(n), _row_scaled(n, 1))),
+        "RowScaled_at_RowScaled",
+        SIZES,
+        lambda n: (_row_scaled(n), _row_scaled(n, 1)),
+    ),
     ("matmul", "RowScaled", "Kronecker"): (
-        "RowScaled_at_KroneckerIdentity", SIZES, lambda n: (_row_scaled(n), _kron_identity(n, 3))),
+        "RowScaled_at_KroneckerIdentity",
+        SIZES,
+        lambda n: (_row_scaled(n), _kron_identity(n, 3)),
+    ),
     ("matmul", "BlockDiagonal", "BlockRow"): (
-        "BlockDiagonal_at_BlockRow", SIZES,
-        lambda n: (_bd(n), sj.BlockRow(np.array([0, _N(n) * P // 2]), rng(1).standard_normal((2, 64)), _N(n) * P))),
+        "BlockDiagonal_at_BlockRow",
+        SIZES,
+        lambda n: (
+            _bd(n),
+            sj.BlockRow(np.array([0, _N(n) * P // 2]), rng(1).standard_normal((2, 64)), _N(n) * P),
+        ),
+    ),
     ("matmul", "BlockColumn", "BlockDiagonal"): (
-        "BlockColumn_at_BlockDiagonal", SIZES,
-        lambda n: (sj.BlockColumn(np.array([1, _N(n) * P - 1]), rng(1).standard_normal((2, 64)), _N(n) * P), _bd(n))),
+        "BlockColumn_at_BlockDiagonal",
+        SIZES,
+        lambda n: (
+            sj.BlockColumn(
+                np.array([1, _N(n) * P - 1]), rng(1).standard_normal((2, 64)), _N(n) * P
+            ),
+            _bd(n),
+        ),
+    ),
     ("matmul", "BlockDiagonal", "StackedKronecker"): (
-        "BlockDiagonal_at_StackedKronecker", SIZES,
-        lambda n: (_bd(n, 0, 2, P), sj.StackedKronecker(rng(1).standard_normal((_N(n), 8)), P))),
+        "BlockDiagonal_at_StackedKronecker",
+        SIZES,
+        lambda n: (_bd(n, 0, 2, P), sj.StackedKronecker(rng(1).standard_normal((_N(n), 8)), P)),
+    ),
     ("matmul", "BlockMatrix", "Jacobian"): (
-        "BlockMatrix_at_Diagonal", SIZES, lambda n: (_hstack(n), sj.Diagonal(_vec(_N(n) * P + 8)))),
+        "BlockMatrix_at_Diagonal",
+        SIZES,
+        lambda n: (_hstack(n), sj.Diagonal(_vec(_N(n) * P + 8))),
+    ),
     ("matmul", "Jacobian", "BlockMatrix"): (
-        "Diagonal_at_BlockMatrix", SIZES, lambda n: (sj.Diagonal(_vec(_N(n) * P)), _hstack(n))),
+        "Diagonal_at_BlockMatrix",
+        SIZES,
+        lambda n: (sj.Diagonal(_vec(_N(n) * P)), _hstack(n)),
+    ),
     ("matmul", "BlockMatrix", "BlockMatrix"): (
-        "BlockMatrix_at_BlockMatrix_T", SIZES, lambda n: (_hstack(n), _hstack(n, 1).T)),
+        "BlockMatrix_at_BlockMatrix_T",
+        SIZES,
+        lambda n: (_hstack(n), _hstack(n, 1).T),
+    ),
     # ---- sums -------------------------------------------------------------------------
     ("add", "BlockDiagonal", "BlockDiagonal"): (
-        "BlockDiagonal_plus_BlockDiagonal", SIZES, lambda n: (_bd(n), _bd(n, 1))),
+        "BlockDiagonal_plus_BlockDiagonal",
+        SIZES,
+        lambda n: (_bd(n), _bd(n, 1)),
+    ),
     ("add", "BlockDiagonal", "Diagonal"): (
-        "BlockDiagonal_plus_Diagonal", SIZES, lambda n: (_bd(n), _diagonal(n))),
+        "BlockDiagonal_plus_Diagonal",
+        SIZES,
+        lambda n: (_bd(n), _diagonal(n)),
+    ),
     ("add", "Diagonal", "BlockDiagonal"): (
-        "Diagonal_plus_BlockDiagonal", SIZES, lambda n: (_diagonal(n), _bd(n))),
+        "Diagonal_plus_BlockDiagonal",
+        SIZES,
+        lambda n: (_diagonal(n), _bd(n)),
+    ),
     ("add", "BlockDiagonal", "Kronecker"): (
-        "BlockDiagonal_plus_KroneckerIdentity", SIZES, lambda n: (_bd(n), _kron_identity(n))),
+        "BlockDiagonal_plus_KroneckerIdentity",
+        SIZES,
+        lambda n: (_bd(n), _kron_identity(n)),
+    ),
     ("add", "Kronecker", "BlockDiagonal"): (
-        "KroneckerIdentity_plus_BlockDiagonal", SIZES, lambda n: (_kron_identity(n), _bd(n))),
+        "KroneckerIdentity_plus_BlockDiagonal",
+        SIZES,
+        lambda n: (_kron_identity(n), _bd(n)),
+    ),
     ("add", "BlockDiagonal", "RowScaled"): (
-        "BlockDiagonal_plus_RowScaled", SIZES, lambda n: (_bd(n), _row_scaled(n))),
+        "BlockDiagonal_plus_RowScaled",
+        SIZES,
+        lambda n: (_bd(n), _row_scaled(n)),
+    ),
     ("add", "RowScaled", "BlockDiagonal"): (
-        "RowScaled_plus_BlockDiagonal", SIZES, lambda n: (_row_scaled(n), _bd(n))),
+        "RowScaled_plus_BlockDiagonal",
+        SIZES,
+        lambda n: (_row_scaled(n), _bd(n)),
+    ),
     ("add", "BlockMatrix", "BlockMatrix"): (
-        "BlockMatrix_plus_BlockMatrix", SIZES, lambda n: (_hstack(n), _hstack(n, 1))),
+        "BlockMatrix_plus_BlockMatrix",
+        SIZES,
+        lambda n: (_hstack(n), _hstack(n, 1)),
+    ),
 }
 
 #: Applications (structure @ ndarray), not rules of the table.
@@ -159,8 +236,10 @@ class TwoLayerBatchJacobian(StructuredVsDense):
         r = rng(0)
         W1, W2 = r.standard_normal((self.H, P)), r.standard_normal((P, self.H))
         g = r.uniform(0.1, 1.0, N * self.H)
-        return (sj.Kronecker(sj.Identity(N), sj.Dense(W2)),
-                sj.RowScaled(g, sj.Kronecker(sj.Identity(N), sj.Dense(W1))))
+        return (
+            sj.Kronecker(sj.Identity(N), sj.Dense(W2)),
+            sj.RowScaled(g, sj.Kronecker(sj.Identity(N), sj.Dense(W1))),
+        )
 
     def dense_cost(self, n, form):
         N = _N(n)
@@ -177,7 +256,7 @@ class TwoLayerBatchJacobian(StructuredVsDense):
 
     def track_stored_bytes(self, n, form):
         out = self.fn()
-        if hasattr(out, "data") and hasattr(out, "indptr"):   # scipy.sparse CSR
+        if hasattr(out, "data") and hasattr(out, "indptr"):  # scipy.sparse CSR
             return int(out.data.nbytes + out.indices.nbytes + out.indptr.nbytes)
         return int(out.nbytes)
 

@@ -26,9 +26,16 @@ FIRST = ["grad_norms", "sum_grad_squared", "variance", "clipped_grad"]
 SECOND = ["diag_ggn_mc", "kfac", "kflr", "diag_ggn"]
 #: Exact only for piecewise linear networks (the ReLU one).
 PIECEWISE_LINEAR = ["diag_hessian"]
-BACKPACK = {"grad_norms": "BatchL2Grad", "sum_grad_squared": "SumGradSquared",
-            "variance": "Variance", "diag_ggn_mc": "DiagGGNMC", "kfac": "KFAC",
-            "kflr": "KFLR", "diag_ggn": "DiagGGNExact", "diag_hessian": "DiagHessian"}
+BACKPACK = {
+    "grad_norms": "BatchL2Grad",
+    "sum_grad_squared": "SumGradSquared",
+    "variance": "Variance",
+    "diag_ggn_mc": "DiagGGNMC",
+    "kfac": "KFAC",
+    "kflr": "KFLR",
+    "diag_ggn": "DiagGGNExact",
+    "diag_hessian": "DiagHessian",
+}
 
 
 def make_problem(sizes, loss, n):
@@ -38,7 +45,11 @@ def make_problem(sizes, loss, n):
         lim = np.sqrt(6.0 / (d + m))
         params.append((r.uniform(-lim, lim, (m, d)).astype(np.float32), np.zeros(m, np.float32)))
     X = r.standard_normal((n, sizes[0])).astype(np.float32)
-    y = r.integers(0, sizes[-1], n) if loss == "cross_entropy" else (r.random(n) > 0.5).astype(np.float32)
+    y = (
+        r.integers(0, sizes[-1], n)
+        if loss == "cross_entropy"
+        else (r.random(n) > 0.5).astype(np.float32)
+    )
     return params, X, y
 
 
@@ -56,7 +67,9 @@ def backpack_fn(params, acts, loss, X, y, extension):
             lin.bias.copy_(torch.from_numpy(b))
         layers += [lin] + ([act[a]()] if a else [])
     model = bp.extend(torch.nn.Sequential(*layers))
-    lossf = bp.extend(torch.nn.CrossEntropyLoss() if loss == "cross_entropy" else torch.nn.BCELoss())
+    lossf = bp.extend(
+        torch.nn.CrossEntropyLoss() if loss == "cross_entropy" else torch.nn.BCELoss()
+    )
     tX = torch.from_numpy(X)
     ty = torch.from_numpy(y) if loss == "cross_entropy" else torch.from_numpy(y).reshape(-1, 1)
 
@@ -83,7 +96,7 @@ class _Extras(StructuredVsDense):
         params, X, y = make_problem(self.sizes_net, self.loss, n)
         acts, loss = list(self.acts), self.loss
         if form.startswith("backpack_"):
-            name = form[len("backpack_"):]
+            name = form[len("backpack_") :]
             return backpack_fn(params, acts, loss, X, y, None if name == "plain" else name)
         if form == "ggn_matvec":
             G = nn.ggn(params, X, y, acts, loss)
@@ -91,8 +104,9 @@ class _Extras(StructuredVsDense):
             return lambda: G.matvec(v)
         extras = () if form == "plain" else (form,)
         ws = nn.Workspace()
-        return lambda: nn.value_and_grad(params, X, y, acts, loss, workspace=ws, extras=extras,
-                                         max_norm=1.0, seed=0)
+        return lambda: nn.value_and_grad(
+            params, X, y, acts, loss, workspace=ws, extras=extras, max_norm=1.0, seed=0
+        )
 
 
 class ExtrasMNIST(_Extras):
@@ -102,9 +116,9 @@ class ExtrasMNIST(_Extras):
     sizes_net = (784, 256, 128, 10)
     acts = ("relu", "relu", None)
     loss = "cross_entropy"
-    forms = (["plain", *FIRST, *SECOND, *PIECEWISE_LINEAR, "ggn_matvec", "backpack_plain"]
-             + [f"backpack_{BACKPACK[e]}" for e in FIRST + SECOND + PIECEWISE_LINEAR
-                if e in BACKPACK])
+    forms = ["plain", *FIRST, *SECOND, *PIECEWISE_LINEAR, "ggn_matvec", "backpack_plain"] + [
+        f"backpack_{BACKPACK[e]}" for e in FIRST + SECOND + PIECEWISE_LINEAR if e in BACKPACK
+    ]
     cheap_forms = tuple(forms)
 
 
@@ -116,6 +130,7 @@ class ExtrasLecture(_Extras):
     sizes_net = (32, 64, 64, 1)
     acts = ("sigmoid", "tanh", "sigmoid")
     loss = "bce"
-    forms = (["plain", *FIRST, *SECOND, "ggn_matvec", "backpack_plain"]
-             + [f"backpack_{BACKPACK[e]}" for e in FIRST if e in BACKPACK])
+    forms = ["plain", *FIRST, *SECOND, "ggn_matvec", "backpack_plain"] + [
+        f"backpack_{BACKPACK[e]}" for e in FIRST if e in BACKPACK
+    ]
     cheap_forms = tuple(forms)

@@ -32,7 +32,7 @@ class FusedSigmoidVjp:
         import numba
 
         self.threads = numba.config.NUMBA_NUM_THREADS
-        limit_threads(numba_threads=self.threads)   # every core, as many as Dask's threads
+        limit_threads(numba_threads=self.threads)  # every core, as many as Dask's threads
         r = rng()
         self.x = r.standard_normal(n, dtype=np.float32)
         self.g = r.standard_normal(n, dtype=np.float32)
@@ -42,7 +42,7 @@ class FusedSigmoidVjp:
             chunk = 2**18 if QUICK else 2**22
             self.dx = da.from_array(self.x, chunks=chunk)
             self.dg = da.from_array(self.g, chunks=chunk)
-        self.time_op(n, form)                   # compile, fault the pages in
+        self.time_op(n, form)  # compile, fault the pages in
 
     def time_op(self, n, form):
         if form == "in_memory":
@@ -62,8 +62,7 @@ class ValueAndGradCluster:
         import structjac as sj
 
         self.client = self.cluster = None
-        net = sj.MLP([32, 64, 64, 1], ["sigmoid", "tanh", "sigmoid"], loss="bce",
-                     dtype=np.float32)
+        net = sj.MLP([32, 64, 64, 1], ["sigmoid", "tanh", "sigmoid"], loss="bce", dtype=np.float32)
         self.net, self.params = net, net.init(rng())
         r = rng(1)
         X = r.standard_normal((N, 32), dtype=np.float32)
@@ -77,14 +76,14 @@ class ValueAndGradCluster:
             da = optional_import("dask.array")
             distributed = optional_import("distributed")
             self.cluster = distributed.LocalCluster(
-                n_workers=2, threads_per_worker=1, env=sj.dask_worker_env(),
-                dashboard_address=None)
+                n_workers=2, threads_per_worker=1, env=sj.dask_worker_env(), dashboard_address=None
+            )
             self.client = distributed.Client(self.cluster)
             chunk = max(1, N // 16)
             self.X = da.from_array(X, chunks=(chunk, 32)).persist()
             self.y = da.from_array(y, chunks=chunk).persist()
             distributed.wait([self.X, self.y])
-        self.time_op(N, form)                   # compile on every worker
+        self.time_op(N, form)  # compile on every worker
 
     def teardown(self, N, form):
         if self.client is not None:
@@ -94,8 +93,7 @@ class ValueAndGradCluster:
     def time_op(self, N, form):
         import structjac as sj
 
-        res = sj.nn.value_and_grad(self.params, self.X, self.y, self.net.activations,
-                                   self.net.loss)
+        res = sj.nn.value_and_grad(self.params, self.X, self.y, self.net.activations, self.net.loss)
         if form == "local_cluster":
             import dask
 

@@ -33,12 +33,18 @@ def _bce_partial(y, p):
 
 # name: (inputs(n) -> (y, second argument), per-element partial dJ0/dy_hat in numpy)
 LOSSES = {
-    "mse": (lambda n: (rng(0).standard_normal(n), rng(1).standard_normal(n)),
-            lambda y, yh: -2.0 * (y - yh)),
-    "bce": (lambda n: ((rng(0).random(n) < 0.5).astype(float), rng(1).uniform(0.01, 0.99, n)),
-            _bce_partial),
-    "bce_with_logits": (lambda n: ((rng(0).random(n) < 0.5).astype(float), rng(1).standard_normal(n)),
-                        lambda y, z: _sigmoid(z) - y),
+    "mse": (
+        lambda n: (rng(0).standard_normal(n), rng(1).standard_normal(n)),
+        lambda y, yh: -2.0 * (y - yh),
+    ),
+    "bce": (
+        lambda n: ((rng(0).random(n) < 0.5).astype(float), rng(1).uniform(0.01, 0.99, n)),
+        _bce_partial,
+    ),
+    "bce_with_logits": (
+        lambda n: ((rng(0).random(n) < 0.5).astype(float), rng(1).standard_normal(n)),
+        lambda y, z: _sigmoid(z) - y,
+    ),
 }
 
 
@@ -73,6 +79,11 @@ class _LossGradBase(StructuredVsDense):
 
 for _name in LOSSES:
     globals()[f"LossGrad_{_name}"] = type(
-        f"LossGrad_{_name}", (_LossGradBase,),
-        {"loss_name": _name, "__module__": __name__,
-         "__doc__": f"{_name}.grad / .jacobian against numpy and the dense chain."})
+        f"LossGrad_{_name}",
+        (_LossGradBase,),
+        {
+            "loss_name": _name,
+            "__module__": __name__,
+            "__doc__": f"{_name}.grad / .jacobian against numpy and the dense chain.",
+        },
+    )

@@ -61,8 +61,10 @@ def numpy_value_and_grad(params, X, y):
 def _torch_fn(params, X, y):
     torch = optional_import("torch")
     torch.set_num_threads(1)
-    tp = [(torch.from_numpy(W).requires_grad_(), torch.from_numpy(b).requires_grad_())
-          for W, b in params]
+    tp = [
+        (torch.from_numpy(W).requires_grad_(), torch.from_numpy(b).requires_grad_())
+        for W, b in params
+    ]
     flat = [t for pair in tp for t in pair]
     tX, ty = torch.from_numpy(X), torch.from_numpy(y).reshape(-1, 1)
 
@@ -80,8 +82,9 @@ def _torch_fn(params, X, y):
 def _jax_fn(params, X, y):
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
-                                   "intra_op_parallelism_threads=1").strip()
+        os.environ["XLA_FLAGS"] = (
+            flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        ).strip()
     jax = optional_import("jax")
     jnp = optional_import("jax.numpy")
 

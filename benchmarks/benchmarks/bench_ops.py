@@ -25,7 +25,12 @@ import timeit
 import numpy as np
 
 from .common import (
-    StructuredVsDense, dense_bytes, limit_threads, pick_sizes, rng, structjac_part,
+    StructuredVsDense,
+    dense_bytes,
+    limit_threads,
+    pick_sizes,
+    rng,
+    structjac_part,
 )
 
 JACOBIAN_SIZES = (1024, 8192, 65536, 1_048_576)
@@ -226,7 +231,11 @@ class VjpAllocatedFloorMultiple:
     Same process, min of 7 repeats each, float32 and float64.
     """
 
-    params = [["sigmoid", "relu"], ["float32", "float64"], list(pick_sizes((100_000, 1_000_000, 10_000_000)))]
+    params = [
+        ["sigmoid", "relu"],
+        ["float32", "float64"],
+        list(pick_sizes((100_000, 1_000_000, 10_000_000))),
+    ]
     param_names = ["op", "dtype", "n"]
     unit = "x floor"
     timeout = 180
@@ -251,10 +260,20 @@ class VjpAllocatedFloorMultiple:
 
 for _name in OPS:
     globals()[f"Jacobian_{_name}"] = type(
-        f"Jacobian_{_name}", (_JacobianBase,),
-        {"op_name": _name, "__module__": __name__,
-         "__doc__": f"{_name}.jacobian(x) (Diagonal) against np.diag of its derivative."})
+        f"Jacobian_{_name}",
+        (_JacobianBase,),
+        {
+            "op_name": _name,
+            "__module__": __name__,
+            "__doc__": f"{_name}.jacobian(x) (Diagonal) against np.diag of its derivative.",
+        },
+    )
     globals()[f"Vjp_{_name}"] = type(
-        f"Vjp_{_name}", (_VjpBase,),
-        {"op_name": _name, "__module__": __name__,
-         "__doc__": f"{_name}.vjp(x, g) fused, against numpy, the bandwidth floor and dense g @ J."})
+        f"Vjp_{_name}",
+        (_VjpBase,),
+        {
+            "op_name": _name,
+            "__module__": __name__,
+            "__doc__": f"{_name}.vjp(x, g) fused, against numpy, the bandwidth floor and dense g @ J.",
+        },
+    )

@@ -18,7 +18,12 @@ import inspect
 import timeit
 
 from . import (
-    bench_chain, bench_layers, bench_losses, bench_network, bench_ops, bench_rules,
+    bench_chain,
+    bench_layers,
+    bench_losses,
+    bench_network,
+    bench_ops,
+    bench_rules,
 )
 from .common import StructuredVsDense, limit_threads
 
@@ -27,9 +32,13 @@ def _families():
     out = {}
     for mod in (bench_rules, bench_ops, bench_losses, bench_layers, bench_chain, bench_network):
         for name, cls in sorted(vars(mod).items()):
-            if (inspect.isclass(cls) and issubclass(cls, StructuredVsDense)
-                    and not inspect.isabstract(cls) and not name.startswith("_")
-                    and cls.__module__ == mod.__name__):
+            if (
+                inspect.isclass(cls)
+                and issubclass(cls, StructuredVsDense)
+                and not inspect.isabstract(cls)
+                and not name.startswith("_")
+                and cls.__module__ == mod.__name__
+            ):
                 out[f"{mod.__name__.rsplit('.', 1)[-1]}.{name}"] = cls
     return out
 

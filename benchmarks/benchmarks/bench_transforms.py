@@ -37,7 +37,7 @@ from .common import StructuredVsDense, optional_import, rng, structjac_part
 
 
 def f(x):
-    return np.tanh(x) * np.exp(-x) + np.log1p(x ** 2)
+    return np.tanh(x) * np.exp(-x) + np.log1p(x**2)
 
 
 def mean_f(x):
@@ -46,15 +46,16 @@ def mean_f(x):
 
 def ten_ops(x):
     """tanh, exp, negative, multiply, power, log1p, add, sin, multiply, sum."""
-    y = np.tanh(x) * np.exp(-x) + np.log1p(x ** 2)
+    y = np.tanh(x) * np.exp(-x) + np.log1p(x**2)
     return np.sum(np.sin(y) * 0.5)
 
 
 def _jax():
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
-                                   "intra_op_parallelism_threads=1").strip()
+        os.environ["XLA_FLAGS"] = (
+            flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        ).strip()
     jax = optional_import("jax")
     jax.config.update("jax_enable_x64", True)
     return jax, optional_import("jax.numpy")
@@ -62,7 +63,7 @@ def _jax():
 
 def _jax_f(jnp):
     def jf(x):
-        return jnp.tanh(x) * jnp.exp(-x) + jnp.log1p(x ** 2)
+        return jnp.tanh(x) * jnp.exp(-x) + jnp.log1p(x**2)
 
     return jf
 

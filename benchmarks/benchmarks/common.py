@@ -113,11 +113,11 @@ def dense_bytes(*shapes, itemsize=8):
 class StructuredVsDense(abc.ABC):
     """Base class: one operation timed in its structured form and in its dense twin.
 
-    Subclasses set ``sizes`` (the values of ``n``) and implement :meth:`build` (the base
-classes are abstract, so asv does not collect them); they may
-    set ``forms`` (default ``["structured", "dense"]``; the first one is the structured
-    form, the others are baselines) and override :meth:`dense_cost` so that oversized
-    dense cases are skipped before anything is allocated.
+        Subclasses set ``sizes`` (the values of ``n``) and implement :meth:`build` (the base
+    classes are abstract, so asv does not collect them); they may
+        set ``forms`` (default ``["structured", "dense"]``; the first one is the structured
+        form, the others are baselines) and override :meth:`dense_cost` so that oversized
+        dense cases are skipped before anything is allocated.
     """
 
     sizes = (256, 1024)

@@ -67,14 +67,28 @@ def figure(J, title, path: Path):
     m, n = dense.shape
     heights = [max(p[1].shape[0], 1) if p[1] is not None else 1 for p in parts]
     fig = plt.figure(figsize=(8.0, 3.6), dpi=90)
-    gs = fig.add_gridspec(len(parts), 2, width_ratios=[1.0, 1.0],
-                          height_ratios=heights, hspace=0.9, wspace=0.25, top=0.74)
+    gs = fig.add_gridspec(
+        len(parts),
+        2,
+        width_ratios=[1.0, 1.0],
+        height_ratios=heights,
+        hspace=0.9,
+        wspace=0.25,
+        top=0.74,
+    )
     ax = fig.add_subplot(gs[:, 0])
     wide = 4 * m < n
-    ax.spy(dense, markersize=max(2.0, (160.0 if wide else 90.0) / max(m, n)), color="C0",
-           aspect="auto" if wide else "equal")
-    ax.set_title(f"dense {m}x{n}: {np.count_nonzero(dense)} nonzeros\n"
-                 f"{m * n} numbers, {_fmt(J.dense_nbytes)}", fontsize=9)
+    ax.spy(
+        dense,
+        markersize=max(2.0, (160.0 if wide else 90.0) / max(m, n)),
+        color="C0",
+        aspect="auto" if wide else "equal",
+    )
+    ax.set_title(
+        f"dense {m}x{n}: {np.count_nonzero(dense)} nonzeros\n"
+        f"{m * n} numbers, {_fmt(J.dense_nbytes)}",
+        fontsize=9,
+    )
     ax.tick_params(labelsize=7)
     if m <= 12:
         ax.set_yticks(range(m))
@@ -89,8 +103,9 @@ def figure(J, title, path: Path):
         axk.set_title(label, fontsize=8)
         axk.set_xticks([])
         axk.set_yticks([])
-    fig.suptitle(f"{title}    structjac: {type(J).__name__}, stores {_fmt(J.nbytes)}",
-                 fontsize=10, y=0.98)
+    fig.suptitle(
+        f"{title}    structjac: {type(J).__name__}, stores {_fmt(J.nbytes)}", fontsize=10, y=0.98
+    )
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
@@ -112,19 +127,20 @@ def lecture_jacobians():
     out = [
         ("diagonal", "diag(a) diag(b)", sj.Diagonal(u) @ sj.Diagonal(v)),
         ("identity", "I", sj.Identity(n)),
-        ("exercise", "d/dx [ln x + e^x]",
-         ops.elementwise(lambda t: np.log(t) + np.exp(t)).jacobian(xs)),
+        (
+            "exercise",
+            "d/dx [ln x + e^x]",
+            ops.elementwise(lambda t: np.log(t) + np.exp(t)).jacobian(xs),
+        ),
         ("sigmoid", "da/dz (sigmoid)", g),
         ("dz_dwi", "dz/dw_3", sj.BlockRow(2, x, n)),
-        ("dz_dW", "dz/dW = I (x) x^T",
-         sj.Kronecker(sj.Identity(4), sj.Dense(x[None, :5]))),
+        ("dz_dW", "dz/dW = I (x) x^T", sj.Kronecker(sj.Identity(4), sj.Dense(x[None, :5]))),
         ("dz_dx", "dz/dx = W", sj.Dense(W)),
         ("da_dwi", "da/dw_3 = diag(g') dz/dw_3", g @ sj.BlockRow(2, x, n)),
         ("da_dx", "da/dx = diag(g') W", g @ sj.Dense(W)),
         ("neuron_dz_dw", "neuron: dz/dw = X", sj.Dense(X)),
         ("neuron_dz_dxk", "neuron: dz/dx^(4)", sj.BlockRow(3, w, N)),
-        ("neuron_da_dz", "neuron: da/dz over the batch",
-         ops.sigmoid.jacobian_from_output(a_batch)),
+        ("neuron_da_dz", "neuron: da/dz over the batch", ops.sigmoid.jacobian_from_output(a_batch)),
         ("binary_sub", "d(u - v)/dv = -I", ops.subtract.jacobians(u, v)[1]),
         ("binary_mul", "d(u * v)/du = diag(v)", ops.multiply.jacobians(u, v)[0]),
     ]

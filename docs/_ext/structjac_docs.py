@@ -71,10 +71,13 @@ def _type_cell(t, public: set[str]) -> str:
 def _row_fields(row):
     """(operation, left, right, result) from a tuple, a namedtuple or an object."""
     if isinstance(row, dict):
-        return (row.get("operation", row.get("op")), row.get("left"),
-                row.get("right"), row.get("result"))
-    for names in (("operation", "left", "right", "result"),
-                  ("op", "left", "right", "result")):
+        return (
+            row.get("operation", row.get("op")),
+            row.get("left"),
+            row.get("right"),
+            row.get("result"),
+        )
+    for names in (("operation", "left", "right", "result"), ("op", "left", "right", "result")):
         if all(hasattr(row, n) for n in names):
             return tuple(getattr(row, n) for n in names)
     return tuple(row)[:4]
@@ -131,15 +134,15 @@ def _clause(clause: str) -> str:
     if not clause:
         return ""
     cut = _first_word(clause)
-    if cut == 0:                      # leading prose words ("else ..."): keep, go on
+    if cut == 0:  # leading prose words ("else ..."): keep, go on
         m = re.match(r"(?:[a-z]{2,}\s+)+", clause)
         if m is None or m.end() >= len(clause):
             return _prose(clause)
-        return _prose(m.group(0)) + _clause(clause[m.end():])
+        return _prose(m.group(0)) + _clause(clause[m.end() :])
     math, prose = clause[:cut], clause[cut:]
     colon = math.find(": ")
     if colon >= 0:
-        math, prose = math[:colon + 1], math[colon + 2:] + prose
+        math, prose = math[: colon + 1], math[colon + 2 :] + prose
     # an unmatched "(" starts the prose (a parenthetical remark)
     depth, start = 0, None
     for i, ch in enumerate(math):
@@ -151,8 +154,8 @@ def _clause(clause: str) -> str:
             depth -= 1
     if depth > 0 and start is not None:
         math, prose = math[:start], math[start:] + prose
-    m = re.search(r"(?:,\s*an?)?[\s,:;]*$", math)      # trailing punctuation and "a"/"an"
-    math, tail = math[:m.start()], math[m.start():]
+    m = re.search(r"(?:,\s*an?)?[\s,:;]*$", math)  # trailing punctuation and "a"/"an"
+    math, tail = math[: m.start()], math[m.start() :]
     sep = tail.strip()
     if sep.startswith(","):
         sep, prose = ",", tail.strip()[1:].strip() + " " + prose
@@ -180,8 +183,7 @@ def write_rules_table() -> int:
     if any(conditions):
         header.append("applies when")
     lines = [
-        ".. list-table:: The rule table: "
-        f"{len(rows)} rules, generated from ``structjac.rules()``",
+        f".. list-table:: The rule table: {len(rows)} rules, generated from ``structjac.rules()``",
         "   :header-rows: 1",
         "   :class: rule-table",
         "",
@@ -189,8 +191,12 @@ def write_rules_table() -> int:
     ]
     for row, math, cond in zip(rows, maths, conditions):
         op, left, right, result = _row_fields(row)
-        cells = [f"``{op}``", _type_cell(left, public), _type_cell(right, public),
-                 _type_cell(result, public)]
+        cells = [
+            f"``{op}``",
+            _type_cell(left, public),
+            _type_cell(right, public),
+            _type_cell(result, public),
+        ]
         if any(maths):
             cells.append(_maths_cell(math) if math else "\\ ")
         if any(conditions):
@@ -203,6 +209,7 @@ def write_rules_table() -> int:
 
 # -- benchmark plots -------------------------------------------------------------
 
+
 def _no_plots_note() -> str:
     """How to produce the plots, naming only the scripts that exist."""
     lines = [
@@ -213,14 +220,17 @@ def _no_plots_note() -> str:
         "",
         "   .. code-block:: console",
         "",
-        "      $ python -m pip install -e \".[bench]\"",
+        '      $ python -m pip install -e ".[bench]"',
     ]
     if (ROOT / "benchmarks" / "asv.conf.json").exists():
-        lines.append("      $ (cd benchmarks && asv machine --yes && "
-                     "asv run -E existing:same --set-commit-hash \"$(git rev-parse HEAD)\")")
+        lines.append(
+            "      $ (cd benchmarks && asv machine --yes && "
+            'asv run -E existing:same --set-commit-hash "$(git rev-parse HEAD)")'
+        )
     if (ROOT / "benchmarks" / "plot_results.py").exists():
-        lines.append("      $ python benchmarks/plot_results.py  "
-                     "# writes docs/_static/benchmarks/*.png")
+        lines.append(
+            "      $ python benchmarks/plot_results.py  # writes docs/_static/benchmarks/*.png"
+        )
     if (ROOT / "structjac" / "__main__.py").exists():
         lines.append("      $ python -m structjac bench --plot benchmarks/structjac_bench.png")
     lines += [
@@ -237,36 +247,37 @@ def _no_plots_note() -> str:
 #: follow in alphabetical order with their file name as caption.
 BENCHMARK_CAPTIONS = {
     "summary": "Structured against dense at the largest size both ran, one bar per benchmark: "
-               "left, how many times fewer bytes the structure stores; right, how many times "
-               "faster it is (higher is better; 1 means no gain).",
+    "left, how many times fewer bytes the structure stores; right, how many times "
+    "faster it is (higher is better; 1 means no gain).",
     "rules_matmul": "Every closed-form product of the rule table against the dense matmul of "
-                    "the same matrices (time against size, log-log).",
+    "the same matrices (time against size, log-log).",
     "rules_matmul_bytes": "What the product of each rule stores, against the dense matrix.",
     "rules_apply": "A structure applied to a vector or a block of vectors (Kronecker by the "
-                   "reshape identity) against the dense matrix-vector product.",
+    "reshape identity) against the dense matrix-vector product.",
     "rules_add": "Sums of the rule table against dense sums.",
     "ops_jacobian": "The Jacobian of each element-wise op as a Diagonal, against materialising "
-                    "it densely (what jacrev does).",
+    "it densely (what jacrev does).",
     "ops_vjp": "The fused vector-Jacobian product g * f'(x) against the numpy expression.",
     "vjp_floor": "The fused vjp as a multiple of the memory-bandwidth floor "
-                 "np.multiply(a, g, out=o) on the same arrays (1 is the floor).",
+    "np.multiply(a, g, out=o) on the same arrays (1 is the floor).",
     "losses": "Loss gradients: the fused kernel against numpy and against the dense chain.",
     "layers": "Dense-layer and neuron Jacobians over a mini-batch, structured against dense.",
     "network": "value_and_grad of a 32-64-64-1 network against a numpy backprop, PyTorch "
-               "and JAX (where installed).",
+    "and JAX (where installed).",
     "chain": "chain() in the order it chooses, against left-to-right, right-to-left and dense.",
     "threads": "The parallel kernels on one and two threads.",
     "coldstart": "Import and first call, with an empty and a warm Numba cache.",
     "blocks": "Block-diagonal and block-matrix structures (the rules of BlockDiagonal and "
-              "BlockMatrix) against the dense products.",
+    "BlockMatrix) against the dense products.",
     "blocks_bytes": "What the block structures' products store, against the dense matrix.",
 }
 
 
 def _reading_order(paths):
     known = list(BENCHMARK_CAPTIONS)
-    return sorted(paths, key=lambda p: (known.index(p.stem) if p.stem in known else len(known),
-                                        p.stem))
+    return sorted(
+        paths, key=lambda p: (known.index(p.stem) if p.stem in known else len(known), p.stem)
+    )
 
 
 def _png_width(path) -> int:
@@ -317,8 +328,9 @@ def write_benchmark_section() -> int:
         ]
 
     for p in _reading_order(in_static):
-        lines += figure(f"/_static/benchmarks/{p.name}",
-                        f"docs/_static/benchmarks/{p.name}", p.stem, p)
+        lines += figure(
+            f"/_static/benchmarks/{p.name}", f"docs/_static/benchmarks/{p.name}", p.stem, p
+        )
     if pngs:
         out.mkdir(parents=True)
     for p in pngs:
@@ -335,8 +347,7 @@ def write_benchmark_section() -> int:
 
 
 #: Modules whose ``__all__`` the API page must cover (those that exist).
-API_MODULES = ("structjac", "structjac.ops", "structjac.layers", "structjac.nn",
-               "structjac.chain")
+API_MODULES = ("structjac", "structjac.ops", "structjac.layers", "structjac.nn", "structjac.chain")
 
 
 def check_api_page(app: Sphinx) -> None:
@@ -345,8 +356,7 @@ def check_api_page(app: Sphinx) -> None:
     import types
 
     text = (DOCS / "api" / "index.rst").read_text(encoding="utf-8")
-    listed = set(re.findall(r"^\s{3,}~?(?:structjac\.)?([A-Za-z_][\w.]*)\s*$",
-                            text, flags=re.M))
+    listed = set(re.findall(r"^\s{3,}~?(?:structjac\.)?([A-Za-z_][\w.]*)\s*$", text, flags=re.M))
     for name in API_MODULES:
         try:
             module = importlib.import_module(name)
@@ -358,13 +368,17 @@ def check_api_page(app: Sphinx) -> None:
                 continue
             value = getattr(module, n, None)
             # A submodule in __all__ is covered by its own section of the page.
-            if isinstance(value, types.ModuleType) and \
-                    f".. module:: {value.__name__}" in text:
+            if isinstance(value, types.ModuleType) and f".. module:: {value.__name__}" in text:
                 continue
             missing.append(n)
         if missing:
-            logger.warning("api/index.rst does not list these names of %s.__all__: %s",
-                           name, ", ".join(missing), type="structjac", subtype="api")
+            logger.warning(
+                "api/index.rst does not list these names of %s.__all__: %s",
+                name,
+                ", ".join(missing),
+                type="structjac",
+                subtype="api",
+            )
 
 
 # -- hooks -------------------------------------------------------------------------
@@ -377,8 +391,12 @@ def on_config_inited(app: Sphinx, config) -> None:
 
     n_figs = sparsity_figures.make_all(GENERATED / "figures")
     n_bench = write_benchmark_section()
-    logger.info("structjac_docs: %d rules, %d sparsity figures, %d benchmark plots",
-                n_rules, n_figs, n_bench)
+    logger.info(
+        "structjac_docs: %d rules, %d sparsity figures, %d benchmark plots",
+        n_rules,
+        n_figs,
+        n_bench,
+    )
 
 
 def show_public_bases(app, name, obj, options, bases):
@@ -393,5 +411,4 @@ def setup(app: Sphinx):
     app.connect("config-inited", on_config_inited)
     app.connect("autodoc-process-bases", show_public_bases)
     app.connect("builder-inited", check_api_page)
-    return {"version": "1.0", "parallel_read_safe": True,
-            "parallel_write_safe": True}
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -140,7 +140,16 @@ def set_parallel_threshold(n: int | None) -> None:
 
 
 __all__ = (
-    ["set_num_threads", "get_num_threads", "get_parallel_threshold",
-     "set_parallel_threshold", "serial_only", "BCE_EPS", "FASTMATH"]
-    + unary.__all__ + binary.__all__ + losses.__all__
+    [
+        "set_num_threads",
+        "get_num_threads",
+        "get_parallel_threshold",
+        "set_parallel_threshold",
+        "serial_only",
+        "BCE_EPS",
+        "FASTMATH",
+    ]
+    + unary.__all__
+    + binary.__all__
+    + losses.__all__
 )

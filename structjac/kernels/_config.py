@@ -322,7 +322,7 @@ def _layer_is_threadsafe():
     if _LAYER_IS_THREADSAFE is None:
         try:
             layer = numba.threading_layer()
-        except ValueError:                     # not initialised: no parallel call yet
+        except ValueError:  # not initialised: no parallel call yet
             return False
         _LAYER_IS_THREADSAFE = layer in _THREADSAFE_LAYERS
     return _LAYER_IS_THREADSAFE
@@ -415,11 +415,10 @@ def _renamed(py_func, suffix, bind=None):
     name = py_func.__name__ + suffix
     qualname = py_func.__qualname__ + suffix
     code = py_func.__code__.replace(co_name=name)
-    if hasattr(code, "co_qualname"):                     # Python >= 3.11
+    if hasattr(code, "co_qualname"):  # Python >= 3.11
         code = code.replace(co_qualname=qualname)
     globs = py_func.__globals__ if not bind else {**py_func.__globals__, **bind}
-    func = types.FunctionType(code, globs, name,
-                              py_func.__defaults__, py_func.__closure__)
+    func = types.FunctionType(code, globs, name, py_func.__defaults__, py_func.__closure__)
     func.__qualname__ = qualname
     func.__doc__ = py_func.__doc__
     func.__kwdefaults__ = py_func.__kwdefaults__
@@ -469,8 +468,10 @@ def serial_and_parallel(py_func, variant="", bind=None):
     if bind and not variant:
         raise ValueError("serial_and_parallel: a bind needs its own variant name")
     suffix = f"_{variant}" if variant else ""
-    return (numba.njit(**JIT)(_renamed(py_func, suffix + "_serial", bind)),
-            numba.njit(**JIT_PARALLEL)(_renamed(py_func, suffix + "_parallel", bind)))
+    return (
+        numba.njit(**JIT)(_renamed(py_func, suffix + "_serial", bind)),
+        numba.njit(**JIT_PARALLEL)(_renamed(py_func, suffix + "_parallel", bind)),
+    )
 
 
 def append_doc_sections(func, *sections):

@@ -107,16 +107,16 @@ def vexp(x):
 def _exp_f64(x):
     lo = np.float64(-746.0)
     hi = np.float64(710.0)
-    c = lo if x < lo else x                      # NaN passes both tests unchanged
+    c = lo if x < lo else x  # NaN passes both tests unchanged
     c = hi if c > hi else c
-    c = c if c == c else np.float64(0.0)         # keep k defined for NaN
-    shifter = np.float64(6755399441055744.0)     # 1.5 * 2^52
+    c = c if c == c else np.float64(0.0)  # keep k defined for NaN
+    shifter = np.float64(6755399441055744.0)  # 1.5 * 2^52
     t = c * np.float64(1.4426950408889634) + shifter
     kf = t - shifter
     k = _float_bits(t) - _float_bits(shifter)
-    r = c - kf * np.float64(6.93147180369123816490e-01)   # ln2_hi, 32 significant bits
-    r = r - kf * np.float64(1.90821492927058770002e-10)   # ln2_lo
-    p = np.float64(2.5100375924709717e-08)       # q(r) ~ (e^r - 1 - r) / r^2, degree 9
+    r = c - kf * np.float64(6.93147180369123816490e-01)  # ln2_hi, 32 significant bits
+    r = r - kf * np.float64(1.90821492927058770002e-10)  # ln2_lo
+    p = np.float64(2.5100375924709717e-08)  # q(r) ~ (e^r - 1 - r) / r^2, degree 9
     p = p * r + np.float64(2.762007599981065e-07)
     p = p * r + np.float64(2.7557268480116333e-06)
     p = p * r + np.float64(2.4801521322116825e-05)
@@ -140,13 +140,13 @@ def _exp_f32(x):
     c = lo if x < lo else x
     c = hi if c > hi else c
     c = c if c == c else np.float32(0.0)
-    shifter = np.float32(12582912.0)             # 1.5 * 2^23
+    shifter = np.float32(12582912.0)  # 1.5 * 2^23
     t = c * np.float32(1.44269504) + shifter
     kf = t - shifter
     k = _float_bits(t) - _float_bits(shifter)
-    r = c - kf * np.float32(0.693359375)         # ln2_hi, 9 significant bits
-    r = r - kf * np.float32(-2.12194440e-4)      # ln2_lo
-    p = np.float32(0.0013926175888627768)        # q(r) ~ (e^r - 1 - r) / r^2, degree 4
+    r = c - kf * np.float32(0.693359375)  # ln2_hi, 9 significant bits
+    r = r - kf * np.float32(-2.12194440e-4)  # ln2_lo
+    p = np.float32(0.0013926175888627768)  # q(r) ~ (e^r - 1 - r) / r^2, degree 4
     p = p * r + np.float32(0.008363173343241215)
     p = p * r + np.float32(0.041666556149721146)
     p = p * r + np.float32(0.16666577756404877)

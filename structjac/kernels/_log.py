@@ -113,22 +113,41 @@ def vlog1p(x):
 
 # --- the reduced logarithm: log(2^k (1 + f)) + c, with dk = k as a float --------------
 
+
 @numba.njit(**_HELPER)
 def _log_reduced_f64(f, dk, c):
     s = f / (np.float64(2.0) + f)
     z = s * s
     w = z * z
-    t1 = w * (np.float64(3.999999999940941908e-01)            # Lg2
-              + w * (np.float64(2.222219843214978396e-01)     # Lg4
-                     + w * np.float64(1.531383769920937332e-01)))   # Lg6
-    t2 = z * (np.float64(6.666666666666735130e-01)            # Lg1
-              + w * (np.float64(2.857142874366239149e-01)     # Lg3
-                     + w * (np.float64(1.818357216161805012e-01)    # Lg5
-                            + w * np.float64(1.479819860511658591e-01))))   # Lg7
+    t1 = w * (
+        np.float64(3.999999999940941908e-01)  # Lg2
+        + w
+        * (
+            np.float64(2.222219843214978396e-01)  # Lg4
+            + w * np.float64(1.531383769920937332e-01)
+        )
+    )  # Lg6
+    t2 = z * (
+        np.float64(6.666666666666735130e-01)  # Lg1
+        + w
+        * (
+            np.float64(2.857142874366239149e-01)  # Lg3
+            + w
+            * (
+                np.float64(1.818357216161805012e-01)  # Lg5
+                + w * np.float64(1.479819860511658591e-01)
+            )
+        )
+    )  # Lg7
     r = t2 + t1
     hfsq = np.float64(0.5) * f * f
-    return (s * (hfsq + r) + (dk * np.float64(1.90821492927058770002e-10) + c)   # ln2_lo
-            - hfsq + f + dk * np.float64(6.93147180369123816490e-01))            # ln2_hi
+    return (
+        s * (hfsq + r)
+        + (dk * np.float64(1.90821492927058770002e-10) + c)  # ln2_lo
+        - hfsq
+        + f
+        + dk * np.float64(6.93147180369123816490e-01)
+    )  # ln2_hi
 
 
 @numba.njit(**_HELPER)
@@ -136,41 +155,46 @@ def _log_reduced_f32(f, dk, c):
     s = f / (np.float32(2.0) + f)
     z = s * s
     w = z * z
-    t1 = w * (np.float32(0.40000972152) + w * np.float32(0.24279078841))      # Lg2, Lg4
-    t2 = z * (np.float32(0.66666662693) + w * np.float32(0.28498786688))      # Lg1, Lg3
+    t1 = w * (np.float32(0.40000972152) + w * np.float32(0.24279078841))  # Lg2, Lg4
+    t2 = z * (np.float32(0.66666662693) + w * np.float32(0.28498786688))  # Lg1, Lg3
     r = t2 + t1
     hfsq = np.float32(0.5) * f * f
-    return (s * (hfsq + r) + (dk * np.float32(9.0580006145e-06) + c)         # ln2_lo
-            - hfsq + f + dk * np.float32(6.9313812256e-01))                   # ln2_hi
+    return (
+        s * (hfsq + r)
+        + (dk * np.float32(9.0580006145e-06) + c)  # ln2_lo
+        - hfsq
+        + f
+        + dk * np.float32(6.9313812256e-01)
+    )  # ln2_hi
 
 
 # bits(1.0) - bits(sqrt(2)/2) in the high word; bits(sqrt(2)/2); the shifter 1.5 * 2^52
 _OFF64 = np.int64((0x3FF00000 - 0x3FE6A09E) << 32)
 _SQRT_HALF64 = np.int64(0x3FE6A09E << 32)
 _MANT64 = np.int64(0x000FFFFFFFFFFFFF)
-_SHIFT64 = np.int64(0x4338000000000000 - 1023)        # bits(1.5 * 2^52), less the bias
+_SHIFT64 = np.int64(0x4338000000000000 - 1023)  # bits(1.5 * 2^52), less the bias
 _OFF32 = 0x3F800000 - 0x3F3504F3
 _SQRT_HALF32 = 0x3F3504F3
-_SHIFT32 = 0x4B400000 - 127                            # bits(1.5 * 2^23), less the bias
+_SHIFT32 = 0x4B400000 - 127  # bits(1.5 * 2^23), less the bias
 
 
 def _log_f64(x):
-    sub = x < np.float64(2.2250738585072014e-308)        # subnormal (or <= 0: a select below)
-    xs = x * np.float64(18014398509481984.0) if sub else x          # 2^54
+    sub = x < np.float64(2.2250738585072014e-308)  # subnormal (or <= 0: a select below)
+    xs = x * np.float64(18014398509481984.0) if sub else x  # 2^54
     ix = _float_bits(xs) + _OFF64
     # dk = (ix >> 52) - 1023 (- 54) as a float, by the shifter
     dk = _bits_float((ix >> 52) + _SHIFT64) - np.float64(6755399441055744.0)
     dk = dk - np.float64(54.0) if sub else dk
     m = _bits_float((ix & _MANT64) + _SQRT_HALF64)
     y = _log_reduced_f64(m - np.float64(1.0), dk, np.float64(0.0))
-    y = y if x < np.float64(np.inf) else x               # inf -> inf; NaN -> NaN
+    y = y if x < np.float64(np.inf) else x  # inf -> inf; NaN -> NaN
     y = -np.float64(np.inf) if x == np.float64(0.0) else y
     return np.float64(np.nan) if x < np.float64(0.0) else y
 
 
 def _log_f32(x):
     sub = x < np.float32(1.17549435e-38)
-    xs = x * np.float32(33554432.0) if sub else x                   # 2^25
+    xs = x * np.float32(33554432.0) if sub else x  # 2^25
     ix = _float_bits(xs) + _OFF32
     dk = _bits_float(np.int32((ix >> 23) + _SHIFT32)) - np.float32(12582912.0)
     dk = dk - np.float32(25.0) if sub else dk
@@ -191,12 +215,12 @@ def _log1p_f64(x):
     c = c / u
     m = _bits_float((iu & _MANT64) + _SQRT_HALF64)
     f = m - one
-    k0 = dk == np.float64(0.0)                             # 1 + x in [sqrt(2)/2, sqrt(2))
+    k0 = dk == np.float64(0.0)  # 1 + x in [sqrt(2)/2, sqrt(2))
     f = x if k0 else f
     c = np.float64(0.0) if k0 else c
     y = _log_reduced_f64(f, dk, c)
-    y = y if x < np.float64(np.inf) else x                 # inf -> inf; NaN -> NaN
-    y = x if abs(x) < np.float64(5.551115123125783e-17) else y    # |x| < 2^-54: x (and -0.0)
+    y = y if x < np.float64(np.inf) else x  # inf -> inf; NaN -> NaN
+    y = x if abs(x) < np.float64(5.551115123125783e-17) else y  # |x| < 2^-54: x (and -0.0)
     y = -np.float64(np.inf) if x == -one else y
     return np.float64(np.nan) if x < -one else y
 
@@ -215,7 +239,7 @@ def _log1p_f32(x):
     c = np.float32(0.0) if k0 else c
     y = _log_reduced_f32(f, dk, c)
     y = y if x < np.float32(np.inf) else x
-    y = x if abs(x) < np.float32(2.98023224e-08) else y          # |x| < 2^-25
+    y = x if abs(x) < np.float32(2.98023224e-08) else y  # |x| < 2^-25
     y = -np.float32(np.inf) if x == -one else y
     return np.float32(np.nan) if x < -one else y
 

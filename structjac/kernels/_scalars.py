@@ -106,9 +106,10 @@ def _zero_overload(v):
 # --- the activations: value f(v, p1, p2), derivative f'(v, p1, p2), and f' from the
 # output a (where there is a form); constants in the dtype of v ---
 
+
 @numba.njit(**_SCALAR)
-def _sigmoid_pair(v):                   # (sigma(v), sigma(-v) = 1 - sigma(v)), both accurate:
-    o = one(v)                          # 1/(1+e) and e/(1+e), e = exp(-|v|) (no overflow)
+def _sigmoid_pair(v):  # (sigma(v), sigma(-v) = 1 - sigma(v)), both accurate:
+    o = one(v)  # 1/(1+e) and e/(1+e), e = exp(-|v|) (no overflow)
     e = vexp(-abs(v))
     r = o / (o + e)
     er = e * r
@@ -123,14 +124,14 @@ def _sigmoid(v, p1, p2):
 
 
 @numba.njit(**_SCALAR)
-def _sigmoid_derivative(v, p1, p2):     # e / (1 + e)**2, e = exp(-|v|): both tails accurate
+def _sigmoid_derivative(v, p1, p2):  # e / (1 + e)**2, e = exp(-|v|): both tails accurate
     e = vexp(-abs(v))
     d = one(v) + e
     return e / (d * d)
 
 
 @numba.njit(**_SCALAR)
-def _sigmoid_from_output(a, p1, p2):    # a (1 - a)
+def _sigmoid_from_output(a, p1, p2):  # a (1 - a)
     return a * (one(a) - a)
 
 
@@ -140,26 +141,26 @@ def _tanh(v, p1, p2):
 
 
 @numba.njit(**_SCALAR)
-def _tanh_derivative(v, p1, p2):        # 4 e / (1 + e)**2, e = exp(-2|v|)
+def _tanh_derivative(v, p1, p2):  # 4 e / (1 + e)**2, e = exp(-2|v|)
     e = vexp(-abs(v + v))
     d = one(v) + e
     return const(v, 4) * e / (d * d)
 
 
 @numba.njit(**_SCALAR)
-def _tanh_from_output(a, p1, p2):       # (1 + a)(1 - a), not 1 - a**2 (1000x more accurate)
+def _tanh_from_output(a, p1, p2):  # (1 + a)(1 - a), not 1 - a**2 (1000x more accurate)
     o = one(a)
     return (o + a) * (o - a)
 
 
 @numba.njit(**_SCALAR)
-def _relu(v, p1, p2):                   # NaN stays NaN (NaN <= 0 is false)
+def _relu(v, p1, p2):  # NaN stays NaN (NaN <= 0 is false)
     z = zero(v)
     return z if v <= z else v
 
 
 @numba.njit(**_SCALAR)
-def _relu_derivative(v, at_zero, p2):   # 1, 0, at_zero at 0, NaN for NaN
+def _relu_derivative(v, at_zero, p2):  # 1, 0, at_zero at 0, NaN for NaN
     z = zero(v)
     r = one(v) if v > z else z
     r = at_zero if v == z else r
@@ -172,7 +173,7 @@ def _leaky_relu(v, slope, p2):
 
 
 @numba.njit(**_SCALAR)
-def _leaky_relu_derivative(v, slope, at_zero):   # 1, slope, at_zero at 0, NaN for NaN
+def _leaky_relu_derivative(v, slope, at_zero):  # 1, slope, at_zero at 0, NaN for NaN
     z = zero(v)
     r = one(v) if v > z else slope
     r = at_zero if v == z else r
@@ -180,7 +181,7 @@ def _leaky_relu_derivative(v, slope, at_zero):   # 1, slope, at_zero at 0, NaN f
 
 
 @numba.njit(**_SCALAR)
-def _exp(v, p1, p2):                    # also its own derivative
+def _exp(v, p1, p2):  # also its own derivative
     return vexp(v)
 
 
@@ -195,28 +196,28 @@ def _log_derivative(v, p1, p2):
 
 
 @numba.njit(**_SCALAR)
-def _log1p_exp_neg_abs(v):              # log1p(exp(-|v|)), the tail of softplus
+def _log1p_exp_neg_abs(v):  # log1p(exp(-|v|)), the tail of softplus
     return vlog1p(vexp(-abs(v)))
 
 
 @numba.njit(**_SCALAR)
-def _softplus(v, p1, p2):               # max(v, 0) + log1p(exp(-|v|)): no overflow
+def _softplus(v, p1, p2):  # max(v, 0) + log1p(exp(-|v|)): no overflow
     z = zero(v)
     m = v if v > z else z
     return m + _log1p_exp_neg_abs(v)
 
 
 @numba.njit(**_SCALAR)
-def _silu(v, p1, p2):                   # v sigma(v); 0 where sigma(v) = 0 (v = -inf: the limit)
+def _silu(v, p1, p2):  # v sigma(v); 0 where sigma(v) = 0 (v = -inf: the limit)
     s = _sigmoid(v, p1, p2)
     return zero(v) if s == zero(v) else v * s
 
 
 @numba.njit(**_SCALAR)
-def _silu_derivative(v, p1, p2):        # s (1 + v t) = s + v s (1 - s), s = sigma(v),
-    s, t = _sigmoid_pair(v)             # t = sigma(-v) (not 1 - s: accurate for v > 0);
-    d = s if t == zero(v) else s * (one(v) + v * t)   # the limits 1 at +inf (t = 0)
-    return zero(v) if s == zero(v) else d             # and 0 at -inf (s = 0)
+def _silu_derivative(v, p1, p2):  # s (1 + v t) = s + v s (1 - s), s = sigma(v),
+    s, t = _sigmoid_pair(v)  # t = sigma(-v) (not 1 - s: accurate for v > 0);
+    d = s if t == zero(v) else s * (one(v) + v * t)  # the limits 1 at +inf (t = 0)
+    return zero(v) if s == zero(v) else d  # and 0 at -inf (s = 0)
 
 
 @numba.njit(**_SCALAR)
@@ -269,107 +270,149 @@ class Activation(NamedTuple):
     layer: bool = True
 
 
-_AT_ZERO = ("at_zero", 1.0,
-            "at_zero : float, default 1.0\n"
-            "    Derivative used at exactly 0 (1, as a subgradient; PyTorch/JAX: 0).")
+_AT_ZERO = (
+    "at_zero",
+    1.0,
+    "at_zero : float, default 1.0\n"
+    "    Derivative used at exactly 0 (1, as a subgradient; PyTorch/JAX: 0).",
+)
 _SLOPE = ("slope", 0.01, "slope : float, default 0.01\n    Slope for negative inputs.")
 
 #: The activations: name -> :class:`Activation` (see the module docstring).
 ACTIVATIONS = {
     "sigmoid": Activation(
-        _sigmoid, _sigmoid_derivative, _sigmoid_from_output,
-        docs=("Logistic sigmoid, sigma(x) = 1 / (1 + exp(-x)), element-wise.\n\n"
-              "Evaluated as 1/(1+e) for x >= 0 and e/(1+e) for x < 0 with e = exp(-|x|):\n"
-              "no overflow.",
-              "sigma'(x) = e / (1 + e)**2 with e = exp(-|x|), element-wise: accurate in "
-              "both tails.",
-              "sigma'(x) = a (1 - a) from the output a = sigma(x)."),
-        op="Sigmoid"),
+        _sigmoid,
+        _sigmoid_derivative,
+        _sigmoid_from_output,
+        docs=(
+            "Logistic sigmoid, sigma(x) = 1 / (1 + exp(-x)), element-wise.\n\n"
+            "Evaluated as 1/(1+e) for x >= 0 and e/(1+e) for x < 0 with e = exp(-|x|):\n"
+            "no overflow.",
+            "sigma'(x) = e / (1 + e)**2 with e = exp(-|x|), element-wise: accurate in both tails.",
+            "sigma'(x) = a (1 - a) from the output a = sigma(x).",
+        ),
+        op="Sigmoid",
+    ),
     "tanh": Activation(
-        _tanh, _tanh_derivative, _tanh_from_output, memory_bound=(False, True),
-        docs=("tanh(x), element-wise, within 2 ulp of ``np.tanh`` (float32: of the correctly\n"
-              "rounded value).\n\n"
-              "For |x| >= 0.625, 1 - 2/(exp(2|x|) + 1); below, Cephes' odd polynomial (float32)\n"
-              "or rational function (float64) in x^2; the sign of x restored by copysign, so\n"
-              "-0.0 gives -0.0, +-inf gives +-1 and NaN gives NaN.  Vectorised (see\n"
-              ":mod:`structjac.kernels._tanh`).",
-              "tanh'(x) = 1/cosh(x)**2 = 4 e / (1 + e)**2 with e = exp(-2|x|): accurate in "
-              "both tails.",
-              "tanh'(x) = (1 + a)(1 - a) from the output a = tanh(x).\n\n"
-              "About 1000x more accurate in float32 than 1 - a**2."),
-        op="Tanh"),
+        _tanh,
+        _tanh_derivative,
+        _tanh_from_output,
+        memory_bound=(False, True),
+        docs=(
+            "tanh(x), element-wise, within 2 ulp of ``np.tanh`` (float32: of the correctly\n"
+            "rounded value).\n\n"
+            "For |x| >= 0.625, 1 - 2/(exp(2|x|) + 1); below, Cephes' odd polynomial (float32)\n"
+            "or rational function (float64) in x^2; the sign of x restored by copysign, so\n"
+            "-0.0 gives -0.0, +-inf gives +-1 and NaN gives NaN.  Vectorised (see\n"
+            ":mod:`structjac.kernels._tanh`).",
+            "tanh'(x) = 1/cosh(x)**2 = 4 e / (1 + e)**2 with e = exp(-2|x|): accurate in "
+            "both tails.",
+            "tanh'(x) = (1 + a)(1 - a) from the output a = tanh(x).\n\n"
+            "About 1000x more accurate in float32 than 1 - a**2.",
+        ),
+        op="Tanh",
+    ),
     "relu": Activation(
-        _relu, _relu_derivative, params=(_AT_ZERO,),
-        docs=("max(x, 0), element-wise; NaN stays NaN.",
-              "relu'(x): 1 for x > 0, 0 for x < 0, ``at_zero`` at x == 0, NaN for NaN.",
-              None),
-        op="ReLU"),
+        _relu,
+        _relu_derivative,
+        params=(_AT_ZERO,),
+        docs=(
+            "max(x, 0), element-wise; NaN stays NaN.",
+            "relu'(x): 1 for x > 0, 0 for x < 0, ``at_zero`` at x == 0, NaN for NaN.",
+            None,
+        ),
+        op="ReLU",
+    ),
     "leaky_relu": Activation(
-        _leaky_relu, _leaky_relu_derivative, params=(_SLOPE, _AT_ZERO), value_params=1,
-        docs=("x for x >= 0, slope * x for x < 0, element-wise; NaN stays NaN.",
-              "1 for x > 0, slope for x < 0, ``at_zero`` at x == 0, NaN for NaN.",
-              None),
-        op="LeakyReLU"),
+        _leaky_relu,
+        _leaky_relu_derivative,
+        params=(_SLOPE, _AT_ZERO),
+        value_params=1,
+        docs=(
+            "x for x >= 0, slope * x for x < 0, element-wise; NaN stays NaN.",
+            "1 for x > 0, slope for x < 0, ``at_zero`` at x == 0, NaN for NaN.",
+            None,
+        ),
+        op="LeakyReLU",
+    ),
     "exp": Activation(
-        _exp, _exp, docs=("exp(x), element-wise (also its own derivative).",
-                          "exp'(x) = exp(x).", None),
-        op="Exp", layer=False),
+        _exp,
+        _exp,
+        docs=("exp(x), element-wise (also its own derivative).", "exp'(x) = exp(x).", None),
+        op="Exp",
+        layer=False,
+    ),
     "log": Activation(
-        _log, _log_derivative, memory_bound=(False, True),
+        _log,
+        _log_derivative,
+        memory_bound=(False, True),
         docs=("log(x), element-wise: NaN for x < 0, -inf at 0.", "log'(x) = 1 / x.", None),
-        op="Log", layer=False),
+        op="Log",
+        layer=False,
+    ),
     "softplus": Activation(
-        _softplus, _sigmoid, memory_bound=(False, True),
-        docs=("log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow, no cancellation.",
-              "softplus'(x) = sigmoid(x).", None),
-        op="Softplus"),
+        _softplus,
+        _sigmoid,
+        memory_bound=(False, True),
+        docs=(
+            "log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow, no cancellation.",
+            "softplus'(x) = sigmoid(x).",
+            None,
+        ),
+        op="Softplus",
+    ),
     "silu": Activation(
-        _silu, _silu_derivative,
-        docs=("SiLU (swish), x sigma(x), element-wise, computed with the stable sigmoid;\n"
-              "0 at x = -inf (the limit, not -inf * 0).",
-              "silu'(x) = s + x s (1 - s) = s (1 + x sigma(-x)) with s = sigma(x) (the second\n"
-              "form: no cancellation); the limits 1 at +inf and 0 at -inf.", None),
-        op="SiLU"),
-    "identity": Activation(_identity, _identity_derivative,
-                           docs=("x.", "1.", None)),
+        _silu,
+        _silu_derivative,
+        docs=(
+            "SiLU (swish), x sigma(x), element-wise, computed with the stable sigmoid;\n"
+            "0 at x = -inf (the limit, not -inf * 0).",
+            "silu'(x) = s + x s (1 - s) = s (1 + x sigma(-x)) with s = sigma(x) (the second\n"
+            "form: no cancellation); the limits 1 at +inf and 0 at -inf.",
+            None,
+        ),
+        op="SiLU",
+    ),
+    "identity": Activation(_identity, _identity_derivative, docs=("x.", "1.", None)),
 }
 
 
 # --- the losses: per-element term of J0 and its derivative in y_hat, (y, h, p) with
 # one parameter p in the dtype (0 when unused) ---
 
+
 @numba.njit(**_SCALAR)
-def _mse_term(y, h, p):                 # (y - h)**2
+def _mse_term(y, h, p):  # (y - h)**2
     r = y - h
     return r * r
 
 
 @numba.njit(**_SCALAR)
-def _mse_grad(y, h, p):                 # -2 (y - h)
+def _mse_grad(y, h, p):  # -2 (y - h)
     return const(h, 2) * (h - y)
 
 
 @numba.njit(**_SCALAR)
-def _clip(h, eps):                      # clip(h, eps, 1 - eps)
+def _clip(h, eps):  # clip(h, eps, 1 - eps)
     c = eps if h < eps else h
     hi = one(h) - eps
     return hi if c > hi else c
 
 
 @numba.njit(**_SCALAR)
-def _bce_term(y, h, eps):               # -(y log c + (1 - y) log(1 - c)), c = clip(h)
+def _bce_term(y, h, eps):  # -(y log c + (1 - y) log(1 - c)), c = clip(h)
     c = _clip(h, eps)
     return -(y * vlog(c) + (one(h) - y) * vlog1p(-c))
 
 
 @numba.njit(**_SCALAR)
-def _bce_grad(y, h, eps):               # (c - y) / (c (1 - c)) at the clamped c
+def _bce_grad(y, h, eps):  # (c - y) / (c (1 - c)) at the clamped c
     c = _clip(h, eps)
     return (c - y) / (c * (one(h) - c))
 
 
 @numba.njit(**_SCALAR)
-def _bce_with_logits_term(y, z, p):     # max(z, 0) - z y + log1p(exp(-|z|))
+def _bce_with_logits_term(y, z, p):  # max(z, 0) - z y + log1p(exp(-|z|))
     # max(z, 0) - z y = z c with c = 1 - y (z > 0) or -y (z <= 0), and z c is taken
     # as 0 when c = 0: then z = +-inf gives its limit (0 or inf), not inf - inf or
     # 0 * inf; z (1 - y) is also free of the cancellation of z - z y for y near 1
@@ -379,7 +422,7 @@ def _bce_with_logits_term(y, z, p):     # max(z, 0) - z y + log1p(exp(-|z|))
 
 
 @numba.njit(**_SCALAR)
-def _bce_with_logits_grad(y, z, p):     # sigma(z) - y
+def _bce_with_logits_grad(y, z, p):  # sigma(z) - y
     return _sigmoid(z, p, p) - y
 
 

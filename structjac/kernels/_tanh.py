@@ -68,7 +68,7 @@ def vtanh(x):
 
 def _tanh_f64(x):
     bits = _float_bits(x)
-    u = _bits_float(bits & np.int64(0x7FFFFFFFFFFFFFFF))      # |x| (NaN stays NaN)
+    u = _bits_float(bits & np.int64(0x7FFFFFFFFFFFFFFF))  # |x| (NaN stays NaN)
     one = np.float64(1.0)
     two = np.float64(2.0)
     # u >= 0.625: 1 - 2 / (e^{2u} + 1); inf for 2u > 709.8 gives 1
@@ -82,9 +82,10 @@ def _tanh_f64(x):
     q = q * s + np.float64(2.23548839060100448583e3)
     q = q * s + np.float64(4.84406305325125486048e3)
     small = u + u * (s * (p / q))
-    t = large if u >= np.float64(0.625) else small    # NaN: small, which is NaN
-    return _bits_float((_float_bits(t) & np.int64(0x7FFFFFFFFFFFFFFF))
-                       | (bits & np.int64(-0x8000000000000000)))
+    t = large if u >= np.float64(0.625) else small  # NaN: small, which is NaN
+    return _bits_float(
+        (_float_bits(t) & np.int64(0x7FFFFFFFFFFFFFFF)) | (bits & np.int64(-0x8000000000000000))
+    )
 
 
 def _tanh_f32(x):
@@ -105,7 +106,9 @@ def _tanh_f32(x):
     return _bits_float(np.int32((_float_bits(t) & 0x7FFFFFFF) | (bits & -0x80000000)))
 
 
-@overload(vtanh, jit_options=dict(fastmath=set(EXP_FASTMATH), error_model="numpy", forceinline=True))
+@overload(
+    vtanh, jit_options=dict(fastmath=set(EXP_FASTMATH), error_model="numpy", forceinline=True)
+)
 def _vtanh_overload(x):
     if x == types.float64:
         return _tanh_f64

@@ -55,8 +55,15 @@ import numpy as np
 
 from ._config import JIT
 
-__all__ = ["cross_entropy_exact_columns", "cross_entropy_sampled_columns", "gate_from_output",
-           "gate_square_sum", "ghost_norms_add", "scale_rows_colsum", "square_colsum"]
+__all__ = [
+    "cross_entropy_exact_columns",
+    "cross_entropy_sampled_columns",
+    "gate_from_output",
+    "gate_square_sum",
+    "ghost_norms_add",
+    "scale_rows_colsum",
+    "square_colsum",
+]
 
 #: The activations whose derivative :func:`gate_from_output` forms from the output ``a``
 #: inside the pass: sigmoid :math:`a(1 - a)`, tanh :math:`(1 + a)(1 - a)`.
@@ -254,16 +261,31 @@ def cross_entropy_exact_columns(q, v, j, a, b, W, out=None):
     W = _check2("W", W)
     dt = W.dtype
     N, C = q.shape
-    if v.shape != (N, C) or W.shape[0] != C or j.shape != (N,) or a.shape != (N,) or b.shape != (N,):
-        raise ValueError(f"q {q.shape}, v {v.shape}, j {j.shape}, a {a.shape}, b {b.shape} and "
-                         f"W {W.shape} do not fit: need (N, C), (N, C), (N,), (N,), (N,), (C, d)")
+    if (
+        v.shape != (N, C)
+        or W.shape[0] != C
+        or j.shape != (N,)
+        or a.shape != (N,)
+        or b.shape != (N,)
+    ):
+        raise ValueError(
+            f"q {q.shape}, v {v.shape}, j {j.shape}, a {a.shape}, b {b.shape} and "
+            f"W {W.shape} do not fit: need (N, C), (N, C), (N,), (N,), (N,), (C, d)"
+        )
     q = np.ascontiguousarray(q, dtype=dt)
     v = np.ascontiguousarray(v, dtype=dt)
     R = (q * v) @ W
     out = _out(out, (max(C - 1, 0), N, W.shape[1]), dt)
-    _ce_exact_columns(q, v, np.ascontiguousarray(j, dtype=np.int64),
-                      np.ascontiguousarray(a, dtype=dt), np.ascontiguousarray(b, dtype=dt),
-                      W, R, out)
+    _ce_exact_columns(
+        q,
+        v,
+        np.ascontiguousarray(j, dtype=np.int64),
+        np.ascontiguousarray(a, dtype=dt),
+        np.ascontiguousarray(b, dtype=dt),
+        W,
+        R,
+        out,
+    )
     return out
 
 
@@ -286,34 +308,56 @@ def cross_entropy_sampled_columns(PW, cls, scale, W, out=None):
     PW = _check2("PW", PW, W.dtype)
     K, N = cls.shape
     if PW.shape != (N, W.shape[1]) or scale.shape != (N,):
-        raise ValueError(f"PW {PW.shape}, cls {cls.shape}, scale {scale.shape} and W {W.shape} "
-                         "do not fit: need (N, d), (K, N), (N,), (C, d)")
+        raise ValueError(
+            f"PW {PW.shape}, cls {cls.shape}, scale {scale.shape} and W {W.shape} "
+            "do not fit: need (N, d), (K, N), (N,), (C, d)"
+        )
     if cls.size and (cls.min() < 0 or cls.max() >= W.shape[0]):
-        raise ValueError(f"cls must index the {W.shape[0]} rows of W, got values in "
-                         f"[{cls.min()}, {cls.max()}]")
+        raise ValueError(
+            f"cls must index the {W.shape[0]} rows of W, got values in [{cls.min()}, {cls.max()}]"
+        )
     out = _out(out, (K, N, W.shape[1]), W.dtype)
-    _ce_sampled_columns(PW, np.ascontiguousarray(cls, dtype=np.int64),
-                        np.ascontiguousarray(scale, dtype=W.dtype), W, out)
+    _ce_sampled_columns(
+        PW,
+        np.ascontiguousarray(cls, dtype=np.int64),
+        np.ascontiguousarray(scale, dtype=W.dtype),
+        W,
+        out,
+    )
     return out
 
 
 def _out(out, shape, dtype):
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if not (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == dtype
-            and out.flags.c_contiguous and out.flags.writeable):
-        raise ValueError(f"out must be a writeable C-contiguous array of shape {tuple(shape)} and "
-                         f"dtype {np.dtype(dtype)}, got {getattr(out, 'shape', None)} "
-                         f"{getattr(out, 'dtype', type(out).__name__)}")
+    if not (
+        isinstance(out, np.ndarray)
+        and out.shape == tuple(shape)
+        and out.dtype == dtype
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    ):
+        raise ValueError(
+            f"out must be a writeable C-contiguous array of shape {tuple(shape)} and "
+            f"dtype {np.dtype(dtype)}, got {getattr(out, 'shape', None)} "
+            f"{getattr(out, 'dtype', type(out).__name__)}"
+        )
     return out
 
 
 def _check2(name, x, dtype=None):
-    if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype in (np.float32, np.float64)
-            and (dtype is None or x.dtype == dtype)):
-        raise ValueError(f"{name} must be a 2-D float32/float64 array"
-                         + ("" if dtype is None else f" of dtype {dtype}") + ", got "
-                         f"{getattr(x, 'shape', None)} {getattr(x, 'dtype', type(x).__name__)}")
+    if not (
+        isinstance(x, np.ndarray)
+        and x.ndim == 2
+        and x.dtype in (np.float32, np.float64)
+        and (dtype is None or x.dtype == dtype)
+    ):
+        raise ValueError(
+            f"{name} must be a 2-D float32/float64 array"
+            + ("" if dtype is None else f" of dtype {dtype}")
+            + ", got "
+            f"{getattr(x, 'shape', None)} {getattr(x, 'dtype', type(x).__name__)}"
+        )
     return np.ascontiguousarray(x)
 
 
@@ -391,11 +435,14 @@ def ghost_norms_add(G, A, total):
     """
     G = _check2("G", G)
     A = _check2("A", A, G.dtype)
-    if A.shape[0] != G.shape[0] or not (isinstance(total, np.ndarray) and total.dtype == np.float64
-                                        and total.shape == (G.shape[0],)):
-        raise ValueError(f"G {G.shape}, A {A.shape} and total "
-                         f"{getattr(total, 'shape', None)} {getattr(total, 'dtype', None)} must "
-                         "have one row per sample (total: float64)")
+    if A.shape[0] != G.shape[0] or not (
+        isinstance(total, np.ndarray) and total.dtype == np.float64 and total.shape == (G.shape[0],)
+    ):
+        raise ValueError(
+            f"G {G.shape}, A {A.shape} and total "
+            f"{getattr(total, 'shape', None)} {getattr(total, 'dtype', None)} must "
+            "have one row per sample (total: float64)"
+        )
     _ghost_norms_add(G, A, total)
     return total
 
@@ -421,10 +468,16 @@ def gate_from_output(V, A, activation, square=True, out=None, colsum=None):
     """
     if activation not in FROM_OUTPUT:
         raise ValueError(f"activation must be one of {sorted(FROM_OUTPUT)}, got {activation!r}")
-    if not (isinstance(V, np.ndarray) and V.ndim == 3 and V.dtype in (np.float32, np.float64)
-            and V.flags.c_contiguous):
-        raise ValueError(f"V must be a C-contiguous 3-D float32/float64 array, got "
-                         f"{getattr(V, 'shape', None)} {getattr(V, 'dtype', type(V).__name__)}")
+    if not (
+        isinstance(V, np.ndarray)
+        and V.ndim == 3
+        and V.dtype in (np.float32, np.float64)
+        and V.flags.c_contiguous
+    ):
+        raise ValueError(
+            f"V must be a C-contiguous 3-D float32/float64 array, got "
+            f"{getattr(V, 'shape', None)} {getattr(V, 'dtype', type(V).__name__)}"
+        )
     shape = V.shape[1:]
     A = _check2("A", A, V.dtype)
     if A.shape != shape:
@@ -463,26 +516,38 @@ def gate_square_sum(V, gp=None, out=None, colsum=None):
         ``V`` not a C-contiguous 3-D float32/float64 array, or ``gp`` / ``out`` /
         ``colsum`` of another shape or dtype (both shapes named).
     """
-    if not (isinstance(V, np.ndarray) and V.ndim == 3 and V.dtype in (np.float32, np.float64)
-            and V.flags.c_contiguous):
-        raise ValueError(f"V must be a C-contiguous 3-D float32/float64 array, got "
-                         f"{getattr(V, 'shape', None)} {getattr(V, 'dtype', type(V).__name__)}")
+    if not (
+        isinstance(V, np.ndarray)
+        and V.ndim == 3
+        and V.dtype in (np.float32, np.float64)
+        and V.flags.c_contiguous
+    ):
+        raise ValueError(
+            f"V must be a C-contiguous 3-D float32/float64 array, got "
+            f"{getattr(V, 'shape', None)} {getattr(V, 'dtype', type(V).__name__)}"
+        )
     shape = V.shape[1:]
     if out is None:
         out = np.empty(shape, dtype=V.dtype)
     elif out.shape != shape or out.dtype != V.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; V {V.shape} "
-                         f"{V.dtype} needs a C-contiguous {shape} {V.dtype}")
+        raise ValueError(
+            f"out has shape {out.shape} and dtype {out.dtype}; V {V.shape} "
+            f"{V.dtype} needs a C-contiguous {shape} {V.dtype}"
+        )
     if colsum is None:
         colsum = np.empty(shape[1], dtype=V.dtype)
     elif colsum.shape != shape[1:] or colsum.dtype != V.dtype:
-        raise ValueError(f"colsum has shape {colsum.shape} and dtype {colsum.dtype}; V "
-                         f"{V.shape} {V.dtype} needs {shape[1:]} {V.dtype}")
+        raise ValueError(
+            f"colsum has shape {colsum.shape} and dtype {colsum.dtype}; V "
+            f"{V.shape} {V.dtype} needs {shape[1:]} {V.dtype}"
+        )
     if gp is None:
         _square_sum(V, out, colsum)
         return out
     if gp.shape != shape or gp.dtype != V.dtype:
-        raise ValueError(f"gp has shape {gp.shape} and dtype {gp.dtype}; V {V.shape} "
-                         f"{V.dtype} needs {shape} {V.dtype}")
+        raise ValueError(
+            f"gp has shape {gp.shape} and dtype {gp.dtype}; V {V.shape} "
+            f"{V.dtype} needs {shape} {V.dtype}"
+        )
     _gate_square_sum(V, np.ascontiguousarray(gp), out, colsum)
     return out

@@ -89,8 +89,14 @@ from ._config import as_float_array, float_dtype, pick, serial_and_parallel
 from ._scalars import ACTIVATIONS as _TABLE
 from ._scalars import SOURCE_TAG, zero
 
-__all__ = ["ACTIVATIONS", "DEFAULT_PARAMS", "SUM_CHUNK_ROWS", "bias_activation",
-           "activation_vjp_bias_grad", "outer_activation_vjp_bias_grad"]
+__all__ = [
+    "ACTIVATIONS",
+    "DEFAULT_PARAMS",
+    "SUM_CHUNK_ROWS",
+    "bias_activation",
+    "activation_vjp_bias_grad",
+    "outer_activation_vjp_bias_grad",
+]
 
 #: Rows per chunk of the bias-gradient sum (see the module docstring).
 SUM_CHUNK_ROWS = 256
@@ -99,9 +105,11 @@ SUM_CHUNK_ROWS = 256
 #: the entries of the scalar table with ``layer=True``; the derivative from the output
 #: when the entry has one.
 _SCALARS = {
-    name: (e.value, e.from_output, True) if e.from_output is not None
+    name: (e.value, e.from_output, True)
+    if e.from_output is not None
     else (e.value, e.derivative, False)
-    for name, e in _TABLE.items() if e.layer
+    for name, e in _TABLE.items()
+    if e.layer
 }
 
 #: The activation names, and whether g' is computed from the output (else from z).
@@ -110,22 +118,23 @@ ACTIVATIONS = {name: from_output for name, (_, _, from_output) in _SCALARS.items
 
 # --- the kernel bodies, each written once; _g / _dg are bound per activation ---
 
-def _g(v, p1, p2):                      # placeholder: bound per activation
+
+def _g(v, p1, p2):  # placeholder: bound per activation
     raise NotImplementedError
 
 
-def _dg(s, p1, p2):                     # placeholder: bound per activation
+def _dg(s, p1, p2):  # placeholder: bound per activation
     raise NotImplementedError
 
 
-def _bias_act(Z, b, p1, p2):            # Z[k, j] <- g(Z[k, j] + b[j]), one array
+def _bias_act(Z, b, p1, p2):  # Z[k, j] <- g(Z[k, j] + b[j]), one array
     for k in numba.prange(Z.shape[0]):
         z = Z[k]
         for j in range(z.size):
             z[j] = _g(z[j] + b[j], p1, p2)
 
 
-def _bias_act_keep(Z, b, p1, p2, A):   # Z[k, j] <- Z[k, j] + b[j]; A[k, j] = g(Z[k, j])
+def _bias_act_keep(Z, b, p1, p2, A):  # Z[k, j] <- Z[k, j] + b[j]; A[k, j] = g(Z[k, j])
     for k in numba.prange(Z.shape[0]):
         z = Z[k]
         a = A[k]
@@ -172,7 +181,7 @@ def _outer_vjp_bias_grad(g, w, S, p1, p2, rows, partial, G):
 
 _KERNELS = {}
 for _name, (_value, _grad, _) in _SCALARS.items():
-    _variant = f"{_name}_{SOURCE_TAG}"     # a new cache entry when a scalar function changes
+    _variant = f"{_name}_{SOURCE_TAG}"  # a new cache entry when a scalar function changes
     _KERNELS[_name] = (
         serial_and_parallel(_bias_act, _variant, bind={"_g": _value}),
         serial_and_parallel(_bias_act_keep, _variant, bind={"_g": _value}),
@@ -193,20 +202,23 @@ def _kernels(activation):
     try:
         return _KERNELS[activation]
     except KeyError:
-        raise ValueError(f"unknown activation {activation!r}; valid names are "
-                         f"{', '.join(map(repr, _KERNELS))}") from None
+        raise ValueError(
+            f"unknown activation {activation!r}; valid names are {', '.join(map(repr, _KERNELS))}"
+        ) from None
 
 
 def _in_place_array(X, name):
     """Check that ``X`` is a writeable C-contiguous 2-D float32/float64 ndarray."""
     if not isinstance(X, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray (it is written in place), "
-                        f"got {type(X).__name__}")
+        raise TypeError(
+            f"{name} must be a numpy.ndarray (it is written in place), got {type(X).__name__}"
+        )
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-D (N, m), got shape {X.shape}")
     if X.dtype not in (np.float32, np.float64):
-        raise ValueError(f"{name} must be float32 or float64 (it is written in place), "
-                         f"got {X.dtype}")
+        raise ValueError(
+            f"{name} must be float32 or float64 (it is written in place), got {X.dtype}"
+        )
     if not X.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (got strides {X.strides})")
     if not X.flags.writeable:
@@ -218,7 +230,7 @@ def _read_array(x, shape, dtype, name, other, other_name):
     """``x`` as a C-contiguous array of ``shape`` and ``dtype`` that shares no memory
     with ``other`` (copied when it would)."""
     x = np.asarray(x)
-    float_dtype(x)                                   # rejects complex and non-numeric
+    float_dtype(x)  # rejects complex and non-numeric
     if x.shape != shape:
         raise ValueError(f"{name} has shape {x.shape} but {other_name} has shape {shape}")
     x = as_float_array(x, dtype).reshape(shape)
@@ -228,17 +240,17 @@ def _read_array(x, shape, dtype, name, other, other_name):
 
 
 #: The parameters an activation reads, with their defaults (those of structjac.ops).
-DEFAULT_PARAMS = {name: tuple(d for _, d, _ in e.params)
-                  for name, e in _TABLE.items() if e.layer and e.params}
+DEFAULT_PARAMS = {
+    name: tuple(d for _, d, _ in e.params) for name, e in _TABLE.items() if e.layer and e.params
+}
 
 
 def _typed_params(dtype, activation, params):
     default = DEFAULT_PARAMS.get(activation, ())
     params = tuple(params)
     if len(params) > len(default):
-        raise ValueError(f"{activation} takes at most {len(default)} parameters, "
-                         f"got {len(params)}")
-    p = params + default[len(params):] + (0.0, 0.0)
+        raise ValueError(f"{activation} takes at most {len(default)} parameters, got {len(params)}")
+    p = params + default[len(params) :] + (0.0, 0.0)
     return dtype.type(p[0]), dtype.type(p[1])
 
 
@@ -295,8 +307,10 @@ def bias_activation(Z, b, activation, params=(), out=None):
         return Z
     out = _in_place_array(out, "out")
     if out.shape != Z.shape or out.dtype != Z.dtype:
-        raise ValueError(f"out has shape {out.shape} and dtype {out.dtype} but Z has shape "
-                         f"{Z.shape} and dtype {Z.dtype}")
+        raise ValueError(
+            f"out has shape {out.shape} and dtype {out.dtype} but Z has shape "
+            f"{Z.shape} and dtype {Z.dtype}"
+        )
     if np.shares_memory(out, Z):
         raise ValueError("out shares memory with Z without being Z")
     kernel = pick(*keep, Z.size, memory_bound=keep[0].__name__ in _MEMORY_BOUND)
@@ -353,7 +367,7 @@ def activation_vjp_bias_grad(G, S, activation, params=()):
     N, m = G.shape
     _, _, vjp, _ = _kernels(activation)
     if activation == "identity":
-        S = G                                        # not read: g' = 1
+        S = G  # not read: g' = 1
     else:
         S = _read_array(S, G.shape, G.dtype, "S", G, "G")
     p1, p2 = _typed_params(G.dtype, activation, params)
@@ -428,8 +442,10 @@ def outer_activation_vjp_bias_grad(g, w, S, activation, params=(), out=None):
     else:
         out = _in_place_array(out, "out")
         if out.shape != shape or out.dtype != dtype:
-            raise ValueError(f"out has shape {out.shape} and dtype {out.dtype} but the "
-                             f"result has shape {shape} and dtype {np.dtype(dtype)}")
+            raise ValueError(
+                f"out has shape {out.shape} and dtype {out.dtype} but the "
+                f"result has shape {shape} and dtype {np.dtype(dtype)}"
+            )
     g = as_float_array(g, dtype)
     w = as_float_array(w, dtype)
     if np.shares_memory(g, out):
@@ -437,7 +453,7 @@ def outer_activation_vjp_bias_grad(g, w, S, activation, params=(), out=None):
     if np.shares_memory(w, out):
         w = w.copy()
     if S_arr is None:
-        S = out                                      # not read: g' = 1
+        S = out  # not read: g' = 1
     else:
         S = _read_array(S_arr, shape, dtype, "S", out, "the result")
     p1, p2 = _typed_params(np.dtype(dtype), activation, params)

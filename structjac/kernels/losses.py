@@ -45,14 +45,22 @@ import numba
 import numpy as np
 
 from ._config import (
-    append_doc_sections, bce_eps, float_dtype, pick, prepare_out, serial_and_parallel,
+    append_doc_sections,
+    bce_eps,
+    float_dtype,
+    pick,
+    prepare_out,
+    serial_and_parallel,
 )
 from ._scalars import LOSSES, SOURCE_TAG
 
 __all__ = [
-    "mse_per_sample", "mse_grad",
-    "bce_per_sample", "bce_grad",
-    "bce_with_logits_per_sample", "bce_with_logits_grad",
+    "mse_per_sample",
+    "mse_grad",
+    "bce_per_sample",
+    "bce_grad",
+    "bce_with_logits_per_sample",
+    "bce_with_logits_grad",
 ]
 
 
@@ -63,16 +71,17 @@ __all__ = [
 # loop, which then has nothing to vectorise (the BCE losses 10x slower).  Its results
 # are the same: a one-term float64 sum is the term.
 
-def _term(y, h, p):                      # placeholder: bound per loss
+
+def _term(y, h, p):  # placeholder: bound per loss
     raise NotImplementedError
 
 
-def _dterm(y, h, p):                     # placeholder: bound per loss
+def _dterm(y, h, p):  # placeholder: bound per loss
     raise NotImplementedError
 
 
-def _per_sample_body(y2, h2, p, out):    # out[k] = sum_j term(y[k, j], h[k, j]), float64 sum
-    if h2.shape[1] == 1:                  # one entry per sample: a flat loop
+def _per_sample_body(y2, h2, p, out):  # out[k] = sum_j term(y[k, j], h[k, j]), float64 sum
+    if h2.shape[1] == 1:  # one entry per sample: a flat loop
         y1 = y2.reshape(h2.shape[0])
         h1 = h2.reshape(h2.shape[0])
         for k in numba.prange(h1.size):
@@ -87,7 +96,7 @@ def _per_sample_body(y2, h2, p, out):    # out[k] = sum_j term(y[k, j], h[k, j])
             out[k] = acc
 
 
-def _grad_body(y, h, p, scale, out):     # out = scale * dJ0/dy_hat, element-wise
+def _grad_body(y, h, p, scale, out):  # out = scale * dJ0/dy_hat, element-wise
     for i in numba.prange(h.size):
         out[i] = scale * _dterm(y[i], h[i], p)
 
@@ -96,19 +105,23 @@ def _grad_body(y, h, p, scale, out):     # out = scale * dJ0/dy_hat, element-wis
 # the per-sample kernels run the samples (axis 0) in parallel, each sum serially
 _KERNELS = {}
 for _name, _loss in LOSSES.items():
-    _variant = f"{_name}_{SOURCE_TAG}"   # a new cache entry when a scalar function changes
+    _variant = f"{_name}_{SOURCE_TAG}"  # a new cache entry when a scalar function changes
     _KERNELS[_name] = (
         serial_and_parallel(_per_sample_body, _variant, bind={"_term": _loss.term}),
         serial_and_parallel(_grad_body, _variant, bind={"_dterm": _loss.grad}),
     )
 del _name, _loss, _variant
 
-(_mse_per_sample_serial, _mse_per_sample_parallel), (_mse_grad_serial, _mse_grad_parallel) = \
+(_mse_per_sample_serial, _mse_per_sample_parallel), (_mse_grad_serial, _mse_grad_parallel) = (
     _KERNELS["mse"]
-(_bce_per_sample_serial, _bce_per_sample_parallel), (_bce_grad_serial, _bce_grad_parallel) = \
+)
+(_bce_per_sample_serial, _bce_per_sample_parallel), (_bce_grad_serial, _bce_grad_parallel) = (
     _KERNELS["bce"]
-((_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel),
- (_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel)) = _KERNELS["bce_with_logits"]
+)
+(
+    (_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel),
+    (_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel),
+) = _KERNELS["bce_with_logits"]
 
 
 def _prepare(y, y_hat):
@@ -119,7 +132,9 @@ def _prepare(y, y_hat):
             f"shapes do not match: y has shape {y.shape} but y_hat has shape {y_hat.shape}"
         )
     if y_hat.ndim == 0:
-        raise ValueError("a loss needs a batch: y and y_hat have shape () (0-d); pass shape (N,) or (N, ...)")
+        raise ValueError(
+            "a loss needs a batch: y and y_hat have shape () (0-d); pass shape (N,) or (N, ...)"
+        )
     dtype = float_dtype(y, y_hat)
     n = y_hat.shape[0]
     m = y_hat.size // n if n else 0
@@ -142,7 +157,9 @@ def _grad(serial, parallel, y, y_hat, params, scale, out):
     shape = np.shape(y_hat)
     out, flat = prepare_out(out, shape, dtype)
     typed = [dtype.type(p) for p in params]
-    pick(serial, parallel, flat.size, memory_bound=True)(y2.reshape(-1), h2.reshape(-1), *typed, dtype.type(scale), flat)
+    pick(serial, parallel, flat.size, memory_bound=True)(
+        y2.reshape(-1), h2.reshape(-1), *typed, dtype.type(scale), flat
+    )
     return out
 
 
@@ -187,7 +204,14 @@ append_doc_sections(mse_grad, *_GRAD_SECTIONS)
 
 def bce_per_sample(y: ArrayLike, y_hat: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
     """Per-sample loss J0^(k) = sum over the non-batch axes of -[y log c + (1 - y) log(1 - c)], c = clip(y_hat, eps, 1 - eps)."""
-    return _per_sample(_bce_per_sample_serial, _bce_per_sample_parallel, y, y_hat, (bce_eps(_dtype_of(y, y_hat)),), out)
+    return _per_sample(
+        _bce_per_sample_serial,
+        _bce_per_sample_parallel,
+        y,
+        y_hat,
+        (bce_eps(_dtype_of(y, y_hat)),),
+        out,
+    )
 
 
 append_doc_sections(bce_per_sample, *_PER_SAMPLE_SECTIONS)
@@ -197,7 +221,9 @@ def bce_grad(
     y: ArrayLike, y_hat: ArrayLike, scale: float = 1.0, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = (c - y) / (c (1 - c)), element-wise."""
-    return _grad(_bce_grad_serial, _bce_grad_parallel, y, y_hat, (bce_eps(_dtype_of(y, y_hat)),), scale, out)
+    return _grad(
+        _bce_grad_serial, _bce_grad_parallel, y, y_hat, (bce_eps(_dtype_of(y, y_hat)),), scale, out
+    )
 
 
 append_doc_sections(bce_grad, *_GRAD_SECTIONS)
@@ -207,7 +233,14 @@ def bce_with_logits_per_sample(
     y: ArrayLike, y_hat: ArrayLike, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Per-sample loss J0^(k) = sum over the non-batch axes of max(z, 0) - z y + log1p(exp(-|z|)) with z = y_hat (logits)."""
-    return _per_sample(_bce_with_logits_per_sample_serial, _bce_with_logits_per_sample_parallel, y, y_hat, (0.0,), out)
+    return _per_sample(
+        _bce_with_logits_per_sample_serial,
+        _bce_with_logits_per_sample_parallel,
+        y,
+        y_hat,
+        (0.0,),
+        out,
+    )
 
 
 append_doc_sections(bce_with_logits_per_sample, *_PER_SAMPLE_SECTIONS)
@@ -217,7 +250,9 @@ def bce_with_logits_grad(
     y: ArrayLike, y_hat: ArrayLike, scale: float = 1.0, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Fused ``scale * dJ0/dy_hat`` with dJ0/dy_hat = sigmoid(z) - y, element-wise."""
-    return _grad(_bce_with_logits_grad_serial, _bce_with_logits_grad_parallel, y, y_hat, (0.0,), scale, out)
+    return _grad(
+        _bce_with_logits_grad_serial, _bce_with_logits_grad_parallel, y, y_hat, (0.0,), scale, out
+    )
 
 
 append_doc_sections(bce_with_logits_grad, *_GRAD_SECTIONS)

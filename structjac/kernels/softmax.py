@@ -60,12 +60,18 @@ from ._exp import vexp
 from ._log import vlog
 
 __all__ = [
-    "softmax_rows", "log_softmax_rows",
-    "softmax_vjp_rows", "softmax_vjp_from_output_rows",
-    "log_softmax_vjp_rows", "log_softmax_vjp_from_output_rows",
-    "softmax_jacobian_blocks", "log_softmax_jacobian_blocks",
-    "cross_entropy_labels_per_sample", "cross_entropy_labels_grad",
-    "cross_entropy_targets_per_sample", "cross_entropy_targets_grad",
+    "softmax_rows",
+    "log_softmax_rows",
+    "softmax_vjp_rows",
+    "softmax_vjp_from_output_rows",
+    "log_softmax_vjp_rows",
+    "log_softmax_vjp_from_output_rows",
+    "softmax_jacobian_blocks",
+    "log_softmax_jacobian_blocks",
+    "cross_entropy_labels_per_sample",
+    "cross_entropy_labels_grad",
+    "cross_entropy_targets_per_sample",
+    "cross_entropy_targets_grad",
     "softmax_hessian_blocks",
 ]
 
@@ -74,6 +80,7 @@ __all__ = [
 # Each body loops over the rows with numba.prange (parallel copy) and over a row with
 # range (vectorised by LLVM).  ``_row_max`` skips NaN (a NaN then propagates through
 # exp(x - m) into the row's sum).
+
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="never")
 def _row_max(x):
@@ -112,7 +119,7 @@ def _log_softmax(x2, out2):
             o[i] = x[i] - shift
 
 
-def _softmax_vjp(x2, g2, out2):          # p * (g - g.p), p written to out first
+def _softmax_vjp(x2, g2, out2):  # p * (g - g.p), p written to out first
     for r in numba.prange(x2.shape[0]):
         x = x2[r]
         g = g2[r]
@@ -134,7 +141,7 @@ def _softmax_vjp(x2, g2, out2):          # p * (g - g.p), p written to out first
             o[i] = o[i] * (g[i] - s)
 
 
-def _softmax_vjp_from_output(p2, g2, out2):   # p * (g - g.p) from p = softmax(x)
+def _softmax_vjp_from_output(p2, g2, out2):  # p * (g - g.p) from p = softmax(x)
     for r in numba.prange(p2.shape[0]):
         p = p2[r]
         g = g2[r]
@@ -147,7 +154,7 @@ def _softmax_vjp_from_output(p2, g2, out2):   # p * (g - g.p) from p = softmax(x
             o[i] = p[i] * (g[i] - s)
 
 
-def _log_softmax_vjp(x2, g2, out2):      # g - p sum(g), p = exp(x - lse)
+def _log_softmax_vjp(x2, g2, out2):  # g - p sum(g), p = exp(x - lse)
     for r in numba.prange(x2.shape[0]):
         x = x2[r]
         g = g2[r]
@@ -164,7 +171,7 @@ def _log_softmax_vjp(x2, g2, out2):      # g - p sum(g), p = exp(x - lse)
             o[i] = g[i] - vexp(x[i] - shift) * sg
 
 
-def _log_softmax_vjp_from_output(a2, g2, out2):   # g - exp(a) sum(g), a = log_softmax(x)
+def _log_softmax_vjp_from_output(a2, g2, out2):  # g - exp(a) sum(g), a = log_softmax(x)
     for r in numba.prange(a2.shape[0]):
         a = a2[r]
         g = g2[r]
@@ -177,7 +184,7 @@ def _log_softmax_vjp_from_output(a2, g2, out2):   # g - exp(a) sum(g), a = log_s
             o[i] = g[i] - vexp(a[i]) * sg
 
 
-def _softmax_jacobian_blocks(x2, scale, out3):    # scale * (diag(p) - p p^T) per row
+def _softmax_jacobian_blocks(x2, scale, out3):  # scale * (diag(p) - p p^T) per row
     k = x2.shape[1]
     for r in numba.prange(x2.shape[0]):
         x = x2[r]
@@ -186,19 +193,19 @@ def _softmax_jacobian_blocks(x2, scale, out3):    # scale * (diag(p) - p p^T) pe
         acc = 0.0
         for i in range(k):
             e = vexp(x[i] - m)
-            b[0, i] = e                   # p kept in the first row until the end
+            b[0, i] = e  # p kept in the first row until the end
             acc += e
         inv = b.dtype.type(1.0 / acc)
         for i in range(k):
             b[0, i] = b[0, i] * inv
-        for i in range(k - 1, -1, -1):    # row 0 last: it holds p
+        for i in range(k - 1, -1, -1):  # row 0 last: it holds p
             pi = b[0, i] * scale
             for j in range(k):
                 b[i, j] = -pi * b[0, j]
             b[i, i] += pi
 
 
-def _log_softmax_jacobian_blocks(x2, out3):       # I - 1 p^T per row
+def _log_softmax_jacobian_blocks(x2, out3):  # I - 1 p^T per row
     k = x2.shape[1]
     one = x2.dtype.type(1)
     for r in numba.prange(x2.shape[0]):
@@ -220,7 +227,7 @@ def _log_softmax_jacobian_blocks(x2, out3):       # I - 1 p^T per row
             b[i, i] += one
 
 
-def _ce_labels_per_sample(labels, z2, out):      # lse(z) - z[label]
+def _ce_labels_per_sample(labels, z2, out):  # lse(z) - z[label]
     for r in numba.prange(z2.shape[0]):
         z = z2[r]
         m = z.dtype.type(_row_max(z))
@@ -230,7 +237,7 @@ def _ce_labels_per_sample(labels, z2, out):      # lse(z) - z[label]
         out[r] = (m + z.dtype.type(vlog(acc))) - z[labels[r]]
 
 
-def _ce_labels_grad(labels, z2, scale, out2):    # scale * (p - e_label)
+def _ce_labels_grad(labels, z2, scale, out2):  # scale * (p - e_label)
     for r in numba.prange(z2.shape[0]):
         z = z2[r]
         o = out2[r]
@@ -246,7 +253,7 @@ def _ce_labels_grad(labels, z2, scale, out2):    # scale * (p - e_label)
         o[labels[r]] -= scale
 
 
-def _ce_targets_per_sample(t2, z2, out):         # sum(t) lse(z) - t.z
+def _ce_targets_per_sample(t2, z2, out):  # sum(t) lse(z) - t.z
     for r in numba.prange(z2.shape[0]):
         z = z2[r]
         t = t2[r]
@@ -257,11 +264,11 @@ def _ce_targets_per_sample(t2, z2, out):         # sum(t) lse(z) - t.z
         for i in range(z.size):
             acc += vexp(z[i] - m)
             ts += t[i]
-            tz += t[i] * (z[i] - m)       # shifted: no cancellation at large logits
+            tz += t[i] * (z[i] - m)  # shifted: no cancellation at large logits
         out[r] = ts * vlog(acc) - tz
 
 
-def _ce_targets_grad(t2, z2, scale, out2):       # scale * (sum(t) p - t)
+def _ce_targets_grad(t2, z2, scale, out2):  # scale * (sum(t) p - t)
     for r in numba.prange(z2.shape[0]):
         z = z2[r]
         t = t2[r]
@@ -282,24 +289,31 @@ def _ce_targets_grad(t2, z2, scale, out2):       # scale * (sum(t) p - t)
 _softmax_serial, _softmax_parallel = serial_and_parallel(_softmax)
 _log_softmax_serial, _log_softmax_parallel = serial_and_parallel(_log_softmax)
 _softmax_vjp_serial, _softmax_vjp_parallel = serial_and_parallel(_softmax_vjp)
-_softmax_vjp_from_output_serial, _softmax_vjp_from_output_parallel = \
-    serial_and_parallel(_softmax_vjp_from_output)
+_softmax_vjp_from_output_serial, _softmax_vjp_from_output_parallel = serial_and_parallel(
+    _softmax_vjp_from_output
+)
 _log_softmax_vjp_serial, _log_softmax_vjp_parallel = serial_and_parallel(_log_softmax_vjp)
-_log_softmax_vjp_from_output_serial, _log_softmax_vjp_from_output_parallel = \
-    serial_and_parallel(_log_softmax_vjp_from_output)
-_softmax_jacobian_blocks_serial, _softmax_jacobian_blocks_parallel = \
-    serial_and_parallel(_softmax_jacobian_blocks)
-_log_softmax_jacobian_blocks_serial, _log_softmax_jacobian_blocks_parallel = \
-    serial_and_parallel(_log_softmax_jacobian_blocks)
-_ce_labels_per_sample_serial, _ce_labels_per_sample_parallel = \
-    serial_and_parallel(_ce_labels_per_sample)
+_log_softmax_vjp_from_output_serial, _log_softmax_vjp_from_output_parallel = serial_and_parallel(
+    _log_softmax_vjp_from_output
+)
+_softmax_jacobian_blocks_serial, _softmax_jacobian_blocks_parallel = serial_and_parallel(
+    _softmax_jacobian_blocks
+)
+_log_softmax_jacobian_blocks_serial, _log_softmax_jacobian_blocks_parallel = serial_and_parallel(
+    _log_softmax_jacobian_blocks
+)
+_ce_labels_per_sample_serial, _ce_labels_per_sample_parallel = serial_and_parallel(
+    _ce_labels_per_sample
+)
 _ce_labels_grad_serial, _ce_labels_grad_parallel = serial_and_parallel(_ce_labels_grad)
-_ce_targets_per_sample_serial, _ce_targets_per_sample_parallel = \
-    serial_and_parallel(_ce_targets_per_sample)
+_ce_targets_per_sample_serial, _ce_targets_per_sample_parallel = serial_and_parallel(
+    _ce_targets_per_sample
+)
 _ce_targets_grad_serial, _ce_targets_grad_parallel = serial_and_parallel(_ce_targets_grad)
 
 
 # --------------------------------------------------------------------------- wrappers
+
 
 def _rows(x, dtype, name):
     x = np.asarray(x)
@@ -325,8 +339,9 @@ def _binary_rows(serial, parallel, x, g, out, names=("x", "g")):
     x = np.asarray(x)
     g = np.asarray(g)
     if x.shape != g.shape:
-        raise ValueError(f"{names[0]} has shape {x.shape} but {names[1]} has shape {g.shape}; "
-                         "they must be equal")
+        raise ValueError(
+            f"{names[0]} has shape {x.shape} but {names[1]} has shape {g.shape}; they must be equal"
+        )
     dtype = float_dtype(x, g)
     x2 = _rows(x, dtype, names[0])
     g2 = _rows(g, dtype, names[1])
@@ -335,14 +350,18 @@ def _binary_rows(serial, parallel, x, g, out, names=("x", "g")):
     return out
 
 
-_ROWS = ("Parameters\n----------\n"
-         "x : array_like, shape (N, k)\n    Never written to.\n"
-         "out : ndarray, optional\n    Shape ``(N, k)``, dtype of the result.",
-         "Returns\n-------\nndarray\n    Shape ``(N, k)``, float32 for float32 input, else float64.\n")
-_VJP_ROWS = ("Parameters\n----------\n"
-             "x, g : array_like, shape (N, k)\n    Input (or output) rows and cotangent rows.\n"
-             "out : ndarray, optional\n    Shape ``(N, k)``, dtype of the result.",
-             "Returns\n-------\nndarray\n    Shape ``(N, k)``.\n")
+_ROWS = (
+    "Parameters\n----------\n"
+    "x : array_like, shape (N, k)\n    Never written to.\n"
+    "out : ndarray, optional\n    Shape ``(N, k)``, dtype of the result.",
+    "Returns\n-------\nndarray\n    Shape ``(N, k)``, float32 for float32 input, else float64.\n",
+)
+_VJP_ROWS = (
+    "Parameters\n----------\n"
+    "x, g : array_like, shape (N, k)\n    Input (or output) rows and cotangent rows.\n"
+    "out : ndarray, optional\n    Shape ``(N, k)``, dtype of the result.",
+    "Returns\n-------\nndarray\n    Shape ``(N, k)``.\n",
+)
 
 
 def softmax_rows(x: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
@@ -364,8 +383,9 @@ def softmax_vjp_from_output_rows(
     p: ArrayLike, g: ArrayLike, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Fused row-wise softmax vjp ``p * (g - sum(g * p))`` from the output ``p``."""
-    return _binary_rows(_softmax_vjp_from_output_serial, _softmax_vjp_from_output_parallel,
-                        p, g, out, ("p", "g"))
+    return _binary_rows(
+        _softmax_vjp_from_output_serial, _softmax_vjp_from_output_parallel, p, g, out, ("p", "g")
+    )
 
 
 def log_softmax_vjp_rows(x: ArrayLike, g: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
@@ -377,14 +397,24 @@ def log_softmax_vjp_from_output_rows(
     a: ArrayLike, g: ArrayLike, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Fused row-wise log-softmax vjp ``g - exp(a) * sum(g)`` from the output ``a``."""
-    return _binary_rows(_log_softmax_vjp_from_output_serial,
-                        _log_softmax_vjp_from_output_parallel, a, g, out, ("a", "g"))
+    return _binary_rows(
+        _log_softmax_vjp_from_output_serial,
+        _log_softmax_vjp_from_output_parallel,
+        a,
+        g,
+        out,
+        ("a", "g"),
+    )
 
 
 for _f in (softmax_rows, log_softmax_rows):
     append_doc_sections(_f, *_ROWS)
-for _f in (softmax_vjp_rows, softmax_vjp_from_output_rows, log_softmax_vjp_rows,
-           log_softmax_vjp_from_output_rows):
+for _f in (
+    softmax_vjp_rows,
+    softmax_vjp_from_output_rows,
+    log_softmax_vjp_rows,
+    log_softmax_vjp_from_output_rows,
+):
     append_doc_sections(_f, *_VJP_ROWS)
 del _f
 
@@ -406,8 +436,11 @@ def softmax_jacobian_blocks(x: ArrayLike, scale: float = 1.0) -> np.ndarray:
     dtype = float_dtype(x)
     x2 = _rows(x, dtype, "x")
     out = np.empty((x2.shape[0], x2.shape[1], x2.shape[1]), dtype=dtype)
-    _pick_rows(_softmax_jacobian_blocks_serial, _softmax_jacobian_blocks_parallel,
-               out.shape[:1] + (out.shape[1] * out.shape[2],))(x2, dtype.type(scale), out)
+    _pick_rows(
+        _softmax_jacobian_blocks_serial,
+        _softmax_jacobian_blocks_parallel,
+        out.shape[:1] + (out.shape[1] * out.shape[2],),
+    )(x2, dtype.type(scale), out)
     return out
 
 
@@ -429,8 +462,11 @@ def log_softmax_jacobian_blocks(x: ArrayLike) -> np.ndarray:
     dtype = float_dtype(x)
     x2 = _rows(x, dtype, "x")
     out = np.empty((x2.shape[0], x2.shape[1], x2.shape[1]), dtype=dtype)
-    _pick_rows(_log_softmax_jacobian_blocks_serial, _log_softmax_jacobian_blocks_parallel,
-               out.shape[:1] + (out.shape[1] * out.shape[2],))(x2, out)
+    _pick_rows(
+        _log_softmax_jacobian_blocks_serial,
+        _log_softmax_jacobian_blocks_parallel,
+        out.shape[:1] + (out.shape[1] * out.shape[2],),
+    )(x2, out)
     return out
 
 
@@ -440,14 +476,18 @@ def _labels(labels, z):
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
     n, c = z.shape
     if labels.shape != (n,):
-        raise ValueError(f"labels have shape {labels.shape} but the logits have shape {z.shape}; "
-                         f"labels need shape ({n},)")
+        raise ValueError(
+            f"labels have shape {labels.shape} but the logits have shape {z.shape}; "
+            f"labels need shape ({n},)"
+        )
     if n:
         bad = np.flatnonzero((labels < 0) | (labels >= c))
         if bad.size:
             i = int(bad[0])
-            raise IndexError(f"label {int(labels[i])} at index {i} is out of range for "
-                             f"C = {c} classes (valid: 0 to {c - 1})")
+            raise IndexError(
+                f"label {int(labels[i])} at index {i} is out of range for "
+                f"C = {c} classes (valid: 0 to {c - 1})"
+            )
     return np.ascontiguousarray(labels, dtype=np.intp)
 
 
@@ -496,7 +536,8 @@ def cross_entropy_labels_grad(
     lab = _labels(labels, z2)
     out, _ = prepare_out(out, z2.shape, dtype)
     _pick_rows(_ce_labels_grad_serial, _ce_labels_grad_parallel, z2.shape)(
-        lab, z2, dtype.type(scale), out)
+        lab, z2, dtype.type(scale), out
+    )
     return out
 
 
@@ -504,8 +545,9 @@ def _targets(t, z):
     t = np.asarray(t)
     z = np.asarray(z)
     if t.shape != z.shape:
-        raise ValueError(f"targets have shape {t.shape} but the logits have shape {z.shape}; "
-                         "they must be equal")
+        raise ValueError(
+            f"targets have shape {t.shape} but the logits have shape {z.shape}; they must be equal"
+        )
     dtype = float_dtype(t, z)
     return _rows(t, dtype, "targets"), _rows(z, dtype, "logits"), dtype
 
@@ -525,7 +567,9 @@ def cross_entropy_targets_per_sample(t, z, out: np.ndarray | None = None) -> np.
     """
     t2, z2, dtype = _targets(t, z)
     out, _ = prepare_out(out, (z2.shape[0],), dtype)
-    _pick_rows(_ce_targets_per_sample_serial, _ce_targets_per_sample_parallel, z2.shape)(t2, z2, out)
+    _pick_rows(_ce_targets_per_sample_serial, _ce_targets_per_sample_parallel, z2.shape)(
+        t2, z2, out
+    )
     return out
 
 
@@ -547,5 +591,6 @@ def cross_entropy_targets_grad(
     t2, z2, dtype = _targets(t, z)
     out, _ = prepare_out(out, z2.shape, dtype)
     _pick_rows(_ce_targets_grad_serial, _ce_targets_grad_parallel, z2.shape)(
-        t2, z2, dtype.type(scale), out)
+        t2, z2, dtype.type(scale), out
+    )
     return out

@@ -38,23 +38,28 @@ import numba
 import numpy as np
 
 from ._config import (
-    append_doc_sections, as_float_array, float_dtype, pick, prepare_out, serial_and_parallel,
+    append_doc_sections,
+    as_float_array,
+    float_dtype,
+    pick,
+    prepare_out,
+    serial_and_parallel,
 )
 from ._scalars import ACTIVATIONS, SOURCE_TAG
 
 __all__ = []
 
 
-def _f(v, p1, p2):                      # placeholder: bound per scalar function
+def _f(v, p1, p2):  # placeholder: bound per scalar function
     raise NotImplementedError
 
 
-def _apply(x, p1, p2, out):             # out = f(x)
+def _apply(x, p1, p2, out):  # out = f(x)
     for i in numba.prange(x.size):
         out[i] = _f(x[i], p1, p2)
 
 
-def _apply_vjp(x, g, p1, p2, out):      # out = g * f(x), fused
+def _apply_vjp(x, g, p1, p2, out):  # out = g * f(x), fused
     for i in numba.prange(x.size):
         out[i] = g[i] * _f(x[i], p1, p2)
 
@@ -66,7 +71,8 @@ class _Kernel:
 
     def __init__(self, body, variant, scalar, memory_bound):
         self.serial, self.parallel = serial_and_parallel(
-            body, f"{variant}_{SOURCE_TAG}", bind={"_f": scalar})
+            body, f"{variant}_{SOURCE_TAG}", bind={"_f": scalar}
+        )
         self.memory_bound = memory_bound
 
     # calling it is _map(self, arrays, params, out) (set below, without an extra frame)
@@ -81,9 +87,11 @@ _PARAMETER_DOCS = {
     "x": "x : array_like\n    Input values (any shape, any memory layout; never written to).",
     "a": "a : array_like\n    The op's output values (any shape; never written to).",
     "g": "g : array_like\n    Cotangent, same shape as the first argument.",
-    "out": ("out : ndarray, optional\n"
-            "    Where to write the result: same shape as the input, dtype of the\n"
-            "    result, C-contiguous.  Checked; a ``ValueError`` says what differs."),
+    "out": (
+        "out : ndarray, optional\n"
+        "    Where to write the result: same shape as the input, dtype of the\n"
+        "    result, C-contiguous.  Checked; a ``ValueError`` says what differs."
+    ),
 }
 
 #: name -> {"value", "derivative", "vjp", ["derivative_from_output", "vjp_from_output"]}
@@ -98,14 +106,20 @@ def _wrapper(fname, kernel, arrays, params, math):
     call = ", ".join(arrays)
     passed = "".join(f"{n}, " for n, _, _ in params)
     namespace = {"_kernel": kernel}
-    exec(f"def {fname}({signature}):\n"                       # noqa: S102 (fixed text)
-         f"    return _kernel(({call},), ({passed}), out)\n", namespace)
+    exec(
+        f"def {fname}({signature}):\n"  # noqa: S102 (fixed text)
+        f"    return _kernel(({call},), ({passed}), out)\n",
+        namespace,
+    )
     wrapper = namespace[fname]
     wrapper.__module__ = __name__
     wrapper.__doc__ = math
-    wrapper.__annotations__ = {**{n: "ArrayLike" for n in arrays},
-                               **{n: "float" for n, _, _ in params},
-                               "out": "np.ndarray | None", "return": "np.ndarray"}
+    wrapper.__annotations__ = {
+        **{n: "ArrayLike" for n in arrays},
+        **{n: "float" for n, _, _ in params},
+        "out": "np.ndarray | None",
+        "return": "np.ndarray",
+    }
     names = [*arrays, *(n for n, _, _ in params), "out"]
     pdocs = {**_PARAMETER_DOCS, **{n: doc for n, _, doc in params}}
     append_doc_sections(
@@ -123,18 +137,48 @@ def _define(name, entry):
     value_doc, derivative_doc, from_output_doc = entry.docs
     value_mb, derivative_mb = entry.memory_bound
     # (suffix, body, scalar, arrays, params read, memory-bound, docstring)
-    kinds = [("", _apply, entry.value, ("x",), entry.params[:entry.value_params], value_mb,
-              value_doc),
-             ("_derivative", _apply, entry.derivative, ("x",), entry.params, derivative_mb,
-              derivative_doc),
-             ("_vjp", _apply_vjp, entry.derivative, ("x", "g"), entry.params, derivative_mb,
-              f"g * {name}'(x), fused (no temporary for {name}'(x)).")]
+    kinds = [
+        ("", _apply, entry.value, ("x",), entry.params[: entry.value_params], value_mb, value_doc),
+        (
+            "_derivative",
+            _apply,
+            entry.derivative,
+            ("x",),
+            entry.params,
+            derivative_mb,
+            derivative_doc,
+        ),
+        (
+            "_vjp",
+            _apply_vjp,
+            entry.derivative,
+            ("x", "g"),
+            entry.params,
+            derivative_mb,
+            f"g * {name}'(x), fused (no temporary for {name}'(x)).",
+        ),
+    ]
     if entry.from_output is not None:
-        kinds += [("_derivative_from_output", _apply, entry.from_output, ("a",), entry.params,
-                   True, from_output_doc),
-                  ("_vjp_from_output", _apply_vjp, entry.from_output, ("a", "g"),
-                   entry.params, True,
-                   f"g * {name}'(x), fused, from the output a = {name}(x).")]
+        kinds += [
+            (
+                "_derivative_from_output",
+                _apply,
+                entry.from_output,
+                ("a",),
+                entry.params,
+                True,
+                from_output_doc,
+            ),
+            (
+                "_vjp_from_output",
+                _apply_vjp,
+                entry.from_output,
+                ("a", "g"),
+                entry.params,
+                True,
+                f"g * {name}'(x), fused, from the output a = {name}(x).",
+            ),
+        ]
     KERNELS[name] = {}
     for suffix, body, scalar, arrays, params, memory_bound, doc in kinds:
         kernel = _Kernel(body, name + suffix, scalar, memory_bound)
@@ -166,16 +210,16 @@ def _map(kernels, arrays, params, out):
     flats = [as_float_array(a, dtype) for a in arrays]
     typed = [dtype.type(p) for p in params]
     if len(typed) < 2:
-        typed += _ZEROS[dtype.char][len(typed):]
+        typed += _ZEROS[dtype.char][len(typed) :]
     out, flat_out = prepare_out(out, shape, dtype)
     serial = kernels.serial
     kernel = pick(serial, kernels.parallel, flat_out.size, memory_bound=kernels.memory_bound)
     aliased = False
     for i, f in enumerate(flats):
         if np.shares_memory(f, flat_out):
-            if f.ctypes.data == flat_out.ctypes.data:   # out=x: the same elements
+            if f.ctypes.data == flat_out.ctypes.data:  # out=x: the same elements
                 aliased = True
-            else:                                       # partial overlap: copy, as NumPy does
+            else:  # partial overlap: copy, as NumPy does
                 flats[i] = f.copy()
     if aliased and kernel is serial:
         _in_place_chunks(kernel, flats, typed, flat_out)
@@ -206,6 +250,6 @@ def _in_place_chunks(kernel, flats, typed, flat_out):
     tmp = np.empty(min(n, IN_PLACE_CHUNK), dtype=flat_out.dtype)
     for start in range(0, n, IN_PLACE_CHUNK):
         stop = min(n, start + IN_PLACE_CHUNK)
-        t = tmp[:stop - start]
+        t = tmp[: stop - start]
         kernel(*[f[start:stop] for f in flats], *typed, t)
         flat_out[start:stop] = t

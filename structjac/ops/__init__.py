@@ -20,28 +20,69 @@ array([0., 1., 1.])
 from .binary import Add, BinaryOp, Divide, Multiply, Subtract, add, divide, multiply, subtract
 from .elementwise import ElementwiseOp, elementwise
 from .losses import (
-    BCE, MSE, REDUCTIONS, BCEWithLogits, CrossEntropy, Loss, bce, bce_with_logits,
-    cross_entropy, mse,
+    BCE,
+    MSE,
+    REDUCTIONS,
+    BCEWithLogits,
+    CrossEntropy,
+    Loss,
+    bce,
+    bce_with_logits,
+    cross_entropy,
+    mse,
 )
 from .softmax import LogSoftmax, Softmax, log_softmax, softmax
 from . import unary
 from .unary import *  # noqa: F403 (every op of the scalar table)
 from .unary import (
-    Exp, LeakyReLU, Log, OutputUnaryOp, ReLU, Sigmoid, Softplus, Tanh, UnaryOp,
-    exp, leaky_relu, log, relu, sigmoid, softplus, tanh,
+    Exp,
+    LeakyReLU,
+    Log,
+    OutputUnaryOp,
+    ReLU,
+    Sigmoid,
+    Softplus,
+    Tanh,
+    UnaryOp,
+    exp,
+    leaky_relu,
+    log,
+    relu,
+    sigmoid,
+    softplus,
+    tanh,
 )
 
 __all__ = [
     # unary: every op of the kernels' scalar table, and the base classes
     *unary.__all__,
     # user-defined
-    "elementwise", "ElementwiseOp",
+    "elementwise",
+    "ElementwiseOp",
     # binary
-    "add", "subtract", "multiply", "divide",
-    "BinaryOp", "Add", "Subtract", "Multiply", "Divide",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "BinaryOp",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Divide",
     # row-wise (softmax over an axis)
-    "softmax", "log_softmax", "Softmax", "LogSoftmax",
+    "softmax",
+    "log_softmax",
+    "Softmax",
+    "LogSoftmax",
     # losses
-    "mse", "bce", "bce_with_logits", "cross_entropy",
-    "Loss", "MSE", "BCE", "BCEWithLogits", "CrossEntropy", "REDUCTIONS",
+    "mse",
+    "bce",
+    "bce_with_logits",
+    "cross_entropy",
+    "Loss",
+    "MSE",
+    "BCE",
+    "BCEWithLogits",
+    "CrossEntropy",
+    "REDUCTIONS",
 ]

@@ -30,8 +30,17 @@ from structjac.structures import Diagonal, Identity, ScaledIdentity
 from ._dispatch import dispatched
 from ._checks import flat_copy, float_dtype, same_shape
 
-__all__ = ["BinaryOp", "Add", "Subtract", "Multiply", "Divide",
-           "add", "subtract", "multiply", "divide"]
+__all__ = [
+    "BinaryOp",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Divide",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+]
 
 
 class BinaryOp:
@@ -63,6 +72,7 @@ class BinaryOp:
         u, v, dtype = self._prepare(u, v)
         if out is not None:
             from structjac.kernels._config import prepare_out
+
             prepare_out(out, u.shape, dtype)
         res = self._ufunc(u, v, out=out, dtype=dtype, casting="unsafe")
         return np.asarray(res)
@@ -151,8 +161,10 @@ class Multiply(BinaryOp):
     _ufunc = staticmethod(np.multiply)
 
     def _jacobians(self, u, v, dtype):
-        return (Diagonal(flat_copy(v, dtype), copy=False),
-                Diagonal(flat_copy(u, dtype), copy=False))
+        return (
+            Diagonal(flat_copy(v, dtype), copy=False),
+            Diagonal(flat_copy(u, dtype), copy=False),
+        )
 
     def _vjp(self, u, v, g, dtype):
         return _k.multiply_vjp(u, v, g)

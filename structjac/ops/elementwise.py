@@ -57,7 +57,11 @@ import numba
 import numpy as np
 
 from structjac.kernels._config import (
-    FASTMATH, as_float_array, float_dtype, pick, prepare_out,
+    FASTMATH,
+    as_float_array,
+    float_dtype,
+    pick,
+    prepare_out,
 )
 
 from .unary import UnaryOp
@@ -171,25 +175,30 @@ class ElementwiseOp(UnaryOp):
         try:
             mapped = np.array([self._f(float(v)) for v in xs], dtype=np.float64)
         except numba.core.errors.TypingError:
-            return                          # reported, with its hint, by the kernel call
+            return  # reported, with its hint, by the kernel call
         try:
             with np.errstate(all="ignore"):
-                whole = [np.asarray(self.f(a.copy()), dtype=np.float64)
-                         for a in (xs, xs[::-1], xs[:4])]
-        except Exception:                   # noqa: BLE001 - f is for scalars only: no verdict
+                whole = [
+                    np.asarray(self.f(a.copy()), dtype=np.float64) for a in (xs, xs[::-1], xs[:4])
+                ]
+        except Exception:  # noqa: BLE001 - f is for scalars only: no verdict
             self._checked_map = True
             return
-        for a, expect, what in zip((xs, xs[::-1], xs[:4]), (mapped, mapped[::-1], mapped[:4]),
-                                   ("an array", "the reversed array", "its first 4 entries")):
+        for a, expect, what in zip(
+            (xs, xs[::-1], xs[:4]),
+            (mapped, mapped[::-1], mapped[:4]),
+            ("an array", "the reversed array", "its first 4 entries"),
+        ):
             got = whole.pop(0)
-            if got.ndim == 0:               # a constant: broadcast like numpy would
+            if got.ndim == 0:  # a constant: broadcast like numpy would
                 got = np.broadcast_to(got, a.shape)
             if got.shape != a.shape:
                 raise ValueError(
                     f"elementwise op {self.name!r}: f is not element-wise: f of an array of "
                     f"shape {a.shape} has shape {got.shape}. elementwise(f) applies f to one "
                     "number at a time; write array functions (softmax, normalisation) with "
-                    "structjac ops or the transforms (sj.jacobian) instead")
+                    "structjac ops or the transforms (sj.jacobian) instead"
+                )
             finite = np.isfinite(expect) & np.isfinite(got)
             bad = finite & ~_close(got, expect)
             if bad.any():
@@ -200,7 +209,8 @@ class ElementwiseOp(UnaryOp):
                     f"number alone is {expect[i]:.17g} (does f use np.sum, np.mean, np.max or "
                     "another function of the whole array?). elementwise(f) applies f to one "
                     "number at a time; write array functions with structjac ops or the "
-                    "transforms (sj.jacobian) instead")
+                    "transforms (sj.jacobian) instead"
+                )
         self._checked_map = True
 
     def _check_complex_step(self):
@@ -208,14 +218,16 @@ class ElementwiseOp(UnaryOp):
         try:
             steps = np.array([self._df(float(v)) for v in PROBE_POINTS], dtype=np.float64)
         except numba.core.errors.TypingError:
-            return                          # reported, with its hint, by the kernel call
+            return  # reported, with its hint, by the kernel call
         xs = PROBE_POINTS
         delta = 2.0**-17 * np.maximum(1.0, np.abs(xs))
         f = self._f
         with np.errstate(all="ignore"):
             value = np.array([f(float(v)) for v in xs], dtype=np.float64)
-            central = np.array([(f(float(v + d)) - f(float(v - d))) / (2 * d)
-                                for v, d in zip(xs, delta)], dtype=np.float64)
+            central = np.array(
+                [(f(float(v + d)) - f(float(v - d))) / (2 * d) for v, d in zip(xs, delta)],
+                dtype=np.float64,
+            )
         finite = np.isfinite(steps) & np.isfinite(central) & np.isfinite(value)
         scale = 1e-4 * np.abs(np.where(np.isfinite(value), value, 0.0))
         bad = finite & ~_close(steps, central, scale)
@@ -226,7 +238,8 @@ class ElementwiseOp(UnaryOp):
                 f"{xs[i]:g} is {steps[i]:.17g} but a central difference gives "
                 f"{central[i]:.17g}: f is not analytic (np.abs, np.real, np.conj, max/min and "
                 "comparisons are not), so the complex step Im f(x + ih)/h is wrong for it. "
-                "Pass its derivative as df=")
+                "Pass its derivative as df="
+            )
         self._checked_step = True
 
     def _run(self, kernels, arrays, out, what):
@@ -244,8 +257,10 @@ class ElementwiseOp(UnaryOp):
         except numba.core.errors.TypingError as exc:
             hint = ""
             if what == "derivative" and self.df is None:
-                hint = (" The derivative is the complex step f(x + ih).imag / h, so f must accept"
-                        " complex numbers: use numpy (np.log, np.exp) or cmath functions, or pass df=.")
+                hint = (
+                    " The derivative is the complex step f(x + ih).imag / h, so f must accept"
+                    " complex numbers: use numpy (np.log, np.exp) or cmath functions, or pass df=."
+                )
             raise TypeError(
                 f"Numba could not compile the {what} of elementwise op {self.name!r} for dtype "
                 f"{dtype}.{hint}\n{exc}"

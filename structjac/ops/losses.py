@@ -45,8 +45,18 @@ from structjac.structures import BlockDiagonal, BlockRow, Diagonal, ScaledIdenti
 from ._dispatch import dispatched
 from ._checks import REDUCTIONS, check_reduction as _check_reduction, float_dtype, same_shape
 
-__all__ = ["Loss", "MSE", "BCE", "BCEWithLogits", "CrossEntropy", "mse", "bce",
-           "bce_with_logits", "cross_entropy", "REDUCTIONS"]
+__all__ = [
+    "Loss",
+    "MSE",
+    "BCE",
+    "BCEWithLogits",
+    "CrossEntropy",
+    "mse",
+    "bce",
+    "bce_with_logits",
+    "cross_entropy",
+    "REDUCTIONS",
+]
 
 #: The valid ``reduction=`` names.
 
@@ -194,7 +204,7 @@ class MSE(Loss):
     def _grad(self, y, y_hat, scale, out):
         return _k.mse_grad(y, y_hat, scale, out=out)
 
-    def _hessian(self, y, y_hat, dtype, scale):      # d2/dy_hat2 (y - y_hat)^2 = 2
+    def _hessian(self, y, y_hat, dtype, scale):  # d2/dy_hat2 (y - y_hat)^2 = 2
         return ScaledIdentity(y_hat.size, 2.0 * scale, dtype=dtype)
 
 
@@ -277,7 +287,7 @@ class BCEWithLogits(Loss):
     def _grad(self, y, y_hat, scale, out):
         return _k.bce_with_logits_grad(y, y_hat, scale, out=out)
 
-    def _hessian(self, y, y_hat, dtype, scale):      # d/dz (sigma(z) - y) = sigma'(z)
+    def _hessian(self, y, y_hat, dtype, scale):  # d/dz (sigma(z) - y) = sigma'(z)
         d = _k.sigmoid_derivative(np.asarray(y_hat, dtype=dtype)).reshape(-1)
         if scale != 1.0:
             d *= dtype.type(scale)

@@ -82,7 +82,7 @@ class _RowOp:
         ax = _axis(x, axis)
         dtype = _k._config.float_dtype(*arrays)
         if out is not None:
-            _k._config.prepare_out(out, x.shape, dtype)     # checks shape, dtype, layout
+            _k._config.prepare_out(out, x.shape, dtype)  # checks shape, dtype, layout
         rows = [_as_rows(a, ax) for a in arrays]
         last = ax == x.ndim - 1
         if out is not None and last and not any(np.shares_memory(out, a) for a in arrays):

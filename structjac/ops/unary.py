@@ -42,9 +42,22 @@ from ._dispatch import dispatched
 from ._checks import same_shape
 
 __all__ = [
-    "UnaryOp", "OutputUnaryOp",
-    "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Exp", "Log", "Softplus",
-    "sigmoid", "tanh", "relu", "leaky_relu", "exp", "log", "softplus",
+    "UnaryOp",
+    "OutputUnaryOp",
+    "Sigmoid",
+    "Tanh",
+    "ReLU",
+    "LeakyReLU",
+    "Exp",
+    "Log",
+    "Softplus",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "exp",
+    "log",
+    "softplus",
 ]
 
 
@@ -161,8 +174,10 @@ class _TableOp(UnaryOp):
     def __init__(self, *args, **kwargs):
         names = [n for n, _, _ in _TABLE[self.name].params]
         if len(args) > len(names):
-            raise TypeError(f"{type(self).__name__}() takes at most {len(names)} "
-                            f"parameters ({', '.join(names) or 'none'}), got {len(args)}")
+            raise TypeError(
+                f"{type(self).__name__}() takes at most {len(names)} "
+                f"parameters ({', '.join(names) or 'none'}), got {len(args)}"
+            )
         values = dict(zip(names, args))
         for n, default, _ in _TABLE[self.name].params:
             if n in kwargs:
@@ -171,8 +186,10 @@ class _TableOp(UnaryOp):
                 values[n] = kwargs.pop(n)
             setattr(self, n, float(values.get(n, default)))
         if kwargs:
-            raise TypeError(f"{type(self).__name__}() got unexpected parameters "
-                            f"{sorted(kwargs)}; it takes {names}")
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected parameters "
+                f"{sorted(kwargs)}; it takes {names}"
+            )
 
     #: Set per class from the table entry: its parameter names and its kernels.
     _param_names = ()
@@ -237,12 +254,6 @@ class Sigmoid(_TableOp, OutputUnaryOp):
     name = "sigmoid"
 
 
-
-
-
-
-
-
 class Tanh(_TableOp, OutputUnaryOp):
     r"""The hyperbolic tangent.
 
@@ -267,12 +278,6 @@ class Tanh(_TableOp, OutputUnaryOp):
     """
 
     name = "tanh"
-
-
-
-
-
-
 
 
 class ReLU(_TableOp, UnaryOp):
@@ -382,9 +387,6 @@ class Exp(_TableOp, UnaryOp):
     name = "exp"
 
 
-
-
-
 class Log(_TableOp, UnaryOp):
     r"""The natural logarithm, :math:`\log'(x) = 1/x`.
 
@@ -404,9 +406,6 @@ class Log(_TableOp, UnaryOp):
     """
 
     name = "log"
-
-
-
 
 
 class Softplus(_TableOp, UnaryOp):
@@ -434,10 +433,6 @@ class Softplus(_TableOp, UnaryOp):
     name = "softplus"
 
 
-
-
-
-
 #: The logistic sigmoid (see :class:`Sigmoid`).
 sigmoid = Sigmoid()
 #: The hyperbolic tangent (see :class:`Tanh`).
@@ -456,16 +451,18 @@ softplus = Softplus()
 
 def _generated_doc(name, entry):
     value_doc, derivative_doc, _ = entry.docs
-    return (f"{value_doc}\n\nDerivative: {derivative_doc}\n\n"
-            "Generated from its entry in the kernels' table of scalar functions.\n\n"
-            "Examples\n--------\n"
-            ">>> import numpy as np\n"
-            f">>> from structjac.ops import {name}\n"
-            ">>> x = np.linspace(-2.0, 2.0, 5)\n"
-            f">>> bool(np.array_equal({name}.vjp(x, np.ones(5)), {name}.derivative(x)))\n"
-            "True\n"
-            f">>> {name}.jacobian(x).shape\n"
-            "(5, 5)\n")
+    return (
+        f"{value_doc}\n\nDerivative: {derivative_doc}\n\n"
+        "Generated from its entry in the kernels' table of scalar functions.\n\n"
+        "Examples\n--------\n"
+        ">>> import numpy as np\n"
+        f">>> from structjac.ops import {name}\n"
+        ">>> x = np.linspace(-2.0, 2.0, 5)\n"
+        f">>> bool(np.array_equal({name}.vjp(x, np.ones(5)), {name}.derivative(x)))\n"
+        "True\n"
+        f">>> {name}.jacobian(x).shape\n"
+        "(5, 5)\n"
+    )
 
 
 #: The names of the element-wise ops made from the table, in its order.
@@ -480,9 +477,16 @@ for _name, _entry in _TABLE.items():
     _cls = globals().get(_entry.op)
     if _cls is None:
         _base = UnaryOp if _entry.from_output is None else OutputUnaryOp
-        _cls = type(_entry.op, (_TableOp, _base),
-                    {"__doc__": _generated_doc(_name, _entry), "name": _name,
-                     "__module__": __name__, "__qualname__": _entry.op})
+        _cls = type(
+            _entry.op,
+            (_TableOp, _base),
+            {
+                "__doc__": _generated_doc(_name, _entry),
+                "name": _name,
+                "__module__": __name__,
+                "__qualname__": _entry.op,
+            },
+        )
         globals()[_entry.op] = _cls
         __all__.append(_entry.op)
     _cls._layer_kernel_owner = _cls

@@ -24,9 +24,13 @@ def block_parts(index, block, length, owner: str, axis_name: str, copy: bool):
         try:
             position = operator.index(index)
         except TypeError:
-            raise TypeError(f"{owner}: index must be an integer or an array of integers, got {index!r}") from None
+            raise TypeError(
+                f"{owner}: index must be an integer or an array of integers, got {index!r}"
+            ) from None
         indices = np.array([position], dtype=np.int64)
-        rows = frozen_array(block, ndim=1, name="the block (one index)", owner=owner, copy=copy)[None, :]
+        rows = frozen_array(block, ndim=1, name="the block (one index)", owner=owner, copy=copy)[
+            None, :
+        ]
         scalar = True
     else:
         raw = np.asarray(index)
@@ -36,7 +40,9 @@ def block_parts(index, block, length, owner: str, axis_name: str, copy: bool):
                 f"got an array of shape {raw.shape} and dtype {raw.dtype}"
             )
         indices = raw.astype(np.int64, copy=True)
-        rows = frozen_array(block, ndim=2, name="the block (an index array)", owner=owner, copy=copy)
+        rows = frozen_array(
+            block, ndim=2, name="the block (an index array)", owner=owner, copy=copy
+        )
         if rows.shape[0] != indices.shape[0]:
             raise ValueError(
                 f"{owner}: {indices.shape[0]} indices but the block has shape {rows.shape}; "

@@ -63,19 +63,17 @@ _SPARSE_DEFERRING = frozenset(
 def _called_by_scipy_sparse_dispatch() -> bool:
     """True when np.asarray(J) was called by one of scipy.sparse's deferring operators."""
     frame = sys._getframe(2)  # 0: this function, 1: __array__, 2: who called np.asarray
-    return (
-        frame.f_code.co_name in _SPARSE_DEFERRING
-        and frame.f_globals.get("__name__", "").startswith("scipy.sparse.")
-    )
+    return frame.f_code.co_name in _SPARSE_DEFERRING and frame.f_globals.get(
+        "__name__", ""
+    ).startswith("scipy.sparse.")
 
 
 def _called_by_scipy_aslinearoperator() -> bool:
     """True when the attribute is being read by scipy.sparse.linalg.aslinearoperator."""
     frame = sys._getframe(2)  # 0: this function, 1: __get__, 2: who read the attribute
-    return (
-        frame.f_code.co_name == "aslinearoperator"
-        and frame.f_globals.get("__name__", "").startswith("scipy.sparse.linalg")
-    )
+    return frame.f_code.co_name == "aslinearoperator" and frame.f_globals.get(
+        "__name__", ""
+    ).startswith("scipy.sparse.linalg")
 
 
 class scipy_adjoint_aware:

@@ -239,8 +239,10 @@ class Jacobian(InteropMixin, abc.ABC):
             hint = ""
             if arr.ndim >= 2 and arr.size == (n if side == "right" else m):
                 flat = "J @ x.reshape(-1)" if side == "right" else "x.reshape(-1) @ J"
-                hint = (f"; a batch of shape {arr.shape} is one vector of {arr.size} values "
-                        f"to a Jacobian (flattened row-major): use {flat}")
+                hint = (
+                    f"; a batch of shape {arr.shape} is one vector of {arr.size} values "
+                    f"to a Jacobian (flattened row-major): use {flat}"
+                )
             raise ValueError(
                 f"{expr}: shapes do not fit: {type(self).__name__} of shape {self._shape} "
                 f"and array of shape {arr.shape} (expected {want}){hint}"

@@ -86,8 +86,9 @@ class BlockDiagonal(Jacobian):
                 f"BlockDiagonal expects an array of blocks of shape (N, p, q), "
                 f"got {type(blocks).__name__}"
             )
-        blocks = frozen_array(blocks, ndim=3, name="the blocks (N, p, q)",
-                              owner="BlockDiagonal", copy=copy)
+        blocks = frozen_array(
+            blocks, ndim=3, name="the blocks (N, p, q)", owner="BlockDiagonal", copy=copy
+        )
         N, p, q = blocks.shape
         super().__init__((N * p, N * q), blocks.dtype)
         self._set(_blocks=blocks)
@@ -144,7 +145,11 @@ class BlockDiagonal(Jacobian):
     def diagonal(self) -> np.ndarray:
         _, p, q = self._blocks.shape
         if p == q:
-            return np.diagonal(self._blocks, axis1=1, axis2=2).reshape(-1).astype(self.dtype, copy=True)
+            return (
+                np.diagonal(self._blocks, axis1=1, axis2=2)
+                .reshape(-1)
+                .astype(self.dtype, copy=True)
+            )
         i = np.arange(min(self.shape))
         row_block, col_block = i // p, i // q
         out = np.zeros(i.size, dtype=self.dtype)
@@ -203,5 +208,5 @@ class BlockDiagonal(Jacobian):
         k = Y.shape[0]
         if k == 1:
             return np.matmul(Y.reshape(N, 1, p), self._blocks).reshape(1, N * q)
-        T = np.matmul(Y.reshape(k, N, p).transpose(1, 0, 2), self._blocks)   # (N, k, q)
+        T = np.matmul(Y.reshape(k, N, p).transpose(1, 0, 2), self._blocks)  # (N, k, q)
         return T.transpose(1, 0, 2).reshape(k, N * q)

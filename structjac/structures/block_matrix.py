@@ -107,7 +107,9 @@ class BlockMatrix(Jacobian):
                 raise ValueError(
                     f"BlockMatrix: ragged grid: row 0 has {n_cols} blocks, row {i} has {len(row)}"
                 )
-        grid = [[_as_block(b, f"({i}, {j})") for j, b in enumerate(row)] for i, row in enumerate(rows)]
+        grid = [
+            [_as_block(b, f"({i}, {j})") for j, b in enumerate(row)] for i, row in enumerate(rows)
+        ]
         row_sizes = [None] * len(grid)
         col_sizes = [None] * n_cols
         for i, row in enumerate(grid):
@@ -131,10 +133,14 @@ class BlockMatrix(Jacobian):
                     )
         for i, size in enumerate(row_sizes):
             if size is None:
-                raise ValueError(f"BlockMatrix: grid row {i} has only None blocks; its height is unknown")
+                raise ValueError(
+                    f"BlockMatrix: grid row {i} has only None blocks; its height is unknown"
+                )
         for j, size in enumerate(col_sizes):
             if size is None:
-                raise ValueError(f"BlockMatrix: grid column {j} has only None blocks; its width is unknown")
+                raise ValueError(
+                    f"BlockMatrix: grid column {j} has only None blocks; its width is unknown"
+                )
         row_sizes = tuple(s for s, _ in row_sizes)
         col_sizes = tuple(s for s, _ in col_sizes)
         present = [b for row in grid for b in row if b is not None]
@@ -202,7 +208,7 @@ class BlockMatrix(Jacobian):
         r, c = self._offsets(self._row_sizes), self._offsets(self._col_sizes)
         for i, j, b in self._blocks():
             if not isinstance(b, Zero):
-                out[r[i]:r[i + 1], c[j]:c[j + 1]] = b.to_dense()
+                out[r[i] : r[i + 1], c[j] : c[j + 1]] = b.to_dense()
         return out
 
     def to_sparse(self) -> sp.csr_array:
@@ -236,7 +242,7 @@ class BlockMatrix(Jacobian):
         r, c = self._offsets(self._row_sizes), self._offsets(self._col_sizes)
         for i, j, b in self._blocks():
             if not isinstance(b, Zero):
-                out[r[i]:r[i + 1]] += b._matmat(X[c[j]:c[j + 1]])
+                out[r[i] : r[i + 1]] += b._matmat(X[c[j] : c[j + 1]])
         return out
 
     def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
@@ -245,7 +251,7 @@ class BlockMatrix(Jacobian):
         r, c = self._offsets(self._row_sizes), self._offsets(self._col_sizes)
         for i, j, b in self._blocks():
             if not isinstance(b, Zero):
-                out[:, c[j]:c[j + 1]] += b._rmatmat(Y[:, r[i]:r[i + 1]])
+                out[:, c[j] : c[j + 1]] += b._rmatmat(Y[:, r[i] : r[i + 1]])
         return out
 
 

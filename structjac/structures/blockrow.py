@@ -113,7 +113,9 @@ class BlockRow(Blocks):
         _no_inverse(self, "row")
 
     def _transpose(self):
-        return BlockColumn._from_parts(self._indices, self._block, self.shape[0], self._scalar_index)
+        return BlockColumn._from_parts(
+            self._indices, self._block, self.shape[0], self._scalar_index
+        )
 
     def _matmat(self, X: np.ndarray) -> np.ndarray:
         out = np.zeros((self.shape[0], X.shape[1]), dtype=np.result_type(self.dtype, X.dtype))

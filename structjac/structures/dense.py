@@ -71,7 +71,9 @@ class Dense(Jacobian):
     def inv(self) -> "Dense":
         m, n = self.shape
         if m != n:
-            raise np.linalg.LinAlgError(f"Dense of shape {self.shape} is not square and has no inverse")
+            raise np.linalg.LinAlgError(
+                f"Dense of shape {self.shape} is not square and has no inverse"
+            )
         return Dense(np.linalg.inv(self._matrix), copy=False)
 
     def astype(self, dtype: DTypeLike) -> "Dense":

@@ -128,9 +128,9 @@ class Kronecker(Jacobian):
         k = X.shape[1]
         # X[(a, b), j] -> apply B along b, then A along a.
         T = X.reshape(q, s, k).transpose(1, 0, 2).reshape(s, q * k)
-        T = self._B._matmat(T)                                # (r, q*k)
+        T = self._B._matmat(T)  # (r, q*k)
         T = T.reshape(r, q, k).transpose(1, 0, 2).reshape(q, r * k)
-        T = self._A._matmat(T)                                # (p, r*k)
+        T = self._A._matmat(T)  # (p, r*k)
         return T.reshape(p * r, k)
 
     def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
@@ -138,7 +138,7 @@ class Kronecker(Jacobian):
         k = Y.shape[0]
         # Y[j, (a, b)] -> Y_j as a p x r matrix; result A^T Y_j B, flattened.
         T = Y.reshape(k, p, r).transpose(0, 2, 1).reshape(k * r, p)
-        T = self._A._rmatmat(T)                               # (k*r, q)
+        T = self._A._rmatmat(T)  # (k*r, q)
         T = T.reshape(k, r, q).transpose(0, 2, 1).reshape(k * q, r)
-        T = self._B._rmatmat(T)                               # (k*q, s)
+        T = self._B._rmatmat(T)  # (k*q, s)
         return T.reshape(k, q * s)

@@ -50,7 +50,9 @@ class ScaledIdentity(Diagonal):
         n = check_size(n, "n", type(self).__name__)
         c = check_scalar(c, type(self).__name__)
         if dtype is None:
-            dtype = np.asarray(c).dtype if isinstance(c, np.generic) else np.result_type(np.float64, c)
+            dtype = (
+                np.asarray(c).dtype if isinstance(c, np.generic) else np.result_type(np.float64, c)
+            )
         dtype = as_float_dtype(dtype)
         Jacobian.__init__(self, (n, n), dtype)
         scalar = np.asarray(c).astype(dtype)[()]

@@ -68,7 +68,7 @@ class Sparse(Jacobian):
 
     @classmethod
     def _stored_estimate(cls, shape, nnz, left, right) -> float:
-        return 2.0 * nnz + shape[0]          # values and column indices, row pointers
+        return 2.0 * nnz + shape[0]  # values and column indices, row pointers
 
     @property
     def nbytes(self) -> int:
@@ -87,7 +87,9 @@ class Sparse(Jacobian):
     def inv(self) -> "Sparse":
         m, n = self.shape
         if m != n:
-            raise np.linalg.LinAlgError(f"Sparse of shape {self.shape} is not square and has no inverse")
+            raise np.linalg.LinAlgError(
+                f"Sparse of shape {self.shape} is not square and has no inverse"
+            )
         if m == 0:
             return Sparse(sp.csr_array((0, 0), dtype=self.dtype), copy=False)
         if m == 1:

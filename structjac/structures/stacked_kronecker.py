@@ -125,7 +125,7 @@ class StackedKronecker(Jacobian):
         N, d = self._X.shape
         m = self._m
         data = np.repeat(self._X[:, None, :], m, axis=1).reshape(-1)
-        cols = (np.arange(m)[:, None] * d + np.arange(d)[None, :])        # (m, d)
+        cols = np.arange(m)[:, None] * d + np.arange(d)[None, :]  # (m, d)
         cols = np.broadcast_to(cols, (N, m, d)).reshape(-1)
         indptr = np.arange(N * m + 1, dtype=np.int64) * d
         return sp.csr_array((data.astype(self.dtype, copy=False), cols, indptr), shape=self.shape)

@@ -40,7 +40,9 @@ def _argnums(argnums, n_args, transform):
         try:
             a = operator.index(a)
         except TypeError:
-            raise TypeError(f"{transform}: argnums must be an int or a tuple of ints, got {a!r}") from None
+            raise TypeError(
+                f"{transform}: argnums must be an int or a tuple of ints, got {a!r}"
+            ) from None
         if not -n_args <= a < n_args:
             raise ValueError(
                 f"{transform}: argnums {a} is out of range for a function called with "
@@ -54,10 +56,14 @@ def _argnums(argnums, n_args, transform):
 
 def _primal(x, position, transform):
     if type(x) is Traced:
-        raise TypeError(f"{transform}: argument {position} is already traced; nested transforms are not supported")
+        raise TypeError(
+            f"{transform}: argument {position} is already traced; nested transforms are not supported"
+        )
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
-        what = {"i": "integer", "u": "integer", "b": "boolean", "c": "complex"}.get(arr.dtype.kind, "not a number")
+        what = {"i": "integer", "u": "integer", "b": "boolean", "c": "complex"}.get(
+            arr.dtype.kind, "not a number"
+        )
         raise TypeError(
             f"{transform}: argument {position} has dtype {arr.dtype} ({what}); differentiated "
             "arguments must be real floating-point arrays (float32 or float64): "
@@ -73,7 +79,9 @@ def _primal(x, position, transform):
 
 def _prepare(args, argnums, transform):
     if not args:
-        raise TypeError(f"{transform}: the function was called without arguments; nothing to differentiate")
+        raise TypeError(
+            f"{transform}: the function was called without arguments; nothing to differentiate"
+        )
     single, nums = _argnums(argnums, len(args), transform)
     primals = [_primal(args[a], a, transform) for a in nums]
     return single, nums, primals
@@ -163,13 +171,16 @@ def jacobian(
         single, nums, primals = _prepare(args, argnums, "jacobian")
         trace = Trace("jacobian", len(nums))
         traced = [
-            trace.new_input(x, k, jacobian=_identity(x.size, x.dtype)) for k, x in enumerate(primals)
+            trace.new_input(x, k, jacobian=_identity(x.size, x.dtype))
+            for k, x in enumerate(primals)
         ]
         out = _call(f, args, nums, traced)
         result = _output(out, trace, "jacobian")
         if result is None:
             value = np.asarray(out)
-            dtype = np.result_type(value.dtype if value.dtype.kind in "fc" else np.float64, *[x.dtype for x in primals])
+            dtype = np.result_type(
+                value.dtype if value.dtype.kind in "fc" else np.float64, *[x.dtype for x in primals]
+            )
             jacs = tuple(Zero((value.size, x.size), dtype=dtype) for x in primals)
         else:
             jacs = tuple(
@@ -221,7 +232,9 @@ def jvp(
     for i, (x, t) in enumerate(zip(xs, tangents)):
         t = np.asarray(t)
         if t.shape != x.shape:
-            raise ValueError(f"jvp: tangent {i} has shape {t.shape} but primal {i} has shape {x.shape}")
+            raise ValueError(
+                f"jvp: tangent {i} has shape {t.shape} but primal {i} has shape {x.shape}"
+            )
         ts.append(t.astype(np.result_type(x.dtype, t.dtype), copy=False))
     trace = Trace("tangent", len(xs))
     traced = [trace.new_input(x, k, tangent=t) for k, (x, t) in enumerate(zip(xs, ts))]
@@ -240,8 +253,13 @@ def _owned(c, g):
     """True when the vjp's result ``c`` is a new array the backward pass may add into:
     it owns its memory and is neither the incoming cotangent ``g`` nor a view of it (a
     vjp may pass ``g`` on as it is: ``x + b``, reshape), nor a value of the trace."""
-    return (type(c) is np.ndarray and c is not g and c.flags.owndata and c.flags.writeable
-            and not (isinstance(g, np.ndarray) and np.may_share_memory(c, g)))
+    return (
+        type(c) is np.ndarray
+        and c is not g
+        and c.flags.owndata
+        and c.flags.writeable
+        and not (isinstance(g, np.ndarray) and np.may_share_memory(c, g))
+    )
 
 
 def _backward(trace, out_node, cotangent, keep):
@@ -273,12 +291,19 @@ def _backward(trace, out_node, cotangent, keep):
                 if _owned(contribution, g):
                     owned.add(parent)
                 continue
-            if parent in owned and local.vjp_acc is not None and local.vjp_acc(g, previous) is not None:
+            if (
+                parent in owned
+                and local.vjp_acc is not None
+                and local.vjp_acc(g, previous) is not None
+            ):
                 continue
             contribution = local.vjp(g)
-            if (parent in owned and isinstance(contribution, np.ndarray)
-                    and contribution.shape == previous.shape
-                    and np.result_type(previous.dtype, contribution.dtype) == previous.dtype):
+            if (
+                parent in owned
+                and isinstance(contribution, np.ndarray)
+                and contribution.shape == previous.shape
+                and np.result_type(previous.dtype, contribution.dtype) == previous.dtype
+            ):
                 np.add(previous, contribution, out=previous)
             else:
                 total = previous + contribution
@@ -354,8 +379,12 @@ def vjp(f: Callable[..., Any], *primals: ArrayLike) -> tuple[np.ndarray, Callabl
     def vjp_fn(cotangent):
         ct = np.asarray(cotangent)
         if ct.shape != shape:
-            raise ValueError(f"vjp_fn: the cotangent has shape {ct.shape} but the value has shape {shape}")
-        ct = ct.astype(np.result_type(ct.dtype, dtype) if ct.dtype.kind in "fc" else dtype, copy=False)
+            raise ValueError(
+                f"vjp_fn: the cotangent has shape {ct.shape} but the value has shape {shape}"
+            )
+        ct = ct.astype(
+            np.result_type(ct.dtype, dtype) if ct.dtype.kind in "fc" else dtype, copy=False
+        )
         grads = _backward(trace, out_node, ct, keep=True)
         return tuple(_finish(g, x) for g, x in zip(grads, xs))
 
@@ -370,7 +399,9 @@ def _scalar_output(result, out, transform):
             f"{np.shape(value)}; use structjac.jacobian or structjac.vjp for non-scalar outputs"
         )
     if not (np.asarray(value).dtype.kind in "f" or isinstance(value, numbers.Real)):
-        raise TypeError(f"{transform}: f must return a real floating-point scalar, got dtype {np.asarray(value).dtype}")
+        raise TypeError(
+            f"{transform}: f must return a real floating-point scalar, got dtype {np.asarray(value).dtype}"
+        )
 
 
 def value_and_grad(

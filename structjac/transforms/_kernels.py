@@ -34,8 +34,17 @@ import numpy as np
 from ..kernels._config import JIT
 
 __all__ = [
-    "TIMES", "TANH_Y", "SIGMOID_Y", "OVER_1PA", "OVER", "TIMES_2A", "HALF_OVER", "TIMES_AP1",
-    "CODES", "fusable", "elementwise_vjp",
+    "TIMES",
+    "TANH_Y",
+    "SIGMOID_Y",
+    "OVER_1PA",
+    "OVER",
+    "TIMES_2A",
+    "HALF_OVER",
+    "TIMES_AP1",
+    "CODES",
+    "fusable",
+    "elementwise_vjp",
 ]
 
 TIMES, TANH_Y, SIGMOID_Y, OVER_1PA, OVER, TIMES_2A, HALF_OVER, TIMES_AP1 = range(8)
@@ -98,8 +107,12 @@ def _elementwise_vjp(code, g, a, out, accumulate):
 def fusable(a, dtype):
     """True when ``a`` can feed the kernels for results of ``dtype``: a C-contiguous float32
     or float64 array of exactly that dtype."""
-    return (isinstance(a, np.ndarray) and a.dtype == dtype and a.dtype in _FLOATS
-            and a.flags.c_contiguous)
+    return (
+        isinstance(a, np.ndarray)
+        and a.dtype == dtype
+        and a.dtype in _FLOATS
+        and a.flags.c_contiguous
+    )
 
 
 def _flat_cotangent(g, shape, dtype):
@@ -140,9 +153,13 @@ def elementwise_vjp(code, g, a, out=None):
         (another dtype) or ``out`` does not (shape, dtype, layout): the caller then uses
         the numpy expression.
     """
-    if out is not None and not (isinstance(out, np.ndarray) and out.shape == a.shape
-                                and out.dtype == a.dtype and out.flags.c_contiguous
-                                and out.flags.writeable):
+    if out is not None and not (
+        isinstance(out, np.ndarray)
+        and out.shape == a.shape
+        and out.dtype == a.dtype
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    ):
         return None
     gf = _flat_cotangent(g, a.shape, a.dtype)
     if gf is None:

@@ -248,6 +248,7 @@ def _loops(code):
     ``out (+)= s * f'(a)``, compiled apart (the formula a constant, the arrays separate
     arguments) so that each vectorises."""
     if code == ONE:
+
         @numba.njit(**JIT)
         def with_g(out, g, a, s, m, acc):
             if acc:
@@ -481,7 +482,12 @@ class _Plan:
         return self.forward_of(node)[1]
 
 
-_ERRORS = {"divide by zero": "divide", "overflow": "over", "underflow": "under", "invalid": "invalid"}
+_ERRORS = {
+    "divide by zero": "divide",
+    "overflow": "over",
+    "underflow": "under",
+    "invalid": "invalid",
+}
 
 
 def _report(flagged, modes):
@@ -582,6 +588,7 @@ def _fused_pass(x, seed, keep):
 
     quiet = all(m == "ignore" for m in modes.values())
     total = 0.0
+
     def steps(m):
         """The forward calls over the first ``m`` entries of the rows: per call the
         ufunc, its argument list (the rows' views and numbers in place; the slots of
@@ -589,8 +596,9 @@ def _fused_pass(x, seed, keep):
         view = [rows[r, :m] for r in range(plan.n_rows)]
         out = []
         for ufunc, specs, row, generic, name in plan.forward:
-            args = [view[s[1]] if s[0] == "row" else s[1] if s[0] == "number" else None
-                    for s in specs]
+            args = [
+                view[s[1]] if s[0] == "row" else s[1] if s[0] == "number" else None for s in specs
+            ]
             flats = [(k, s[1]) for k, s in enumerate(specs) if s[0] == "flat"]
             derivatives = [(d, view[d_row]) for d, d_row, _ in generic]
             out.append((ufunc, args, flats, view[row], derivatives, name))

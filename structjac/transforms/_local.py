@@ -70,8 +70,9 @@ class Local:
 
     __slots__ = ("jacobian", "vjp", "passthrough", "vjp_acc", "diagonal", "times", "fused")
 
-    def __init__(self, jacobian, vjp, passthrough=False, vjp_acc=None, diagonal=None, times=None,
-                 fused=None):
+    def __init__(
+        self, jacobian, vjp, passthrough=False, vjp_acc=None, diagonal=None, times=None, fused=None
+    ):
         self.jacobian = jacobian
         self.vjp = vjp
         #: True when the map is the identity on the flattened values (reshape,
@@ -146,7 +147,9 @@ def broadcast_jacobian(in_shape, out_shape, dtype):
     if not any(kind == "bcast" for kind, _ in runs):
         return Identity(n_out, dtype=dtype)
     factors = [
-        Identity(size, dtype=dtype) if kind == "keep" else Dense(np.ones((size, 1), dtype=dtype), copy=False)
+        Identity(size, dtype=dtype)
+        if kind == "keep"
+        else Dense(np.ones((size, 1), dtype=dtype), copy=False)
         for kind, size in runs
     ]
     return kron_chain(factors)
@@ -256,6 +259,7 @@ def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None, fused=No
     elif vjp is None:
         vjp_fn = vjp_default
         if in_shape == out_shape:
+
             def vjp_acc(g, acc):
                 # a derivative of +-1 adds or subtracts the cotangent in place: one pass
                 d = derivative()
@@ -269,12 +273,18 @@ def elementwise_local(in_shape, out_shape, dtype, derivative, vjp=None, fused=No
     elif in_shape == out_shape:
         vjp_fn = vjp
     else:
+
         def vjp_fn(g):
             return unbroadcast(vjp(g), in_shape)
 
     same = in_shape == out_shape
-    return Local(jacobian, vjp_fn, vjp_acc=vjp_acc, diagonal=derivative if same else None,
-                 fused=fused if same else None)
+    return Local(
+        jacobian,
+        vjp_fn,
+        vjp_acc=vjp_acc,
+        diagonal=derivative if same else None,
+        fused=fused if same else None,
+    )
 
 
 def selection_jacobian(rows, cols, shape, dtype):
@@ -288,7 +298,12 @@ def selection_jacobian(rows, cols, shape, dtype):
     m, n = shape
     rows = np.asarray(rows, dtype=np.int64).reshape(-1)
     cols = np.asarray(cols, dtype=np.int64).reshape(-1)
-    if m == n and rows.size == n and np.array_equal(rows, cols) and np.array_equal(rows, np.arange(n)):
+    if (
+        m == n
+        and rows.size == n
+        and np.array_equal(rows, cols)
+        and np.array_equal(rows, np.arange(n))
+    ):
         return Identity(n, dtype=dtype)
     data = np.ones(rows.size, dtype=dtype)
     S = sp.csr_array((data, (rows, cols)), shape=(m, n))

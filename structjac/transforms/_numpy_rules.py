@@ -178,8 +178,12 @@ def _unary(ufunc, spec, x):
     y = np.asarray(ufunc(xv))
     derivative = _quiet(lambda: spec.derivative(xv, y))
     vjp = None
-    if (spec.vjp is not None and x._trace.mode == "reverse" and y.dtype.kind == "f"
-            and y.dtype == xv.dtype):
+    if (
+        spec.vjp is not None
+        and x._trace.mode == "reverse"
+        and y.dtype.kind == "f"
+        and y.dtype == xv.dtype
+    ):
         fused_vjp = spec.vjp
 
         def vjp(g):
@@ -234,8 +238,9 @@ BINARY = {
     np.add: Binary("u + v: I, I", lambda u, v, y: 1, lambda u, v, y: 1),
     np.subtract: Binary("u - v: I, -I", lambda u, v, y: 1, lambda u, v, y: -1),
     np.multiply: Binary("u * v: diag(v), diag(u)", lambda u, v, y: v, lambda u, v, y: u),
-    np.divide: Binary("u / v: diag(1/v), diag(-y/v)", lambda u, v, y: np.divide(1, v),
-                      lambda u, v, y: -y / v),
+    np.divide: Binary(
+        "u / v: diag(1/v), diag(-y/v)", lambda u, v, y: np.divide(1, v), lambda u, v, y: -y / v
+    ),
     np.power: Binary("u ** v: diag(v u^(v-1)), diag(y log u)", _power_du, _power_dv),
     np.maximum: Binary(
         "maximum: diag(u >= v), diag(u < v) (u wins ties)",
@@ -311,12 +316,29 @@ def _binary(ufunc, spec, a, b):
 
 
 # ============================================================  piecewise constant: value only
-PIECEWISE_CONSTANT = frozenset({
-    np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
-    np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
-    np.isnan, np.isinf, np.isfinite, np.signbit, np.sign,
-    np.floor, np.ceil, np.rint, np.trunc,
-})
+PIECEWISE_CONSTANT = frozenset(
+    {
+        np.greater,
+        np.greater_equal,
+        np.less,
+        np.less_equal,
+        np.equal,
+        np.not_equal,
+        np.logical_and,
+        np.logical_or,
+        np.logical_xor,
+        np.logical_not,
+        np.isnan,
+        np.isinf,
+        np.isfinite,
+        np.signbit,
+        np.sign,
+        np.floor,
+        np.ceil,
+        np.rint,
+        np.trunc,
+    }
+)
 
 
 # ============================================================  matmul and dot
@@ -337,6 +359,7 @@ def _matmul(a, b, name="numpy.matmul"):
     r = B2.shape[1]
     pairs = []
     if type(a) is Traced:
+
         def jac_a():
             # vec_r(A B) = (I_p (x) B^T) vec_r(A)
             Bt = Dense(np.array(B2.T, dtype=dtype), copy=False)
@@ -360,6 +383,7 @@ def _matmul(a, b, name="numpy.matmul"):
 
             pairs.append((W, Local(jac_w, vjp_w)))
         else:
+
             def jac_b():
                 # vec_r(A B) = (A (x) I_r) vec_r(B)
                 Am = Dense(np.array(A2, dtype=dtype), copy=False)
@@ -410,8 +434,9 @@ _SIGN = {np.negative: -1, np.positive: 1}
 def _pending_unary(ufunc, spec, x):
     sign = _SIGN.get(ufunc)
     entry = (_lazy._SCALE, sign) if sign is not None else _unary_back(spec)
-    return _lazy.pending_call(ufunc, lambda: _unary(ufunc, spec, x), (x,), x._trace,
-                              lambda numbers: (entry,))
+    return _lazy.pending_call(
+        ufunc, lambda: _unary(ufunc, spec, x), (x,), x._trace, lambda numbers: (entry,)
+    )
 
 
 def _binary_back(ufunc, spec, a, b, numbers):
@@ -446,8 +471,13 @@ def _binary_back(ufunc, spec, a, b, numbers):
 
 def _pending_binary(ufunc, spec, a, b):
     trace = a._trace if type(a) is Traced else b._trace
-    return _lazy.pending_call(ufunc, lambda: _binary(ufunc, spec, a, b), (a, b), trace,
-                              lambda numbers: _binary_back(ufunc, spec, a, b, numbers))
+    return _lazy.pending_call(
+        ufunc,
+        lambda: _binary(ufunc, spec, a, b),
+        (a, b),
+        trace,
+        lambda numbers: _binary_back(ufunc, spec, a, b, numbers),
+    )
 
 
 def call_ufunc(ufunc, method, inputs, kwargs):
@@ -549,9 +579,7 @@ def transpose(x, axes):
 
 def _is_basic_key(key):
     parts = key if isinstance(key, tuple) else (key,)
-    return all(
-        isinstance(k, (slice, int, np.integer, type(None))) or k is Ellipsis for k in parts
-    )
+    return all(isinstance(k, (slice, int, np.integer, type(None))) or k is Ellipsis for k in parts)
 
 
 def getitem(x, key):
@@ -629,14 +657,18 @@ def _axes(axis, ndim, name):
     for a in axis:
         a = int(a)
         if not -ndim <= a < max(ndim, 1):
-            raise np.exceptions.AxisError(f"{name}: axis {a} is out of bounds for an array of dimension {ndim}")
+            raise np.exceptions.AxisError(
+                f"{name}: axis {a} is out of bounds for an array of dimension {ndim}"
+            )
         out.append(a % ndim if ndim else 0)
     return tuple(sorted(set(out)))
 
 
 def _no_out(name, out):
     if out is not None:
-        raise TypeError(f"{name}(..., out=...) with a traced value: writing into an output array is not traced")
+        raise TypeError(
+            f"{name}(..., out=...) with a traced value: writing into an output array is not traced"
+        )
 
 
 def _reduce(name, x, axis, keepdims, mean, dtype=None, out=None, **rest):
@@ -646,8 +678,11 @@ def _reduce(name, x, axis, keepdims, mean, dtype=None, out=None, **rest):
         raise TypeError(f"{name} of a traced value with {extra} has no rule")
     if type(x) is not Traced:
         raise TypeError(f"{name}: the traced value must be the array argument")
-    if (x._value is None and x._trace.mode == "reverse"
-            and len(_axes(axis, len(x.shape), name)) == len(x.shape)):
+    if (
+        x._value is None
+        and x._trace.mode == "reverse"
+        and len(_axes(axis, len(x.shape), name)) == len(x.shape)
+    ):
         result = _fused_reduce(x, mean, keepdims)
         if result is not None:
             return result
@@ -669,6 +704,7 @@ def _reduce(name, x, axis, keepdims, mean, dtype=None, out=None, **rest):
 
     times = None
     if len(axes) == xv.ndim and xv.size:
+
         def times(J):
             # c 1^T diag(d) = the row c d^T (the table's BlockRow @ Diagonal, built once)
             if type(J) not in (Diagonal, ScaledIdentity, Identity) or J.shape[0] != xv.size:
@@ -717,8 +753,11 @@ def _fused_reduce(x, mean, keepdims):
     y = np.asarray(total, dtype=dtype)
     if keepdims:
         y = y.reshape((1,) * len(x.shape))
-    pairs = [(leaf, Local(_reverse_only, _fused_vjp(x._trace, G, leaf.shape, leaf.dtype)))
-             for leaf, G in grads if G is not None]
+    pairs = [
+        (leaf, Local(_reverse_only, _fused_vjp(x._trace, G, leaf.shape, leaf.dtype)))
+        for leaf, G in grads
+        if G is not None
+    ]
     return record(x._trace, y, pairs)
 
 
@@ -777,19 +816,28 @@ def _min(a, axis=None, out=None, keepdims=False, **rest):
 # ============================================================  the rest
 def _where(condition, x=None, y=None):
     if x is None or y is None:
-        raise TypeError("numpy.where(condition) (the indices form) of a traced value has no rule; "
-                        "use numpy.where(condition, x, y)")
+        raise TypeError(
+            "numpy.where(condition) (the indices form) of a traced value has no rule; "
+            "use numpy.where(condition, x, y)"
+        )
     trace = _trace_of((x, y))
     c = np.asarray(_value(condition), dtype=bool)
     xv, yv = _value(x), _value(y)
     out = np.asarray(np.where(c, xv, yv))
     pairs = []
     if type(x) is Traced:
-        pairs.append((x, elementwise_local(np.shape(xv), out.shape, out.dtype,
-                                           lambda: c.astype(out.dtype))))
+        pairs.append(
+            (x, elementwise_local(np.shape(xv), out.shape, out.dtype, lambda: c.astype(out.dtype)))
+        )
     if type(y) is Traced:
-        pairs.append((y, elementwise_local(np.shape(yv), out.shape, out.dtype,
-                                           lambda: (~c).astype(out.dtype))))
+        pairs.append(
+            (
+                y,
+                elementwise_local(
+                    np.shape(yv), out.shape, out.dtype, lambda: (~c).astype(out.dtype)
+                ),
+            )
+        )
     if not pairs:
         return out
     return record(trace, out, pairs)

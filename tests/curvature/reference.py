@@ -80,8 +80,9 @@ def split(params, v):
     out, i = [], 0
     for W, b in params:
         nW, nb = W.size, b.size
-        out.append((v[..., i:i + nW].reshape(v.shape[:-1] + W.shape),
-                    v[..., i + nW:i + nW + nb]))
+        out.append(
+            (v[..., i : i + nW].reshape(v.shape[:-1] + W.shape), v[..., i + nW : i + nW + nb])
+        )
         i += nW + nb
     return out
 

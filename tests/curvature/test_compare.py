@@ -29,9 +29,12 @@ CASES = [
     ([4, 5, 1], ["tanh", None], "bce_with_logits", "mean", "BCEWithLogitsLoss"),
 ]
 IDS = [c[4] for c in CASES]
-TORCH_ACT = {"sigmoid": lambda: torch.nn.Sigmoid(), "tanh": lambda: torch.nn.Tanh(),
-             "relu": lambda: torch.nn.ReLU(),
-             "leaky_relu": lambda: torch.nn.LeakyReLU(ref.SLOPE)}
+TORCH_ACT = {
+    "sigmoid": lambda: torch.nn.Sigmoid(),
+    "tanh": lambda: torch.nn.Tanh(),
+    "relu": lambda: torch.nn.ReLU(),
+    "leaky_relu": lambda: torch.nn.LeakyReLU(ref.SLOPE),
+}
 
 
 def torch_model(params, acts):
@@ -70,10 +73,16 @@ def backpack_run(case, extensions, seed=0):
     L = lossf(model(torch.tensor(X)), torch_target(y, loss))
     with backpack.backpack(*extensions):
         L.backward()
-    res = nn.value_and_grad(params, X, y, acts, loss, reduction=reduction,
-                            extras=("grad_norms", "sum_grad_squared", "variance", "diag_ggn",
-                                    "kflr") + (("diag_hessian",) if all(
-                                        a in ("relu", "leaky_relu", None) for a in acts) else ()))
+    res = nn.value_and_grad(
+        params,
+        X,
+        y,
+        acts,
+        loss,
+        reduction=reduction,
+        extras=("grad_norms", "sum_grad_squared", "variance", "diag_ggn", "kflr")
+        + (("diag_hessian",) if all(a in ("relu", "leaky_relu", None) for a in acts) else ()),
+    )
     close(res.loss, L.item())
     return res, linears(model)
 
@@ -120,9 +129,15 @@ def test_backpack_monte_carlo_matches_in_the_mean(case):
     seeds and structjac's both converge to the exact values."""
     ext = pytest.importorskip("backpack.extensions")
     res, mods = backpack_run(case, [ext.DiagGGNMC(mc_samples=4000), ext.KFAC(mc_samples=4000)])
-    ours = nn.value_and_grad(*problem(case[0], case[1], case[2], N=9), case[1], case[2],
-                             reduction=case[3], extras=("diag_ggn_mc", "kfac"),
-                             mc_samples=4000, seed=0).extras
+    ours = nn.value_and_grad(
+        *problem(case[0], case[1], case[2], N=9),
+        case[1],
+        case[2],
+        reduction=case[3],
+        extras=("diag_ggn_mc", "kfac"),
+        mc_samples=4000,
+        seed=0,
+    ).extras
     exact = ref.flat(res.extras["diag_ggn"])
     scale = np.abs(exact).max()
     assert np.abs(ref.flat(pairs(mods, "diag_ggn_mc")) - exact).max() < 0.1 * scale
@@ -131,7 +146,7 @@ def test_backpack_monte_carlo_matches_in_the_mean(case):
         e = EW.A.to_dense()
         assert np.abs(KW.A.to_dense() - e).max() < 0.1 * np.abs(e).max()
         assert np.abs(m.weight.kfac[0].numpy() - e).max() < 0.1 * np.abs(e).max()
-        close(KW.B.to_dense(), m.weight.kfac[1].numpy(), 1e-10)     # input factor: exact
+        close(KW.B.to_dense(), m.weight.kfac[1].numpy(), 1e-10)  # input factor: exact
 
 
 @pytest.mark.parametrize("max_norm", [0.05, 0.5, 1e3])
@@ -145,21 +160,35 @@ def test_opacus_clipped_grad(case, max_norm):
     params, X, y = problem(sizes, acts, loss, N=9)
     N = X.shape[0]
     model = GradSampleModule(torch_model(params, acts), loss_reduction="mean")
-    opt = DPOptimizer(torch.optim.SGD(model.parameters(), lr=0.0), noise_multiplier=0.0,
-                      max_grad_norm=max_norm, expected_batch_size=N, loss_reduction="mean")
+    opt = DPOptimizer(
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        noise_multiplier=0.0,
+        max_grad_norm=max_norm,
+        expected_batch_size=N,
+        loss_reduction="mean",
+    )
     opt.zero_grad()
     # Opacus' "mean": the per-sample gradients are of J_0^(k) = the sum over the sample's
     # entries, so the torch loss is the sum over entries divided by N (structjac's "mean")
     L = torch_loss(tloss if tloss == "CrossEntropyLoss" else "MSELoss-sum")(
-        model(torch.tensor(X)), torch_target(y, loss))
+        model(torch.tensor(X)), torch_target(y, loss)
+    )
     if tloss != "CrossEntropyLoss":
         L = L / N
     L.backward()
     opt.pre_step()
     got = [(m.weight.grad.numpy(), m.bias.grad.numpy()) for m in linears(model._module)]
-    res = nn.value_and_grad(params, X, y, acts, loss, reduction="mean",
-                            extras=("clipped_grad", "grad_norms"), max_norm=max_norm)
+    res = nn.value_and_grad(
+        params,
+        X,
+        y,
+        acts,
+        loss,
+        reduction="mean",
+        extras=("clipped_grad", "grad_norms"),
+        max_norm=max_norm,
+    )
     # Opacus divides by (norm + 1e-6): equal up to that shift of the clipping factor
     close_pairs(res.extras["clipped_grad"], got, 1e-5)
     n0 = res.extras["grad_norms"] * N
-    assert (n0 > max_norm).any() == (max_norm < 1e3)      # the cases clip some samples
+    assert (n0 > max_norm).any() == (max_norm < 1e3)  # the cases clip some samples

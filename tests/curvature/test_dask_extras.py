@@ -36,12 +36,17 @@ def _close_kron(actual, desired, rtol):
 def test_dask_exact_extras_equal_in_memory(net, reduction, chunks):
     sizes, acts, loss = net
     params, X, y = problem(sizes, acts, loss, N=20)
-    names = EXACT + (("diag_hessian",) if all(a in ("relu", "leaky_relu", None) for a in acts) else ())
-    ref = nn.value_and_grad(params, X, y, acts, loss, reduction=reduction, extras=names, max_norm=0.3)
+    names = EXACT + (
+        ("diag_hessian",) if all(a in ("relu", "leaky_relu", None) for a in acts) else ()
+    )
+    ref = nn.value_and_grad(
+        params, X, y, acts, loss, reduction=reduction, extras=names, max_norm=0.3
+    )
     DX, Dy = _dask_batch(X, y, chunks)
     with no_compute():
-        res = nn.value_and_grad(params, DX, Dy, acts, loss, reduction=reduction, extras=names,
-                                max_norm=0.3)
+        res = nn.value_and_grad(
+            params, DX, Dy, acts, loss, reduction=reduction, extras=names, max_norm=0.3
+        )
     assert isinstance(res.extras["grad_norms"], da.Array)
     assert isinstance(res.extras["diag_ggn"][0][0], da.Array)
     (extras,) = dask.compute(res.extras)
@@ -78,18 +83,29 @@ def test_dask_monte_carlo_extras_draw_per_chunk_from_spawned_seeds(net):
     params, X, y = problem(sizes, acts, loss, N=20)
     names = ("diag_ggn_mc", "kfac")
     DX, Dy = _dask_batch(X, y, 6)
-    (a,) = dask.compute(nn.value_and_grad(params, DX, Dy, acts, loss, extras=names,
-                                          mc_samples=3, seed=11).extras)
-    (b,) = dask.compute(nn.value_and_grad(params, DX, Dy, acts, loss, extras=names,
-                                          mc_samples=3, seed=11).extras)
+    (a,) = dask.compute(
+        nn.value_and_grad(params, DX, Dy, acts, loss, extras=names, mc_samples=3, seed=11).extras
+    )
+    (b,) = dask.compute(
+        nn.value_and_grad(params, DX, Dy, acts, loss, extras=names, mc_samples=3, seed=11).extras
+    )
     close_pairs(a["diag_ggn_mc"], b["diag_ggn_mc"], 0)
     seeds = np.random.SeedSequence(11).spawn(4)
     bounds = [(0, 6), (6, 12), (12, 18), (18, 20)]
-    parts = [nn.value_and_grad(params, X[i:j], y[i:j], acts, loss, reduction="sum", extras=names,
-                               mc_samples=3, seed=s).extras for (i, j), s in zip(bounds, seeds)]
+    parts = [
+        nn.value_and_grad(
+            params, X[i:j], y[i:j], acts, loss, reduction="sum", extras=names, mc_samples=3, seed=s
+        ).extras
+        for (i, j), s in zip(bounds, seeds)
+    ]
     N = X.shape[0]
-    want = [(sum(p["diag_ggn_mc"][l][0] for p in parts) / N,
-             sum(p["diag_ggn_mc"][l][1] for p in parts) / N) for l in range(len(params))]
+    want = [
+        (
+            sum(p["diag_ggn_mc"][l][0] for p in parts) / N,
+            sum(p["diag_ggn_mc"][l][1] for p in parts) / N,
+        )
+        for l in range(len(params))
+    ]
     close_pairs(a["diag_ggn_mc"], want)
     for l, (KW, Kb) in enumerate(a["kfac"]):
         G = sum(p["kfac"][l][0].A.to_dense() for p in parts) / N
@@ -97,8 +113,11 @@ def test_dask_monte_carlo_extras_draw_per_chunk_from_spawned_seeds(net):
         close(KW.A.to_dense(), G), close(KW.B.to_dense(), AtA), close(Kb.to_dense(), G)
     # the mean over many seeds approaches the exact diagonal, on dask as in memory
     exact = nn.value_and_grad(params, X, y, acts, loss, extras=("diag_ggn",)).extras["diag_ggn"]
-    (mc,) = dask.compute(nn.value_and_grad(params, DX, Dy, acts, loss, extras=("diag_ggn_mc",),
-                                           mc_samples=4000, seed=3).extras["diag_ggn_mc"])
+    (mc,) = dask.compute(
+        nn.value_and_grad(
+            params, DX, Dy, acts, loss, extras=("diag_ggn_mc",), mc_samples=4000, seed=3
+        ).extras["diag_ggn_mc"]
+    )
     for (mW, mb), (eW, eb) in zip(mc, exact):
         np.testing.assert_allclose(mW, eW, rtol=0.15, atol=0.05 * np.abs(eW).max())
 

@@ -24,8 +24,10 @@ IDS = ["mse-tanh", "bce-relu-sigmoid", "logits-softplus", "ce-3layer", "mse-one-
 
 def problem(sizes, acts, loss, N=7, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    params = [(rng.standard_normal((m, d)) / np.sqrt(d), 0.1 * rng.standard_normal(m))
-              for d, m in itertools.pairwise(sizes)]
+    params = [
+        (rng.standard_normal((m, d)) / np.sqrt(d), 0.1 * rng.standard_normal(m))
+        for d, m in itertools.pairwise(sizes)
+    ]
     X = rng.standard_normal((N, sizes[0]))
     m = sizes[-1]
     if loss == "cross_entropy":
@@ -58,9 +60,17 @@ def test_first_order_against_reference(net, reduction, method):
     sizes, acts, loss = net
     params, X, y = problem(sizes, acts, loss)
     N = X.shape[0]
-    res = nn.value_and_grad(params, X, y, acts, loss, reduction=reduction, method=method,
-                            extras=("grad_norms", "sum_grad_squared", "variance"))
-    g = ref.per_sample_grads(params, acts, loss, X, y, reduction)      # (N, P)
+    res = nn.value_and_grad(
+        params,
+        X,
+        y,
+        acts,
+        loss,
+        reduction=reduction,
+        method=method,
+        extras=("grad_norms", "sum_grad_squared", "variance"),
+    )
+    g = ref.per_sample_grads(params, acts, loss, X, y, reduction)  # (N, P)
     close(res.extras["grad_norms"], np.linalg.norm(g, axis=1))
     close_pairs(res.extras["sum_grad_squared"], ref.split(params, (g**2).sum(0)))
     var = (g**2).sum(0) / N - (g.sum(0) / N) ** 2
@@ -75,14 +85,15 @@ def test_first_order_against_reference(net, reduction, method):
 def test_clipped_grad_against_reference(net, reduction, max_norm):
     sizes, acts, loss = net
     params, X, y = problem(sizes, acts, loss)
-    res = nn.value_and_grad(params, X, y, acts, loss, reduction=reduction,
-                            extras=("clipped_grad",), max_norm=max_norm)
+    res = nn.value_and_grad(
+        params, X, y, acts, loss, reduction=reduction, extras=("clipped_grad",), max_norm=max_norm
+    )
     g = ref.per_sample_grads(params, acts, loss, X, y, reduction)
     w = ref.weight(reduction, X.shape[0], sizes[-1])
-    g0 = g / w                                              # gradients of J_0^(k)
+    g0 = g / w  # gradients of J_0^(k)
     c = np.minimum(1.0, max_norm / np.linalg.norm(g0, axis=1))
     close_pairs(res.extras["clipped_grad"], ref.split(params, w * (c[:, None] * g0).sum(0)))
-    if max_norm == 1e6:                                     # nothing clipped: the gradient
+    if max_norm == 1e6:  # nothing clipped: the gradient
         close_pairs(res.extras["clipped_grad"], res.grads)
 
 
@@ -92,8 +103,9 @@ def test_diag_ggn_and_kflr_against_reference(net, reduction):
     sizes, acts, loss = net
     params, X, y = problem(sizes, acts, loss)
     N = X.shape[0]
-    res = nn.value_and_grad(params, X, y, acts, loss, reduction=reduction,
-                            extras=("diag_ggn", "kflr"))
+    res = nn.value_and_grad(
+        params, X, y, acts, loss, reduction=reduction, extras=("diag_ggn", "kflr")
+    )
     G = ref.ggn(params, acts, loss, X, y, reduction)
     close_pairs(res.extras["diag_ggn"], ref.split(params, np.diag(G)))
     # KFLR: output-gradient factor sum_k J_zk^T (w H_k) J_zk per layer, input factor A^T A / N
@@ -101,7 +113,7 @@ def test_diag_ggn_and_kflr_against_reference(net, reduction):
     start = 0
     for l, (W, b) in enumerate(params):
         m, d = W.shape
-        Jb = J[:, :, start + m * d:start + m * d + m]       # d a_L / d b_l = d a_L / d z_l
+        Jb = J[:, :, start + m * d : start + m * d + m]  # d a_L / d b_l = d a_L / d z_l
         Gf = w * np.einsum("kci,kcd,kdj->ij", Jb, H, Jb)
         Af = inputs[l].T @ inputs[l] / N
         KW, Kb = res.extras["kflr"][l]
@@ -125,13 +137,16 @@ def test_diag_hessian_equals_the_torch_hessian_for_piecewise_linear_networks():
     def f(theta):
         a, i = Xt, 0
         for l, ((sW, sb), act) in enumerate(zip(shapes, acts)):
-            W = theta[i:i + sW[0] * sW[1]].reshape(sW)
+            W = theta[i : i + sW[0] * sW[1]].reshape(sW)
             i += sW[0] * sW[1]
-            b = theta[i:i + sb[0]]
+            b = theta[i : i + sb[0]]
             i += sb[0]
             z = a @ W.T + b
-            a = {"relu": torch.relu, "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, ref.SLOPE),
-                 None: lambda t: t}[act](z)
+            a = {
+                "relu": torch.relu,
+                "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, ref.SLOPE),
+                None: lambda t: t,
+            }[act](z)
         return ((a - yt) ** 2).sum() / Xt.shape[0]
 
     H = torch.autograd.functional.hessian(f, theta0).numpy()
@@ -145,16 +160,23 @@ def test_monte_carlo_converges_to_exact(net):
     params, X, y = problem(sizes, acts, loss, N=4)
     exact = nn.value_and_grad(params, X, y, acts, loss, extras=("diag_ggn", "kflr")).extras
     # many samples in one call and the mean over seeds: both unbiased, both -> exact
-    big = nn.value_and_grad(params, X, y, acts, loss, extras=("diag_ggn_mc", "kfac"),
-                            mc_samples=20000, seed=1).extras
+    big = nn.value_and_grad(
+        params, X, y, acts, loss, extras=("diag_ggn_mc", "kfac"), mc_samples=20000, seed=1
+    ).extras
     flat_exact = ref.flat(exact["diag_ggn"])
     err = np.abs(ref.flat(big["diag_ggn_mc"]) - flat_exact).max() / np.abs(flat_exact).max()
     assert err < 0.05
     for (KW, Kb), (EW, Eb) in zip(big["kfac"], exact["kflr"]):
         e = EW.to_dense()
         assert np.abs(KW.to_dense() - e).max() < 0.05 * np.abs(e).max()
-    runs = [ref.flat(nn.value_and_grad(params, X, y, acts, loss, extras=("diag_ggn_mc",),
-                                       seed=s).extras["diag_ggn_mc"]) for s in range(400)]
+    runs = [
+        ref.flat(
+            nn.value_and_grad(params, X, y, acts, loss, extras=("diag_ggn_mc",), seed=s).extras[
+                "diag_ggn_mc"
+            ]
+        )
+        for s in range(400)
+    ]
     err = np.abs(np.mean(runs, axis=0) - flat_exact).max() / np.abs(flat_exact).max()
     assert err < 0.15
     # a single estimate is not the exact value (the test could fail if MC were exact),
@@ -168,14 +190,26 @@ def test_monte_carlo_converges_to_exact(net):
 def test_monte_carlo_is_seeded():
     sizes, acts, loss = NETWORKS[3]
     params, X, y = problem(sizes, acts, loss)
-    a, b, c = (nn.value_and_grad(params, X, y, acts, loss, extras=("diag_ggn_mc",), seed=s,
-                                 mc_samples=3).extras["diag_ggn_mc"] for s in (5, 5, 6))
+    a, b, c = (
+        nn.value_and_grad(
+            params, X, y, acts, loss, extras=("diag_ggn_mc",), seed=s, mc_samples=3
+        ).extras["diag_ggn_mc"]
+        for s in (5, 5, 6)
+    )
     close_pairs(a, b, rtol=0)
     assert not np.allclose(ref.flat(a), ref.flat(c))
 
 
-ALL = ("grad_norms", "sum_grad_squared", "variance", "clipped_grad", "diag_ggn",
-       "diag_ggn_mc", "kflr", "kfac")
+ALL = (
+    "grad_norms",
+    "sum_grad_squared",
+    "variance",
+    "clipped_grad",
+    "diag_ggn",
+    "diag_ggn_mc",
+    "kflr",
+    "kfac",
+)
 
 
 @pytest.mark.parametrize("net", NETWORKS, ids=IDS)
@@ -240,10 +274,12 @@ def test_bad_input():
         call(extras=("clipped_grad",))
     with pytest.raises(ValueError, match="names one quantity twice"):
         call(extras=("grad_norms", "grad_norms"))
-    with pytest.raises(ValueError, match="'diag_hessian' is exact only .* layer 0 has structjac.ops.tanh"):
+    with pytest.raises(
+        ValueError, match="'diag_hessian' is exact only .* layer 0 has structjac.ops.tanh"
+    ):
         call(extras=("diag_hessian",))
 
-    class HalfSquares(Loss):                # a user's loss: value and gradient, no Hessian
+    class HalfSquares(Loss):  # a user's loss: value and gradient, no Hessian
         name = "half_squares"
 
         def _per_sample(self, y, y_hat):
@@ -264,12 +300,18 @@ def test_cross_entropy_network_matches_torch():
     sizes, acts, loss = NETWORKS[3]
     params, X, y = problem(sizes, acts, loss)
     value, grads = nn.value_and_grad(params, X, y, acts, "cross_entropy")
-    tp = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in params]
+    tp = [
+        (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+        for W, b in params
+    ]
     a = torch.tensor(X)
     for (W, b), act in zip(tp, acts):
         z = a @ W.T + b
-        a = {"sigmoid": torch.sigmoid, "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, ref.SLOPE),
-             None: lambda t: t}[act](z)
+        a = {
+            "sigmoid": torch.sigmoid,
+            "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, ref.SLOPE),
+            None: lambda t: t,
+        }[act](z)
     L = torch.nn.functional.cross_entropy(a, torch.tensor(y))
     L.backward()
     close(value, L.item())

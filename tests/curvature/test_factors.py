@@ -20,8 +20,10 @@ def test_gate_square_sum_against_numpy(dtype, gated):
     Vg = V0 * gp if gated else V0
     Q = gate_square_sum(V, gp)
     assert Q.dtype == dtype and Q.shape == (7, 5)
-    np.testing.assert_allclose(Q, (Vg * Vg).sum(axis=0), rtol=1e-6 if dtype == np.float32 else 1e-14)
-    np.testing.assert_array_equal(V, Vg)          # gated in place; untouched without gp
+    np.testing.assert_allclose(
+        Q, (Vg * Vg).sum(axis=0), rtol=1e-6 if dtype == np.float32 else 1e-14
+    )
+    np.testing.assert_array_equal(V, Vg)  # gated in place; untouched without gp
     out = np.full((7, 5), np.nan, dtype)
     assert gate_square_sum(V0.copy(), gp, out=out) is out
     np.testing.assert_allclose(out, Q, rtol=1e-6)
@@ -46,9 +48,9 @@ def test_cross_entropy_factor_is_a_symmetric_factor_with_C_minus_1_columns(C):
     rng = np.random.default_rng(C)
     N = 6
     z = rng.standard_normal((N, C)) * 3
-    z[0] = 0.0                                     # uniform p
+    z[0] = 0.0  # uniform p
     if C > 1:
-        z[1, 0] = 40.0                             # p one-hot up to rounding
+        z[1, 0] = 40.0  # p one-hot up to rounding
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     scale = rng.random(N) + 0.5
@@ -70,11 +72,19 @@ def _net(n=40, seed=0):
 
 def test_extras_asked_together_equal_extras_asked_alone():
     params, X, y, acts = _net()
-    together = nn.value_and_grad(params, X, y, acts, "cross_entropy", seed=3, extras=(
-        "kfac", "diag_ggn_mc", "kflr", "diag_ggn", "variance", "sum_grad_squared")).extras
+    together = nn.value_and_grad(
+        params,
+        X,
+        y,
+        acts,
+        "cross_entropy",
+        seed=3,
+        extras=("kfac", "diag_ggn_mc", "kflr", "diag_ggn", "variance", "sum_grad_squared"),
+    ).extras
     for name, value in together.items():
-        alone = nn.value_and_grad(params, X, y, acts, "cross_entropy", seed=3,
-                                  extras=(name,)).extras[name]
+        alone = nn.value_and_grad(
+            params, X, y, acts, "cross_entropy", seed=3, extras=(name,)
+        ).extras[name]
         for a, b in zip(alone, value):
             if name in ("kfac", "kflr"):
                 np.testing.assert_allclose(a[0].to_dense(), b[0].to_dense(), rtol=1e-13)
@@ -87,14 +97,17 @@ def test_extras_asked_together_equal_extras_asked_alone():
 def test_variance_from_the_recorded_gradient_equals_the_recomputed_one(monkeypatch):
     params, X, y, acts = _net()
     res = nn.value_and_grad(params, X, y, acts, "cross_entropy", extras=("variance",))
-    rec = nn.value_and_grad(params, X, y, acts, "cross_entropy", method="structures",
-                            extras=("variance",))
+    rec = nn.value_and_grad(
+        params, X, y, acts, "cross_entropy", method="structures", extras=("variance",)
+    )
     for (a, b), (c, d) in zip(res.extras["variance"], rec.extras["variance"]):
         np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-16)
         np.testing.assert_allclose(b, d, rtol=1e-10, atol=1e-16)
     # without recorded gradients (gW = gb = None) the layer gradient is recomputed
-    layers = [_extras.LayerRecord(r.A_prev, r.G, r.W, r.act, r.Z, r.A) for r in
-              _record(monkeypatch, params, X, y, acts).layers]
+    layers = [
+        _extras.LayerRecord(r.A_prev, r.G, r.W, r.act, r.Z, r.A)
+        for r in _record(monkeypatch, params, X, y, acts).layers
+    ]
     sgs = _extras.sum_grad_squared(layers)
     for (a, b), (c, d) in zip(_extras.variance(layers, sgs), res.extras["variance"]):
         np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-16)
@@ -120,15 +133,17 @@ def _generic(record, mc_samples=None, seed=None):
     backpropagated through every layer."""
     rng = None if mc_samples is None else np.random.default_rng(seed)
     S = _extras.loss_factor(record, mc_samples=mc_samples, rng=rng)
-    return _extras._backpropagate(record.layers, S, _extras._Shared(record.layers),
-                                  diag=True, kron=True)
+    return _extras._backpropagate(
+        record.layers, S, _extras._Shared(record.layers), diag=True, kron=True
+    )
 
 
 @pytest.mark.parametrize("sizes", [[5, 4], [5, 8, 6, 4]])
 @pytest.mark.parametrize("targets", ["labels", "rows"])
 @pytest.mark.parametrize("mc_samples", [None, 3])
-def test_cross_entropy_top_layer_closed_form_equals_the_generic_pass(monkeypatch, sizes, targets,
-                                                                     mc_samples):
+def test_cross_entropy_top_layer_closed_form_equals_the_generic_pass(
+    monkeypatch, sizes, targets, mc_samples
+):
     rng = np.random.default_rng(1)
     acts = ["tanh"] * (len(sizes) - 2) + [None]
     params = nn.MLP(sizes, acts, loss="cross_entropy", dtype=np.float64).init(rng)
@@ -136,7 +151,7 @@ def test_cross_entropy_top_layer_closed_form_equals_the_generic_pass(monkeypatch
     if targets == "labels":
         y = rng.integers(0, sizes[-1], 30)
     else:
-        y = rng.random((30, sizes[-1])) * 2          # target rows of mass != 1
+        y = rng.random((30, sizes[-1])) * 2  # target rows of mass != 1
     seen = {}
     compute = _extras.compute
 
@@ -146,8 +161,17 @@ def test_cross_entropy_top_layer_closed_form_equals_the_generic_pass(monkeypatch
 
     monkeypatch.setattr(_extras, "compute", spy)
     names = ("diag_ggn", "kflr") if mc_samples is None else ("diag_ggn_mc", "kfac")
-    res = nn.value_and_grad(params, X, y, acts, "cross_entropy", reduction="sum", extras=names,
-                            mc_samples=mc_samples or 1, seed=7).extras
+    res = nn.value_and_grad(
+        params,
+        X,
+        y,
+        acts,
+        "cross_entropy",
+        reduction="sum",
+        extras=names,
+        mc_samples=mc_samples or 1,
+        seed=7,
+    ).extras
     diag, kfs = _generic(seen["record"], mc_samples, seed=7)
     for (a, b), (c, d) in zip(res[names[0]], diag):
         np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-15)
@@ -160,10 +184,19 @@ def test_cross_entropy_top_layer_closed_form_equals_the_generic_pass(monkeypatch
 def test_results_share_no_memory_with_the_workspace():
     params, X, y, acts = _net()
     ws = nn.Workspace()
-    names = ("grad_norms", "sum_grad_squared", "variance", "clipped_grad", "diag_ggn",
-             "diag_ggn_mc", "kflr", "kfac")
-    first = nn.value_and_grad(params, X, y, acts, "cross_entropy", workspace=ws, extras=names,
-                              max_norm=0.1, seed=0).extras
+    names = (
+        "grad_norms",
+        "sum_grad_squared",
+        "variance",
+        "clipped_grad",
+        "diag_ggn",
+        "diag_ggn_mc",
+        "kflr",
+        "kfac",
+    )
+    first = nn.value_and_grad(
+        params, X, y, acts, "cross_entropy", workspace=ws, extras=names, max_norm=0.1, seed=0
+    ).extras
     assert any(k.startswith("extras.") for k in ws._buffers)
     arrays = []
     for name in names:
@@ -177,12 +210,22 @@ def test_results_share_no_memory_with_the_workspace():
     for a in arrays:
         assert not any(np.shares_memory(a, buf) for buf in ws._buffers.values())
     # a second call with other inputs leaves the first results as they were
-    nn.value_and_grad(params, X[::-1].copy() * 2, y[::-1].copy(), acts, "cross_entropy",
-                      workspace=ws, extras=names, max_norm=0.1, seed=1)
+    nn.value_and_grad(
+        params,
+        X[::-1].copy() * 2,
+        y[::-1].copy(),
+        acts,
+        "cross_entropy",
+        workspace=ws,
+        extras=names,
+        max_norm=0.1,
+        seed=1,
+    )
     for a, s in zip(arrays, snapshot):
         np.testing.assert_array_equal(a, s)
-    fresh = nn.value_and_grad(params, X, y, acts, "cross_entropy", extras=names, max_norm=0.1,
-                              seed=0).extras
+    fresh = nn.value_and_grad(
+        params, X, y, acts, "cross_entropy", extras=names, max_norm=0.1, seed=0
+    ).extras
     for name in names:
         if name == "grad_norms":
             np.testing.assert_array_equal(first[name], fresh[name])

@@ -46,8 +46,9 @@ def test_gauss_newton_step_is_the_damped_solve_and_lowers_the_loss(net):
     sizes, acts, loss = net
     params, X, y = problem(sizes, acts, loss, N=20)
     damping = 1e-2
-    step, info = nn.gauss_newton_step(params, X, y, acts, loss, damping=damping, rtol=1e-12,
-                                      maxiter=2000)
+    step, info = nn.gauss_newton_step(
+        params, X, y, acts, loss, damping=damping, rtol=1e-12, maxiter=2000
+    )
     assert info["cg_info"] == 0
     dense = ref.ggn(params, acts, loss, X, y)
     g = ref.per_sample_grads(params, acts, loss, X, y).sum(0)
@@ -92,7 +93,7 @@ def test_ggn_bad_input():
     params, X, y = problem(sizes, acts, loss)
     G = nn.ggn(params, X, y, acts, loss)
     assert G.shape == (43, 43)
-    with pytest.raises(ValueError, match="dimension mismatch"):    # scipy's check of the length
+    with pytest.raises(ValueError, match="dimension mismatch"):  # scipy's check of the length
         G.matvec(np.ones(42))
     with pytest.raises(ValueError, match="damping must be a finite number > 0, got 0"):
         nn.gauss_newton_step(params, X, y, acts, loss, damping=0)
@@ -110,7 +111,9 @@ def test_ggn_bad_input():
         def _grad(self, y, y_hat, scale, out):
             return np.multiply(y_hat - y, 2 * scale, out=out)
 
-    with pytest.raises(ValueError, match="ggn needs the loss's Hessian, which loss structjac.ops.no_hessian"):
+    with pytest.raises(
+        ValueError, match="ggn needs the loss's Hessian, which loss structjac.ops.no_hessian"
+    ):
         nn.ggn(params, X, y, acts, NoHessian())
 
 

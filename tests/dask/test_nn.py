@@ -28,7 +28,7 @@ def _problem(dtype, N=1003, sizes=(7, 16, 8, 1), loss="bce", seed=0):
 def test_value_and_grad_equals_in_memory(loss, reduction, chunks, dtype):
     net, params, X, y = _problem(dtype, loss=loss)
     ref = net.value_and_grad(params, X, y, reduction=reduction)
-    DX = da.from_array(X, chunks=(chunks, 3))       # split features too: rechunked to rows
+    DX = da.from_array(X, chunks=(chunks, 3))  # split features too: rechunked to rows
     Dy = da.from_array(y, chunks=chunks)
     with no_compute():
         res = nn.value_and_grad(params, DX, Dy, net.activations, net.loss, reduction=reduction)
@@ -51,9 +51,15 @@ def test_targets_with_several_outputs():
     params = net.init(rng)
     X, y = rng.standard_normal((301, 4)), rng.standard_normal((301, 3))
     ref = net.value_and_grad(params, X, y)
-    value, grads = dask.compute(*nn.value_and_grad(
-        params, da.from_array(X, chunks=(50, 4)), da.from_array(y, chunks=(50, 1)),
-        net.activations, net.loss))
+    value, grads = dask.compute(
+        *nn.value_and_grad(
+            params,
+            da.from_array(X, chunks=(50, 4)),
+            da.from_array(y, chunks=(50, 1)),
+            net.activations,
+            net.loss,
+        )
+    )
     np.testing.assert_allclose(value, ref.loss, rtol=1e-12)
     for (gW, gb), (rW, rb) in zip(grads, ref.grads):
         np.testing.assert_allclose(gW, rW, rtol=1e-12, atol=1e-14)
@@ -63,8 +69,11 @@ def test_targets_with_several_outputs():
 def test_bad_input():
     net, params, X, y = _problem(np.float64, N=100)
     DX = da.from_array(X, chunks=(25, 7))
-    with pytest.raises(ValueError, match=r"X has batch chunks \(25, 25, 25, 25\) but y has "
-                                         r"\(50, 50\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"X has batch chunks \(25, 25, 25, 25\) but y has "
+        r"\(50, 50\)",
+    ):
         nn.value_and_grad(params, DX, da.from_array(y, chunks=50), net.activations, net.loss)
     unknown = DX[DX[:, 0] > 0]
     with pytest.raises(ValueError, match=r"X has unknown \(nan\) chunk sizes"):
@@ -72,14 +81,15 @@ def test_bad_input():
     with pytest.raises(TypeError, match="both X and y as dask arrays"):
         nn.value_and_grad(params, DX, y, net.activations, net.loss)
     with pytest.raises(TypeError, match="per_sample"):
-        nn.value_and_grad(params, DX, da.from_array(y, chunks=25), net.activations, net.loss,
-                          per_sample=True)
+        nn.value_and_grad(
+            params, DX, da.from_array(y, chunks=25), net.activations, net.loss, per_sample=True
+        )
     with pytest.raises(ValueError, match="reduction must be"):
-        nn.value_and_grad(params, DX, da.from_array(y, chunks=25), net.activations, net.loss,
-                          reduction="none")
+        nn.value_and_grad(
+            params, DX, da.from_array(y, chunks=25), net.activations, net.loss, reduction="none"
+        )
     with pytest.raises(ValueError, match=r"X has shape \(100, 7\) but y has shape \(99,\)"):
-        nn.value_and_grad(params, DX, da.from_array(y[:99], chunks=25), net.activations,
-                          net.loss)
+        nn.value_and_grad(params, DX, da.from_array(y[:99], chunks=25), net.activations, net.loss)
 
 
 def test_mlp_value_and_grad_on_dask_batches():
@@ -87,8 +97,9 @@ def test_mlp_value_and_grad_on_dask_batches():
     net, params, X, y = _problem(np.float32, N=200)
     ref = net.value_and_grad(params, X, y)
     with no_compute():
-        res = net.value_and_grad(params, da.from_array(X, chunks=(64, 7)),
-                                 da.from_array(y, chunks=64))
+        res = net.value_and_grad(
+            params, da.from_array(X, chunks=(64, 7)), da.from_array(y, chunks=64)
+        )
     value, grads = dask.compute(*res)
     assert np.asarray(value).dtype == np.float32
     np.testing.assert_allclose(value, ref.loss, rtol=2e-5)

@@ -85,8 +85,12 @@ def test_jacobian_is_a_lazy_diagonal(dtype):
 def test_jacobian_to_dense_refuses_past_the_guard():
     X = da.zeros((20_000,), chunks=5_000)
     J = ops.sigmoid.jacobian(X)
-    with no_compute(), pytest.raises(sj.DenseLimitError,
-                                     match=r"DaskDiagonal.to_dense\(\): the dense 20000 x 20000"):
+    with (
+        no_compute(),
+        pytest.raises(
+            sj.DenseLimitError, match=r"DaskDiagonal.to_dense\(\): the dense 20000 x 20000"
+        ),
+    ):
         J.to_dense()
     # the one guard of the library: lowering it refuses a small one too, raising it allows
     small = ops.sigmoid.jacobian(da.zeros((30,), chunks=10))
@@ -114,7 +118,7 @@ def test_binary(name, chunks, dtype):
     u, v = _data(dtype)
     g = _data(dtype, seed=3)[0]
     U, V, G = (da.from_array(a, chunks=chunks) for a in (u, v, g))
-    V = V.rechunk((100, 7))              # a different chunking of the second argument
+    V = V.rechunk((100, 7))  # a different chunking of the second argument
     with no_compute():
         value = op(U, V)
         gu, gv = op.vjp(U, V, G)
@@ -165,7 +169,7 @@ def test_losses(name, reduction, chunks, dtype):
     op = getattr(ops, name)
     y, z = _loss_data(name, dtype)
     Y = da.from_array(y, chunks=chunks)
-    Z = da.from_array(z, chunks=(chunks, 2))    # across the class axis: rechunked to rows
+    Z = da.from_array(z, chunks=(chunks, 2))  # across the class axis: rechunked to rows
     with no_compute():
         value = op(Y, Z, reduction=reduction)
         grad = op.grad(Y, Z, reduction=reduction)
@@ -191,10 +195,12 @@ def test_per_sample_jacobian_is_a_lazy_diagonal():
     y, z = _loss_data("bce_with_logits", np.float64)
     y, z = y[:, 0], z[:, 0]
     with no_compute():
-        J = ops.bce_with_logits.jacobian(da.from_array(y, chunks=100),
-                                         da.from_array(z, chunks=100), reduction="none")
-    np.testing.assert_array_equal(J.diagonal().compute(),
-                                  ops.bce_with_logits.jacobian(y, z, "none").diagonal())
+        J = ops.bce_with_logits.jacobian(
+            da.from_array(y, chunks=100), da.from_array(z, chunks=100), reduction="none"
+        )
+    np.testing.assert_array_equal(
+        J.diagonal().compute(), ops.bce_with_logits.jacobian(y, z, "none").diagonal()
+    )
     with pytest.raises(TypeError, match="use grad"):
         ops.mse.jacobian(da.from_array(y, chunks=100), da.from_array(z, chunks=100))
 
@@ -209,7 +215,7 @@ def test_bad_input():
         ops.mse(X, X, reduction="avg")
     with pytest.raises(ValueError, match=r"y has shape \(9, 3\) but y_hat has shape \(10, 3\)"):
         ops.mse(da.zeros((9, 3)), X)
-    unknown = X[X[:, 0] > 0]                 # nan chunk sizes
+    unknown = X[X[:, 0] > 0]  # nan chunk sizes
     with pytest.raises(ValueError, match=r"unknown \(nan\) chunk sizes"):
         ops.sigmoid(unknown)
     with pytest.raises(ValueError, match=r"unknown \(nan\) chunk sizes"):
@@ -221,7 +227,7 @@ def test_inputs_not_written_and_no_compute_on_numpy_mix():
     X = da.from_array(x, chunks=(100, 7))
     before = x.copy()
     with no_compute():
-        r = ops.sigmoid.vjp(X, g)           # a NumPy cotangent joins the dask graph
+        r = ops.sigmoid.vjp(X, g)  # a NumPy cotangent joins the dask graph
     np.testing.assert_array_equal(r.compute(), ops.sigmoid.vjp(x, g))
     np.testing.assert_array_equal(x, before)
 

@@ -21,8 +21,8 @@ def test_rowwise_ops_equal_in_memory(op, axis, chunks, dtype):
     rng = np.random.default_rng(0)
     x = (3 * rng.standard_normal((64, 10))).astype(dtype)
     g = rng.standard_normal((64, 10)).astype(dtype)
-    dx = da.from_array(x, chunks=chunks)      # split along the softmax axis: rechunked lazily
-    dg = da.from_array(g, chunks=(chunks[1], chunks[0]))   # other chunks: aligned to dx
+    dx = da.from_array(x, chunks=chunks)  # split along the softmax axis: rechunked lazily
+    dg = da.from_array(g, chunks=(chunks[1], chunks[0]))  # other chunks: aligned to dx
     a = op(x, axis=axis)
     with no_compute():
         value = op(dx, axis=axis)
@@ -35,8 +35,9 @@ def test_rowwise_ops_equal_in_memory(op, axis, chunks, dtype):
     assert got_value.dtype == dtype
     np.testing.assert_allclose(got_value, a, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(got_vjp, op.vjp(x, g, axis=axis), rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(got_out, op.vjp_from_output(a, g, axis=axis), rtol=rtol,
-                               atol=10 * rtol)
+    np.testing.assert_allclose(
+        got_out, op.vjp_from_output(a, g, axis=axis), rtol=rtol, atol=10 * rtol
+    )
 
 
 def test_rowwise_ops_positional_axis_and_bad_input():
@@ -64,7 +65,9 @@ def test_cross_entropy_on_dask_equals_in_memory(reduction):
     with no_compute():
         value = sj.cross_entropy(dy, dz, reduction=reduction)
         grad = sj.cross_entropy.grad(dy, dz, reduction=reduction)
-    np.testing.assert_allclose(value.compute(), sj.cross_entropy(y, z, reduction=reduction),
-                               rtol=1e-12)
-    np.testing.assert_allclose(grad.compute(), sj.cross_entropy.grad(y, z, reduction=reduction),
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        value.compute(), sj.cross_entropy(y, z, reduction=reduction), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        grad.compute(), sj.cross_entropy.grad(y, z, reduction=reduction), rtol=1e-12, atol=1e-15
+    )

@@ -16,8 +16,13 @@ def run_python(code, env_extra=None, timeout=300):
     """Run ``code`` in a fresh interpreter (no inherited NUMBA_* settings); return stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -31,7 +36,7 @@ def ulp_distance(a, b):
     lowest = np.int64(np.iinfo(ity).min)
     ia = a.view(ity).astype(np.int64)
     ib = b.view(ity).astype(np.int64)
-    ia = np.where(ia < 0, lowest - ia, ia)          # monotone map: -0.0 and +0.0 both -> 0
+    ia = np.where(ia < 0, lowest - ia, ia)  # monotone map: -0.0 and +0.0 both -> 0
     ib = np.where(ib < 0, lowest - ib, ib)
     d = np.abs(ia - ib)
     d[np.isnan(a) & np.isnan(b)] = 0
@@ -65,8 +70,9 @@ def vectorisation_report(kernels_code, libm, packed=r"v?mul|vfn?madd\w*"):
 
     Returns rows ``[name, dtype, packed instruction count, "1" if a libm call matched]``.
     """
-    code = "\n".join([textwrap.dedent(kernels_code), f"PACKED = {packed!r}",
-                      f"LIBM = {libm!r}", _SCAN])
+    code = "\n".join(
+        [textwrap.dedent(kernels_code), f"PACKED = {packed!r}", f"LIBM = {libm!r}", _SCAN]
+    )
     with tempfile.TemporaryDirectory() as cache:
         out = run_python(code, {"NUMBA_CACHE_DIR": cache})
     return [row.split(":") for row in out.split()]

@@ -25,8 +25,9 @@ def test_per_sample_limits(dtype):
     # the finite cases agree with a large finite logit, where the formula is exact
     big = np.where(Z > 0, 1e30, -1e30).astype(dtype)
     finite = LIMIT == 0
-    np.testing.assert_array_equal(got[finite],
-                                  losses.bce_with_logits_per_sample(Y.astype(dtype), big)[finite])
+    np.testing.assert_array_equal(
+        got[finite], losses.bce_with_logits_per_sample(Y.astype(dtype), big)[finite]
+    )
 
 
 @pytest.mark.parametrize("m", [1, 2, 3])
@@ -37,10 +38,10 @@ def test_rows_of_several_entries(m):
 
 
 def test_op_loss_and_gradient():
-    y, z = Y[:2], Z[:2]                       # both at their zero-loss limit
+    y, z = Y[:2], Z[:2]  # both at their zero-loss limit
     assert float(sj.ops.bce_with_logits(y, z)) == 0.0
     np.testing.assert_array_equal(sj.ops.bce_with_logits.grad(y, z), [0.0, 0.0])
-    g = sj.ops.bce_with_logits.grad(Y, Z)     # sigma(+-inf) - y, over N
+    g = sj.ops.bce_with_logits.grad(Y, Z)  # sigma(+-inf) - y, over N
     np.testing.assert_array_equal(g, (np.where(Z > 0, 1.0, 0.0) - Y) / Y.size)
     assert float(sj.ops.bce_with_logits(Y, Z)) == np.inf
 

@@ -30,8 +30,11 @@ def test_cache_falls_back_to_user_dir_when_package_is_read_only():
     work = Path(tempfile.mkdtemp(prefix="structjac-ro-"))
     try:
         os.chmod(work, 0o755)
-        shutil.copytree(PACKAGE, work / "structjac",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+        shutil.copytree(
+            PACKAGE,
+            work / "structjac",
+            ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"),
+        )
         cache_home = work / "xdg-cache"
         cache_home.mkdir()
         os.chmod(cache_home, 0o777)
@@ -115,7 +118,7 @@ def test_float32_kernels_never_promote_to_float64():
         print(sorted(set(bad)), checked["serial"], checked["parallel"])
     """
     with tempfile.TemporaryDirectory() as cache:
-        out = _run(code, {"NUMBA_CACHE_DIR": cache})       # fresh compile, inspectable IR
+        out = _run(code, {"NUMBA_CACHE_DIR": cache})  # fresh compile, inspectable IR
     bad, serial, parallel = out.rsplit(" ", 2)
     assert bad == "[]" and int(serial) >= 25 and int(parallel) >= 25, out
 
@@ -159,6 +162,7 @@ def test_parallel_threshold_setter():
 def test_fastmath_flags_keep_nan():
     assert K.FASTMATH == {"nsz", "arcp", "contract", "afn", "reassoc"}
     from structjac.kernels._config import JIT
+
     assert JIT["fastmath"] is not True and "nnan" not in JIT["fastmath"]
     x = np.array([np.nan, 1.0])
     assert np.isnan(K.relu_derivative(x)[0]) and np.isnan(K.leaky_relu_vjp(x, x)[0])
@@ -166,9 +170,11 @@ def test_fastmath_flags_keep_nan():
 
 # --- one body, two compilations, two cache indexes ---------------------------------
 
+
 def _kernel_pairs():
     """Every (name, serial, parallel) dispatcher pair of the kernel modules."""
     from structjac.kernels import binary, losses, unary
+
     for mod in (unary, binary, losses):
         for name, serial in vars(mod).items():
             if name.endswith("_serial") and hasattr(serial, "signatures"):
@@ -178,10 +184,11 @@ def _kernel_pairs():
 def test_serial_and_parallel_are_one_body_with_separate_cache_indexes():
     pairs = list(_kernel_pairs())
     from structjac.kernels._scalars import ACTIVATIONS
+
     unary = [e for e in ACTIVATIONS.values() if e.op is not None]
     n_unary = 3 * len(unary) + 2 * sum(e.from_output is not None for e in unary)
-    assert n_unary >= 25                                  # 7 activations, 2 from the output
-    assert len(pairs) == n_unary + 3 + 6                  # + binary + losses
+    assert n_unary >= 25  # 7 activations, 2 from the output
+    assert len(pairs) == n_unary + 3 + 6  # + binary + losses
     index_files = set()
     for name, serial, parallel in pairs:
         assert serial.py_func.__code__.co_code == parallel.py_func.__code__.co_code, name
@@ -192,7 +199,7 @@ def test_serial_and_parallel_are_one_body_with_separate_cache_indexes():
             assert disp.targetoptions["fastmath"] == K.FASTMATH, name
             assert disp._cache._cache_file._index_path.endswith(".nbi"), name
             index_files.add(disp._cache._cache_file._index_path)
-    assert len(index_files) == 2 * len(pairs)            # no two dispatchers share an index
+    assert len(index_files) == 2 * len(pairs)  # no two dispatchers share an index
 
 
 # Run in a child with a given NUMBA_CACHE_DIR: compile (first run) or load (second
@@ -273,8 +280,9 @@ naive_parallel = numba.njit(**JIT_PARALLEL)(_twice_naive)
 
 
 def _round_trip(cache, probe_dir, names):
-    out = _run(_ROUND_TRIP.format(probe_dir=str(probe_dir), names=names),
-               {"NUMBA_CACHE_DIR": str(cache)})
+    out = _run(
+        _ROUND_TRIP.format(probe_dir=str(probe_dir), names=names), {"NUMBA_CACHE_DIR": str(cache)}
+    )
     rows = {}
     for line in out.split("\n"):
         if line.strip():
@@ -296,9 +304,9 @@ def test_disk_cache_round_trip_keeps_serial_and_parallel_apart(tmp_path):
 
     first = _round_trip(cache, probe_dir, ours + ["naive"])
     for name in ours:
-        assert first[name, "serial"] == (0, 2, 1, 0), (name, first)   # compiled, no threads
+        assert first[name, "serial"] == (0, 2, 1, 0), (name, first)  # compiled, no threads
         assert first[name, "parallel"][:3] == (0, 2, 1), (name, first)
-    assert first[ours[-1], "parallel"][3] == 1                        # threads started
+    assert first[ours[-1], "parallel"][3] == 1  # threads started
 
     second = _round_trip(cache, probe_dir, ours)
     for name in ours:

@@ -14,7 +14,6 @@ from structjac.kernels._exp import vexp
 from .support import vectorisation_report, ulp_distance as _ulp_distance
 
 
-
 @numba.njit(cache=False)
 def _vexp_array(x):
     out = np.empty_like(x)
@@ -23,32 +22,57 @@ def _vexp_array(x):
     return out
 
 
-SPECIAL64 = np.array([
-    0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1.0, -1.0, 5e-324, -5e-324, 1e-300, -1e-300,
-    -708.3964185322641,          # exp = smallest normal
-    -708.40, -720.0, -740.0,     # subnormal results
-    -744.4400719213812,          # exp = 2 * smallest subnormal
-    -745.1332191019411,          # exp = smallest subnormal (rounds up)
-    -745.1332191019412,          # exp rounds to 0
-    -745.2, -746.0, -750.0, -1e5, -1.7976931348623157e308,
-    709.782712893384,            # largest finite exp
-    709.7827128933841,           # overflows
-    710.0, 750.0, 1e5, 1.7976931348623157e308,
-    0.5 * np.log(2.0), -0.5 * np.log(2.0),   # ends of the reduced interval
-])
+SPECIAL64 = np.array(
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        -np.nan,
+        1.0,
+        -1.0,
+        5e-324,
+        -5e-324,
+        1e-300,
+        -1e-300,
+        -708.3964185322641,  # exp = smallest normal
+        -708.40,
+        -720.0,
+        -740.0,  # subnormal results
+        -744.4400719213812,  # exp = 2 * smallest subnormal
+        -745.1332191019411,  # exp = smallest subnormal (rounds up)
+        -745.1332191019412,  # exp rounds to 0
+        -745.2,
+        -746.0,
+        -750.0,
+        -1e5,
+        -1.7976931348623157e308,
+        709.782712893384,  # largest finite exp
+        709.7827128933841,  # overflows
+        710.0,
+        750.0,
+        1e5,
+        1.7976931348623157e308,
+        0.5 * np.log(2.0),
+        -0.5 * np.log(2.0),  # ends of the reduced interval
+    ]
+)
 
 
 def _grid64():
     rng = np.random.default_rng(20240611)
-    return np.concatenate([
-        SPECIAL64,
-        np.linspace(-750.0, 750.0, 600_001),
-        rng.uniform(-750.0, 750.0, 400_000),
-        rng.uniform(-746.0, -708.0, 200_000),      # the subnormal range
-        rng.uniform(-1.0, 1.0, 100_000),
-        np.ldexp(rng.uniform(-1.0, 1.0, 50_000), rng.integers(-1074, 0, 50_000)),  # tiny
-        np.arange(-1076, 1025) * np.log(2.0),      # near every exponent step
-    ])
+    return np.concatenate(
+        [
+            SPECIAL64,
+            np.linspace(-750.0, 750.0, 600_001),
+            rng.uniform(-750.0, 750.0, 400_000),
+            rng.uniform(-746.0, -708.0, 200_000),  # the subnormal range
+            rng.uniform(-1.0, 1.0, 100_000),
+            np.ldexp(rng.uniform(-1.0, 1.0, 50_000), rng.integers(-1074, 0, 50_000)),  # tiny
+            np.arange(-1076, 1025) * np.log(2.0),  # near every exponent step
+        ]
+    )
 
 
 def test_vexp_float64_within_one_ulp_of_numpy_everywhere():
@@ -67,19 +91,38 @@ def test_vexp_float64_within_one_ulp_of_numpy_everywhere():
 
 def test_vexp_float32_within_one_ulp_of_correct_rounding():
     rng = np.random.default_rng(7)
-    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -87.33654, -87.4, -100.0,
-                        -103.27893, -103.97208, -104.0, -110.0, 88.72283, 88.72284, 89.0],
-                       np.float32)
-    x = np.concatenate([
-        special,
-        np.linspace(-110.0, 95.0, 400_001, dtype=np.float32),
-        rng.uniform(-110.0, 95.0, 400_000).astype(np.float32),
-        rng.uniform(-104.0, -87.0, 200_000).astype(np.float32),
-    ])
+    special = np.array(
+        [
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            np.nan,
+            -87.33654,
+            -87.4,
+            -100.0,
+            -103.27893,
+            -103.97208,
+            -104.0,
+            -110.0,
+            88.72283,
+            88.72284,
+            89.0,
+        ],
+        np.float32,
+    )
+    x = np.concatenate(
+        [
+            special,
+            np.linspace(-110.0, 95.0, 400_001, dtype=np.float32),
+            rng.uniform(-110.0, 95.0, 400_000).astype(np.float32),
+            rng.uniform(-104.0, -87.0, 200_000).astype(np.float32),
+        ]
+    )
     got = _vexp_array(x)
     assert got.dtype == np.float32
     with np.errstate(all="ignore"):
-        ref = np.exp(x.astype(np.float64)).astype(np.float32)     # correctly rounded (nearly always)
+        ref = np.exp(x.astype(np.float64)).astype(np.float32)  # correctly rounded (nearly always)
     d = _ulp_distance(got, ref)
     assert d.max() <= 1, (x[np.argmax(d)], got[np.argmax(d)], ref[np.argmax(d)])
     assert got[2] == np.inf and got[3] == 0.0 and np.isnan(got[4]) and got[0] == got[1] == 1.0
@@ -121,8 +164,8 @@ VJPS = {
 @pytest.mark.parametrize("name", sorted(KERNELS) + sorted(VJPS))
 def test_kernels_float64_within_a_few_ulp_of_the_libm_formula(name, parallel):
     x = _grid64()
-    if not parallel:                              # the serial loop on a subsample
-        x = np.concatenate([SPECIAL64, x[SPECIAL64.size::7]])
+    if not parallel:  # the serial loop on a subsample
+        x = np.concatenate([SPECIAL64, x[SPECIAL64.size :: 7]])
     if name in VJPS:
         ref_f, tol = VJPS[name]
         g = np.random.default_rng(3).uniform(0.5, 2.0, x.size)
@@ -150,7 +193,7 @@ def test_kernels_float64_within_a_few_ulp_of_the_libm_formula(name, parallel):
     with np.errstate(over="ignore"):
         d[np.flatnonzero(sub)[np.abs(got[sub] - ref[sub]) <= 2 * c * 5e-324]] = 0
     assert d.max() <= tol, (name, x[np.argmax(d)], got[np.argmax(d)], ref[np.argmax(d)])
-    assert np.isnan(got[4]) and np.isnan(got[5])                 # NaN in, NaN out
+    assert np.isnan(got[4]) and np.isnan(got[5])  # NaN in, NaN out
 
 
 def test_bce_with_logits_grad_float64():
@@ -165,12 +208,14 @@ def test_bce_with_logits_grad_float64():
     assert np.all(np.isnan(got[~ok]))
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="checks x86 packed instructions")
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="checks x86 packed instructions"
+)
 def test_exp_kernels_vectorise():
     """Compile fresh (no cache, so the code is inspectable): the loops of the exp-based
     kernels must use packed SIMD arithmetic and call no libm exp."""
-    rows = vectorisation_report("""
+    rows = vectorisation_report(
+        """
         import numpy as np
         from structjac.kernels import unary, losses
 
@@ -182,7 +227,9 @@ def test_exp_kernels_vectorise():
                     (unary._tanh_vjp_serial, (x, x, dt(0), dt(0), x.copy())),
                     (unary._exp_serial, (x, dt(0), dt(0), x.copy())),
                     (losses._bce_with_logits_grad_serial, (x, x, dt(0), dt(0.5), x.copy()))]
-    """, r'llvm\.exp\.|@(?:__)?exp[f]?\(|call\s+[^\n]*\bexp')
+    """,
+        r"llvm\.exp\.|@(?:__)?exp[f]?\(|call\s+[^\n]*\bexp",
+    )
     assert len(rows) == 12, rows
     for name, dt, packed, libm in rows:
         assert int(packed) >= 4 and libm == "0", (name, dt, packed, libm, rows)

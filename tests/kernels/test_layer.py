@@ -16,7 +16,7 @@ from structjac.kernels import layer
 from .support import run_python as _run
 
 NAMES = sorted(layer.ACTIVATIONS)
-PARAMS = {"relu": (0.5,), "leaky_relu": (0.1, 0.25)}     # not the defaults, to see them used
+PARAMS = {"relu": (0.5,), "leaky_relu": (0.1, 0.25)}  # not the defaults, to see them used
 
 
 def _value(name, z):
@@ -64,7 +64,7 @@ def _data(dtype, N=700, m=19, seed=0, specials=True):
     b = rng.standard_normal(m).astype(dtype)
     if specials:
         Z[0, :6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 40.0]
-        Z[1, :3] = -b[:3]                                 # z = Z + b = 0 exactly
+        Z[1, :3] = -b[:3]  # z = Z + b = 0 exactly
     return Z, b
 
 
@@ -76,7 +76,7 @@ def parallel(request):
 
 
 def _close(got, ref, dtype, atol=1e-30):
-    ref = ref.astype(dtype)                               # compare in the result's precision
+    ref = ref.astype(dtype)  # compare in the result's precision
     np.testing.assert_allclose(got, ref, rtol=RTOL[dtype], atol=RTOL[dtype] * atol)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
 
@@ -86,7 +86,7 @@ def _close(got, ref, dtype, atol=1e-30):
 def test_bias_activation_in_place_and_keeping_z(name, dtype, parallel):
     Z0, b = _data(dtype)
     b0 = b.copy()
-    z = Z0.astype(np.float64) + b.astype(np.float64)      # exact in float64
+    z = Z0.astype(np.float64) + b.astype(np.float64)  # exact in float64
     Z = Z0.copy()
     got = layer.bias_activation(Z, b, name, PARAMS.get(name, ()))
     assert got is Z and Z.dtype == dtype
@@ -98,8 +98,8 @@ def test_bias_activation_in_place_and_keeping_z(name, dtype, parallel):
     assert layer.bias_activation(Zk, b, name, PARAMS.get(name, ()), out=A) is A
     np.testing.assert_array_equal(Zk, Z0 + b)
     np.testing.assert_array_equal(A, Z)
-    np.testing.assert_array_equal(b, b0)                  # b never written
-    assert np.isnan(Z[0, 0])                              # NaN in, NaN out
+    np.testing.assert_array_equal(b, b0)  # b never written
+    assert np.isnan(Z[0, 0])  # NaN in, NaN out
     del z
 
 
@@ -109,7 +109,7 @@ def test_vjp_bias_grad_in_place(name, dtype, parallel):
     rng = np.random.default_rng(1)
     Z, b = _data(dtype, seed=2)
     S = Z + b
-    if name in ("sigmoid", "tanh"):                       # g' from the output
+    if name in ("sigmoid", "tanh"):  # g' from the output
         S = layer.bias_activation(S.copy(), np.zeros_like(b), name)
     S0 = S.copy()
     G0 = rng.standard_normal(S.shape).astype(dtype)
@@ -119,7 +119,7 @@ def test_vjp_bias_grad_in_place(name, dtype, parallel):
     # silu' = s (1 + z sigma(-z)) has a root (z = -1.278): there the error is relative
     # to the terms, about |G|
     _close(G, ref, dtype, atol=4 * np.abs(G0).max() if name == "silu" else 1e-30)
-    np.testing.assert_array_equal(S, S0)                  # S never written
+    np.testing.assert_array_equal(S, S0)  # S never written
     assert gb.dtype == dtype and gb.shape == (S.shape[1],)
     # the sum of what was written, in float64, rounded once: within a few ulp + the
     # chunk sums' rounding (256 terms in the dtype)
@@ -148,12 +148,13 @@ def test_outer_vjp_bias_grad_is_outer_product_then_vjp(name, dtype, parallel):
     assert got is out
     G = g * w
     gb_ref = layer.activation_vjp_bias_grad(G, S, name, PARAMS.get(name, ()))
-    np.testing.assert_array_equal(out, G)                 # the same numbers, bit for bit
+    np.testing.assert_array_equal(out, G)  # the same numbers, bit for bit
     np.testing.assert_array_equal(gb, gb_ref)
     for a, a0 in ((g, g0), (w, w0), (S, S0)):
         np.testing.assert_array_equal(a, a0)
-    got1, gb1 = layer.outer_activation_vjp_bias_grad(g.ravel(), w.ravel(), S, name,
-                                                      PARAMS.get(name, ()))
+    got1, gb1 = layer.outer_activation_vjp_bias_grad(
+        g.ravel(), w.ravel(), S, name, PARAMS.get(name, ())
+    )
     np.testing.assert_array_equal(got1, out)
 
 
@@ -180,23 +181,23 @@ def test_float32_bias_gradient_is_as_accurate_as_a_float64_sum():
     rng = np.random.default_rng(5)
     N, m = 262_144, 64
     G = (rng.standard_normal((N, m)) * 1e-3 + 2e-4).astype(np.float32)
-    S = np.full((N, m), 0.0, np.float32)                  # tanh'(0) = 1: G unchanged
+    S = np.full((N, m), 0.0, np.float32)  # tanh'(0) = 1: G unchanged
     exact = np.sum(G.astype(np.float64), axis=0)
     npsum = G.sum(axis=0)
     gb = layer.activation_vjp_bias_grad(G.copy(), S, "tanh")
     err_ours = np.abs(gb.astype(np.float64) - exact) / np.abs(exact)
     err_numpy = np.abs(npsum.astype(np.float64) - exact) / np.abs(exact)
-    assert err_ours.max() <= 4 * np.finfo(np.float32).eps       # rounded once, nearly
+    assert err_ours.max() <= 4 * np.finfo(np.float32).eps  # rounded once, nearly
     assert err_ours.max() <= err_numpy.max()
 
 
 def test_defaults_and_errors():
     Z = np.array([[0.0, -1.0, 2.0]])
     G = np.ones_like(Z)
-    layer.activation_vjp_bias_grad(G, Z, "relu")              # relu'(0) = 1 by default
+    layer.activation_vjp_bias_grad(G, Z, "relu")  # relu'(0) = 1 by default
     np.testing.assert_array_equal(G, [[1.0, 0.0, 1.0]])
     A = layer.bias_activation(Z.copy(), np.zeros(3), "leaky_relu")
-    np.testing.assert_array_equal(A, [[0.0, -0.01, 2.0]])     # slope 0.01 by default
+    np.testing.assert_array_equal(A, [[0.0, -0.01, 2.0]])  # slope 0.01 by default
     with pytest.raises(ValueError, match="unknown activation"):
         layer.bias_activation(Z.copy(), np.zeros(3), "gelu")
     with pytest.raises(ValueError, match="C-contiguous"):
@@ -235,8 +236,9 @@ def test_empty_batch():
     assert gb.shape == (4,) and gb.dtype == np.float32 and not gb.any()
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="checks x86 packed instructions")
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="checks x86 packed instructions"
+)
 def test_layer_kernels_vectorise_and_stay_float32():
     """Fresh compile: every layer kernel (serial and parallel) for float32 has no
     float -> double conversion; every serial float32 loop (but softplus' value, which

@@ -38,7 +38,10 @@ def test_derivative_against_central_differences():
 
 def test_against_torch():
     torch = pytest.importorskip("torch")
-    for dtype, tdtype, rtol in ((np.float32, torch.float32, 4e-6), (np.float64, torch.float64, 1e-14)):
+    for dtype, tdtype, rtol in (
+        (np.float32, torch.float32, 4e-6),
+        (np.float64, torch.float64, 1e-14),
+    ):
         x = X[np.abs(X) < 100].astype(dtype)
         t = torch.tensor(x, requires_grad=True)
         y = torch.nn.functional.silu(t)
@@ -54,9 +57,10 @@ def test_float32_stays_float32_and_vjp_is_fused_product(dtype):
     g = np.random.default_rng(1).standard_normal(x.size).astype(dtype)
     for f in (sj.silu, sj.silu.derivative):
         assert f(x).dtype == dtype
-    np.testing.assert_allclose(sj.silu.vjp(x, g), g * sj.silu.derivative(x),
-                               rtol=2 * np.finfo(dtype).eps)
-    if dtype == np.float32:                      # against float64 at the float32 inputs
+    np.testing.assert_allclose(
+        sj.silu.vjp(x, g), g * sj.silu.derivative(x), rtol=2 * np.finfo(dtype).eps
+    )
+    if dtype == np.float32:  # against float64 at the float32 inputs
         value, deriv = _ref(x.astype(np.float64))
         np.testing.assert_allclose(sj.silu(x), value.astype(dtype), rtol=4e-7, atol=1e-37)
         # s + x s (1 - s) cancels near its root x = -1.278: error relative to the terms
@@ -120,7 +124,7 @@ def test_layer_kernels_agree_with_the_op(threshold):
 def test_layer_activation_name():
     assert get_activation("silu") is sj.silu
     assert sj.silu.layer_activation == ("silu", ())
-    assert layer.ACTIVATIONS["silu"] is False            # the derivative needs z
+    assert layer.ACTIVATIONS["silu"] is False  # the derivative needs z
 
 
 @pytest.mark.parametrize("method", ["fused", "structures"])
@@ -128,8 +132,10 @@ def test_network_gradient_against_finite_differences(method):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((6, 3))
     y = rng.standard_normal((6, 1))
-    params = [(rng.standard_normal((4, 3)), rng.standard_normal(4)),
-              (rng.standard_normal((1, 4)), rng.standard_normal(1))]
+    params = [
+        (rng.standard_normal((4, 3)), rng.standard_normal(4)),
+        (rng.standard_normal((1, 4)), rng.standard_normal(1)),
+    ]
     acts = ["silu", None]
     res = sj.nn.value_and_grad(params, X, y, acts, loss="mse", method=method)
 
@@ -142,6 +148,7 @@ def test_network_gradient_against_finite_differences(method):
     for i in np.ndindex(W.shape):
         E = np.zeros_like(W)
         E[i] = h
-        fd[i] = (loss([(W + E, params[0][1]), params[1]])
-                 - loss([(W - E, params[0][1]), params[1]])) / (2 * h)
+        fd[i] = (
+            loss([(W + E, params[0][1]), params[1]]) - loss([(W - E, params[0][1]), params[1]])
+        ) / (2 * h)
     np.testing.assert_allclose(res.grads[0][0], fd, rtol=1e-6, atol=1e-8)

@@ -15,7 +15,6 @@ from structjac.kernels._tanh import vtanh
 from .support import vectorisation_report, ulp_distance as _ulp_distance
 
 
-
 @numba.njit(cache=False, fastmath=set(FASTMATH), error_model="numpy")
 def _vtanh_array(x):
     out = np.empty_like(x)
@@ -27,18 +26,44 @@ def _vtanh_array(x):
 def _sweep(dtype):
     rng = np.random.default_rng(11)
     branch = np.array([0.625, -0.625], dtype)
-    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1.0, -1.0,
-                        9.0, 9.1, 19.0, 19.1, 44.0, 45.0, 400.0, 1e30,
-                        np.finfo(dtype).tiny, -np.finfo(dtype).tiny,
-                        np.finfo(dtype).smallest_subnormal, np.finfo(dtype).max], dtype)
-    parts = [special, branch,
-             np.nextafter(branch, np.array([0.0, 0.0], dtype)),
-             np.nextafter(branch, np.array([1.0, -1.0], dtype) * np.inf),
-             np.linspace(-25.0, 25.0, 2_000_001).astype(dtype),
-             rng.uniform(-1.0, 1.0, 500_000).astype(dtype),
-             rng.uniform(0.55, 0.7, 200_000).astype(dtype),          # around the branch point
-             np.ldexp(rng.uniform(-1.0, 1.0, 100_000),                 # tiny, down to subnormals
-                      rng.integers(-1070 if dtype == np.float64 else -148, 0, 100_000)).astype(dtype)]
+    special = np.array(
+        [
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            np.nan,
+            -np.nan,
+            1.0,
+            -1.0,
+            9.0,
+            9.1,
+            19.0,
+            19.1,
+            44.0,
+            45.0,
+            400.0,
+            1e30,
+            np.finfo(dtype).tiny,
+            -np.finfo(dtype).tiny,
+            np.finfo(dtype).smallest_subnormal,
+            np.finfo(dtype).max,
+        ],
+        dtype,
+    )
+    parts = [
+        special,
+        branch,
+        np.nextafter(branch, np.array([0.0, 0.0], dtype)),
+        np.nextafter(branch, np.array([1.0, -1.0], dtype) * np.inf),
+        np.linspace(-25.0, 25.0, 2_000_001).astype(dtype),
+        rng.uniform(-1.0, 1.0, 500_000).astype(dtype),
+        rng.uniform(0.55, 0.7, 200_000).astype(dtype),  # around the branch point
+        np.ldexp(
+            rng.uniform(-1.0, 1.0, 100_000),  # tiny, down to subnormals
+            rng.integers(-1070 if dtype == np.float64 else -148, 0, 100_000),
+        ).astype(dtype),
+    ]
     return np.concatenate(parts)
 
 
@@ -55,10 +80,10 @@ def test_vtanh_float32_within_two_ulp_of_correct_rounding():
     x = _sweep(np.float32)
     got = _vtanh_array(x)
     assert got.dtype == np.float32
-    ref = np.tanh(x.astype(np.float64)).astype(np.float32)   # correctly rounded (nearly always)
+    ref = np.tanh(x.astype(np.float64)).astype(np.float32)  # correctly rounded (nearly always)
     d = _ulp_distance(got, ref)
     assert d.max() <= 2, (x[np.argmax(d)], got[np.argmax(d)], ref[np.argmax(d)])
-    assert _ulp_distance(np.tanh(x), ref).max() <= 2          # numpy's own float32 tanh, for scale
+    assert _ulp_distance(np.tanh(x), ref).max() <= 2  # numpy's own float32 tanh, for scale
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -66,12 +91,12 @@ def test_vtanh_special_values(dtype):
     x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 100.0, -100.0], dtype)
     got = _vtanh_array(x)
     assert got[0] == 0.0 and not np.signbit(got[0])
-    assert got[1] == 0.0 and np.signbit(got[1])                # -0.0 -> -0.0
+    assert got[1] == 0.0 and np.signbit(got[1])  # -0.0 -> -0.0
     assert got[2] == 1.0 and got[3] == -1.0
     assert np.isnan(got[4])
-    assert got[5] == x[5] and got[6] == x[6]                   # tanh(x) = x for tiny x
+    assert got[5] == x[5] and got[6] == x[6]  # tanh(x) = x for tiny x
     assert got[7] == 1.0 and got[8] == -1.0
-    np.testing.assert_array_equal(-_vtanh_array(-x[:4]), got[:4])   # odd
+    np.testing.assert_array_equal(-_vtanh_array(-x[:4]), got[:4])  # odd
 
 
 @pytest.mark.parametrize("parallel", [False, True])
@@ -84,17 +109,19 @@ def test_tanh_value_kernel_uses_vtanh(dtype, parallel):
         got = K.tanh(x)
     finally:
         K.set_parallel_threshold(old)
-    np.testing.assert_array_equal(x, before)                   # input not written
+    np.testing.assert_array_equal(x, before)  # input not written
     np.testing.assert_array_equal(got, _vtanh_array(x))
     assert got.dtype == dtype
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="checks x86 packed instructions")
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="checks x86 packed instructions"
+)
 def test_tanh_kernels_vectorise():
     """Fresh compile (no cache): packed arithmetic, no libm tanh or exp, in the tanh value
     kernel and the fused tanh layer kernels."""
-    rows = vectorisation_report("""
+    rows = vectorisation_report(
+        """
         import numpy as np
         from structjac.kernels import unary, layer
 
@@ -107,7 +134,9 @@ def test_tanh_kernels_vectorise():
                     (unary._tanh_parallel, (x, dt(0), dt(0), x.copy())),
                     (fwd[0], (Z, b, dt(0), dt(0))),
                     (keep[0], (Z, b, dt(0), dt(0), Z.copy()))]
-    """, r'@(?:__)?(?:tanh|exp)f?\(|llvm\.exp\.|call\s+[^\n]*\b(?:tanh|exp)f?\b')
+    """,
+        r"@(?:__)?(?:tanh|exp)f?\(|llvm\.exp\.|call\s+[^\n]*\b(?:tanh|exp)f?\b",
+    )
     assert len(rows) == 8, rows
     for name, dt, packed, libm in rows:
         assert int(packed) >= 4 and libm == "0", (name, dt, packed, libm, rows)

@@ -43,7 +43,7 @@ def test_neuron_dz_dx_out_of_range():
 def test_batch_of_zero_samples():
     J = dense_jacobians(np.ones((2, 3)), np.zeros(2), np.ones((0, 3)))
     assert J.dz_dW.shape == (0, 6) and J.a.shape == (0, 2)
-    with pytest.raises(IndexError, match=r"sample 0 .*N = 0"):         # was ZeroDivisionError
+    with pytest.raises(IndexError, match=r"sample 0 .*N = 0"):  # was ZeroDivisionError
         J.dz_dx_sample(0)
 
 
@@ -80,7 +80,7 @@ def test_layers_float16_becomes_float32_everywhere(act):
     rng = np.random.default_rng(2)
     W = rng.standard_normal((2, 3)).astype(np.float16)
     X = rng.standard_normal((4, 3)).astype(np.float16)
-    J = dense_jacobians(W, np.zeros(2, np.float16), X, act)     # was z float16, a float64
+    J = dense_jacobians(W, np.zeros(2, np.float16), X, act)  # was z float16, a float64
     assert J.z.dtype == J.a.dtype == np.float32
     assert all(Jac.dtype == np.float32 for _, Jac in J.items())
     assert DenseLayer(W, None, act).forward(X).dtype == np.float32
@@ -89,9 +89,16 @@ def test_layers_float16_becomes_float32_everywhere(act):
 
 
 # --------------------------------------------------------------------- nn
-@pytest.mark.parametrize("sizes,exc", [([3, 2.5, 1], TypeError), ([3, "2", 1], TypeError),
-                                       ([3, True, 1], TypeError), ([3, 0, 1], ValueError),
-                                       ([3, -2, 1], ValueError)])
+@pytest.mark.parametrize(
+    "sizes,exc",
+    [
+        ([3, 2.5, 1], TypeError),
+        ([3, "2", 1], TypeError),
+        ([3, True, 1], TypeError),
+        ([3, 0, 1], ValueError),
+        ([3, -2, 1], ValueError),
+    ],
+)
 def test_mlp_sizes_must_be_positive_integers(sizes, exc):
     with pytest.raises(exc, match=r"sizes\[1\]"):
         nn.MLP(sizes)
@@ -108,13 +115,13 @@ def test_mlp_dtype_must_be_a_float_dtype():
 
 def test_y_shape_checked_exactly(net_problem):
     params, X, y = net_problem
-    with pytest.raises(ValueError, match=r"\(2, 5\).*\(5, 2\)"):          # was accepted, scrambled
+    with pytest.raises(ValueError, match=r"\(2, 5\).*\(5, 2\)"):  # was accepted, scrambled
         nn.value_and_grad(params, X, y.T, ["sigmoid"])
     with pytest.raises(ValueError, match=r"\(10,\)"):
         nn.value_and_grad(params, X, y.ravel(), ["sigmoid"])
     one = [(params[0][0][:1], params[0][1][:1])]
-    a = nn.value_and_grad(one, X, y[:, 0], ["sigmoid"])                 # (N,) for m_L = 1
-    b = nn.value_and_grad(one, X, y[:, :1], ["sigmoid"])                # (N, 1)
+    a = nn.value_and_grad(one, X, y[:, 0], ["sigmoid"])  # (N,) for m_L = 1
+    b = nn.value_and_grad(one, X, y[:, :1], ["sigmoid"])  # (N, 1)
     assert a.loss == b.loss
     with pytest.raises(ValueError, match=r"\(1, 5\)"):
         nn.value_and_grad(one, X, y[:, :1].T, ["sigmoid"])
@@ -156,17 +163,22 @@ def test_inputs_are_not_written_to(net_problem):
 def test_reductions_the_same_as_the_losses(net_problem):
     params, X, y = net_problem
     from structjac import ops
+
     for red in ("mean", "sum", "elementwise_mean"):
         res = nn.value_and_grad(params, X, y, ["sigmoid"], "mse", reduction=red, per_sample=True)
         out = nn.forward(params, X, ["sigmoid"])
         assert res.loss == pytest.approx(ops.mse(y, out, reduction=red), rel=1e-15)
-        ref = nn.value_and_grad(params, X, y, ["sigmoid"], "mse", reduction=red, method="structures")
+        ref = nn.value_and_grad(
+            params, X, y, ["sigmoid"], "mse", reduction=red, method="structures"
+        )
         np.testing.assert_allclose(res.grads[0][0], ref.grads[0][0], rtol=1e-13)
         # the per-sample gradients are those of J_0^(k), whatever the reduction
         mean = nn.value_and_grad(params, X, y, ["sigmoid"], "mse", per_sample=True)
         np.testing.assert_allclose(res.per_sample[0][0], mean.per_sample[0][0], rtol=1e-13)
     s = nn.value_and_grad(params, X, y, ["sigmoid"], "mse", reduction="sum").grads[0][0]
-    e = nn.value_and_grad(params, X, y, ["sigmoid"], "mse", reduction="elementwise_mean").grads[0][0]
+    e = nn.value_and_grad(params, X, y, ["sigmoid"], "mse", reduction="elementwise_mean").grads[0][
+        0
+    ]
     np.testing.assert_allclose(e, s / y.size, rtol=1e-13)
     with pytest.raises(ValueError, match="'none' gives a vector"):
         nn.value_and_grad(params, X, y, ["sigmoid"], "mse", reduction="none")
@@ -182,7 +194,7 @@ def test_float32_network_given_float64_data_stays_float32(net_problem):
     params, X, y = net_problem
     net = nn.MLP([3, 2], ["sigmoid"], loss="bce", dtype=np.float32)
     p32 = net.init(0)
-    loss, grads = net.value_and_grad(p32, X, y)                 # X, y float64
+    loss, grads = net.value_and_grad(p32, X, y)  # X, y float64
     assert np.asarray(loss).dtype == np.float32
     assert all(gW.dtype == gb.dtype == np.float32 for gW, gb in grads)
     assert net.forward(p32, X).dtype == np.float32

@@ -9,7 +9,7 @@ import pytest
 
 from structjac import nn
 
-SLOPE = 0.01          # leaky_relu's default slope
+SLOPE = 0.01  # leaky_relu's default slope
 
 
 def _g(name, z):
@@ -23,7 +23,7 @@ def _g(name, z):
         return np.where(z > 0, z, SLOPE * z)
     if name == "softplus":
         return np.log1p(np.exp(z))
-    return z                                                   # None: identity
+    return z  # None: identity
 
 
 def _dg(name, z):
@@ -46,7 +46,9 @@ def _per_sample_loss(loss, y, a):
     if loss == "mse":
         return ((y - a) ** 2).sum(axis=1), -2.0 * (y - a)
     if loss == "bce":
-        return (-(y * np.log(a) + (1 - y) * np.log(1 - a))).sum(axis=1), -(y / a - (1 - y) / (1 - a))
+        return (-(y * np.log(a) + (1 - y) * np.log(1 - a))).sum(axis=1), -(
+            y / a - (1 - y) / (1 - a)
+        )
     # bce_with_logits: a are logits; J_0 = log(1 + e^a) - y a
     return (np.log1p(np.exp(a)) - y * a).sum(axis=1), 1.0 / (1.0 + np.exp(-a)) - y
 
@@ -65,15 +67,15 @@ def reference(params, X, y, acts, loss, reduction):
     per, dJ0 = _per_sample_loss(loss, y, A)
     w = _weight(reduction, y)
     value = w * per.sum()
-    G = w * dJ0                                                # dJ/dA_L, (N, m_L)
+    G = w * dJ0  # dJ/dA_L, (N, m_L)
     grads, per_sample = [], []
     for l in range(len(params) - 1, -1, -1):
         W, _ = params[l]
         A_prev, Z = saved[l]
-        G = G * _dg(acts[l], Z)                                # dJ/dZ_l
+        G = G * _dg(acts[l], Z)  # dJ/dZ_l
         grads.append((G.T @ A_prev, G.sum(axis=0)))
         per_sample.append((np.stack([np.outer(g, a) for g, a in zip(G, A_prev)]) / w, G / w))
-        G = G @ W                                              # dJ/dA_{l-1}
+        G = G @ W  # dJ/dA_{l-1}
     return value, grads[::-1], per_sample[::-1]
 
 
@@ -89,15 +91,17 @@ CASES = [
     ([3, 5, 4, 1], ["tanh", "relu", "sigmoid"], "bce"),
     ([4, 6, 3], ["leaky_relu", None], "mse"),
     ([2, 3, 3, 2], ["softplus", "tanh", None], "bce_with_logits"),
-    ([3, 1, 4, 2], ["tanh", "sigmoid", "sigmoid"], "mse"),          # one unit inside
-    ([5, 1], [None], "mse"),                                        # linear regression
+    ([3, 1, 4, 2], ["tanh", "sigmoid", "sigmoid"], "mse"),  # one unit inside
+    ([5, 1], [None], "mse"),  # linear regression
 ]
 
 
 def _problem(sizes, seed, N=9):
     rng = np.random.default_rng(seed)
-    params = [(rng.standard_normal((m, d)) / np.sqrt(d), 0.3 * rng.standard_normal(m))
-              for d, m in itertools.pairwise(sizes)]
+    params = [
+        (rng.standard_normal((m, d)) / np.sqrt(d), 0.3 * rng.standard_normal(m))
+        for d, m in itertools.pairwise(sizes)
+    ]
     X = rng.standard_normal((N, sizes[0]))
     y = (rng.random((N, sizes[-1])) > 0.5).astype(float)
     return params, X, y
@@ -115,8 +119,9 @@ def test_value_and_grads_equal_the_numpy_reference(case, method, reduction):
     sizes, acts, loss = case
     params, X, y = _problem(sizes, seed=len(sizes) + sizes[1])
     ref_value, ref_grads, ref_per = reference(params, X, y, acts, loss, reduction)
-    res = nn.value_and_grad(params, X, y, acts, loss, reduction=reduction, method=method,
-                            per_sample=True)
+    res = nn.value_and_grad(
+        params, X, y, acts, loss, reduction=reduction, method=method, per_sample=True
+    )
     assert res.loss == pytest.approx(ref_value, rel=1e-12)
     for (gW, gb), (rW, rb) in zip(res.grads, ref_grads):
         scale = max(np.abs(rW).max(), np.abs(rb).max())
@@ -138,10 +143,12 @@ def test_grads_against_central_differences_of_the_reference_loss(case):
         for which, P in ((0, W), (1, b)):
             fd = np.empty(P.shape)
             for idx in np.ndindex(P.shape):
+
                 def f(t, l=l, which=which, idx=idx):
                     Q = [(W_.copy(), b_.copy()) for W_, b_ in params]
                     Q[l][which][idx] = t
                     return _reference_loss(Q, X, y, acts, loss, "mean")
+
                 fd[idx] = (f(P[idx] + h) - f(P[idx] - h)) / (2 * h)
             np.testing.assert_allclose(grads[l][which], fd, rtol=1e-6, atol=1e-9)
 
@@ -153,8 +160,14 @@ def test_float32_network_against_the_float64_reference(case):
     net = nn.MLP(sizes, acts, loss=loss, dtype=np.float32)
     p32 = [(W.astype(np.float32), b.astype(np.float32)) for W, b in params]
     value, grads = net.value_and_grad(p32, X.astype(np.float32), y.astype(np.float32))
-    ref_value, ref_grads, _ = reference([(W.astype(np.float64), b.astype(np.float64)) for W, b in p32],
-                                        X.astype(np.float32).astype(np.float64), y, acts, loss, "mean")
+    ref_value, ref_grads, _ = reference(
+        [(W.astype(np.float64), b.astype(np.float64)) for W, b in p32],
+        X.astype(np.float32).astype(np.float64),
+        y,
+        acts,
+        loss,
+        "mean",
+    )
     assert np.asarray(value).dtype == np.float32
     assert value == pytest.approx(ref_value, rel=2e-5)
     for (gW, gb), (rW, rb) in zip(grads, ref_grads):
@@ -168,6 +181,7 @@ def test_float32_network_against_the_float64_reference(case):
 def test_chain_of_each_whole_chain_gives_the_gradients(case):
     """dJ/dW_l = chain(loss row, da/dz_L, dz/dx_L, ..., da/dz_l, dz/dW_l), planned by chain."""
     from structjac.chain import chain
+
     sizes, acts, loss = case
     params, X, y = _problem(sizes, seed=21)
     res = nn.value_and_grad(params, X, y, acts, loss, return_jacobians=True)

@@ -40,8 +40,12 @@ def test_jacobians_structure_and_dense(name):
     op, f, _ = OPS[name]
     u, v = _uv()
     Ju, Jv = op.jacobians(u, v)
-    expected_types = {"add": (Identity, Identity), "subtract": (Identity, ScaledIdentity),
-                      "multiply": (Diagonal, Diagonal), "divide": (Diagonal, Diagonal)}[name]
+    expected_types = {
+        "add": (Identity, Identity),
+        "subtract": (Identity, ScaledIdentity),
+        "multiply": (Diagonal, Diagonal),
+        "divide": (Diagonal, Diagonal),
+    }[name]
     assert isinstance(Ju, expected_types[0]) and isinstance(Jv, expected_types[1])
     assert Ju.shape == Jv.shape == (12, 12)
     fu, fv = _fd_jacobians(f, u, v)

@@ -35,8 +35,12 @@ KINDS = ["labels", "onehot", "probabilities"]
 
 
 def _reduce(per, n, size, reduction):
-    return {"mean": per.sum() / n, "sum": per.sum(), "elementwise_mean": per.sum() / size,
-            "none": per}[reduction]
+    return {
+        "mean": per.sum() / n,
+        "sum": per.sum(),
+        "elementwise_mean": per.sum() / size,
+        "none": per,
+    }[reduction]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -45,8 +49,11 @@ def test_values(kind, reduction):
     y, z, t = _data(kind)
     per = _ce_ref(t, z)
     np.testing.assert_allclose(cross_entropy.per_sample(y, z), per, rtol=1e-14)
-    np.testing.assert_allclose(cross_entropy(y, z, reduction=reduction),
-                               _reduce(per, z.shape[0], z.size, reduction), rtol=1e-14)
+    np.testing.assert_allclose(
+        cross_entropy(y, z, reduction=reduction),
+        _reduce(per, z.shape[0], z.size, reduction),
+        rtol=1e-14,
+    )
 
 
 def _fd_grad(f, z, step=1e-6):
@@ -89,12 +96,13 @@ def test_matches_torch(kind, reduction):
     torch = pytest.importorskip("torch")
     y, z, _ = _data(kind, n=6, c=5, seed=3)
     zt = torch.tensor(z, requires_grad=True)
-    target = torch.tensor(y)          # int64 labels or float64 probabilities
+    target = torch.tensor(y)  # int64 labels or float64 probabilities
     loss = torch.nn.functional.cross_entropy(zt, target, reduction=reduction)
     loss.backward()
     np.testing.assert_allclose(cross_entropy(y, z, reduction=reduction), loss.item(), rtol=1e-14)
-    np.testing.assert_allclose(cross_entropy.grad(y, z, reduction=reduction), zt.grad.numpy(),
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        cross_entropy.grad(y, z, reduction=reduction), zt.grad.numpy(), atol=1e-15
+    )
     none = torch.nn.functional.cross_entropy(torch.tensor(z), target, reduction="none")
     np.testing.assert_allclose(cross_entropy(y, z, reduction="none"), none.numpy(), rtol=1e-14)
 
@@ -105,7 +113,7 @@ def test_large_logits_stable(kind):
     z = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 1e4], [1e4, 1e4, 1e4]])
     for dtype in (np.float32, np.float64):
         zd = z.astype(dtype)
-        yd = y if kind == "labels" else y.astype(dtype)    # mixed dtypes promote
+        yd = y if kind == "labels" else y.astype(dtype)  # mixed dtypes promote
         per = cross_entropy.per_sample(yd, zd)
         assert per.dtype == dtype and np.isfinite(per).all()
         np.testing.assert_allclose(per, _ce_ref(t, z), rtol=1e-6)
@@ -168,19 +176,24 @@ def test_empty_batch():
 
 # ----------------------------------------------------------------------------- Hessians
 
+
 def _hessian_data(name, seed=7):
     rng = np.random.default_rng(seed)
     if name == "cross_entropy":
         y, z, _ = _data("probabilities", n=3, c=4, seed=seed)
-        return cross_entropy, y * 1.5, z                       # unnormalised targets too
+        return cross_entropy, y * 1.5, z  # unnormalised targets too
     loss = {"mse": mse, "bce": bce, "bce_with_logits": bce_with_logits}[name]
     y = rng.integers(0, 2, size=(3, 2)).astype(float)
     h = rng.uniform(0.1, 0.9, size=(3, 2)) if name == "bce" else rng.normal(size=(3, 2))
     return loss, y, h
 
 
-HESSIAN_TYPES = {"mse": ScaledIdentity, "bce": Diagonal, "bce_with_logits": Diagonal,
-                 "cross_entropy": BlockDiagonal}
+HESSIAN_TYPES = {
+    "mse": ScaledIdentity,
+    "bce": Diagonal,
+    "bce_with_logits": Diagonal,
+    "cross_entropy": BlockDiagonal,
+}
 
 
 @pytest.mark.parametrize("name", sorted(HESSIAN_TYPES))
@@ -189,15 +202,17 @@ def test_hessian_vs_differences_of_the_gradient(name, reduction):
     loss, y, h = _hessian_data(name)
     H = loss.hessian(y, h, reduction=reduction)
     assert type(H) is HESSIAN_TYPES[name]
-    red = "sum" if reduction == "none" else reduction       # "none": the per-sample Hessians
+    red = "sum" if reduction == "none" else reduction  # "none": the per-sample Hessians
     step = 1e-6
     cols = []
     for j in range(h.size):
         e = np.zeros(h.size)
         e[j] = step
         e = e.reshape(h.shape)
-        cols.append((loss.grad(y, h + e, reduction=red) - loss.grad(y, h - e, reduction=red))
-                    .ravel() / (2 * step))
+        cols.append(
+            (loss.grad(y, h + e, reduction=red) - loss.grad(y, h - e, reduction=red)).ravel()
+            / (2 * step)
+        )
     np.testing.assert_allclose(H.to_dense(), np.stack(cols, axis=1), atol=1e-7)
 
 
@@ -206,22 +221,26 @@ def test_cross_entropy_hessian_matches_torch():
     y, z, _ = _data("labels", n=4, c=3, seed=8)
     h = torch.autograd.functional.hessian(
         lambda v: torch.nn.functional.cross_entropy(v.reshape(4, 3), torch.tensor(y)),
-        torch.tensor(z.ravel()))
+        torch.tensor(z.ravel()),
+    )
     H = cross_entropy.hessian(y, z)
     assert H.n_blocks == 4 and H.block_shape == (3, 3)
     np.testing.assert_allclose(H.to_dense(), h.numpy(), atol=1e-15)
 
 
 @settings(deadline=None, derandomize=True, max_examples=30)
-@given(n=st.integers(1, 4), c=st.integers(1, 5), scale=st.floats(0.1, 50.0),
-       seed=st.integers(0, 2**16))
+@given(
+    n=st.integers(1, 4), c=st.integers(1, 5), scale=st.floats(0.1, 50.0), seed=st.integers(0, 2**16)
+)
 def test_property_grad_is_softmax_minus_onehot(n, c, scale, seed):
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, c)) * scale
     labels = rng.integers(0, c, size=n)
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(cross_entropy.grad(labels, z, reduction="sum"),
-                               p - np.eye(c)[labels], atol=1e-14)
-    np.testing.assert_allclose(cross_entropy.per_sample(labels, z),
-                               _ce_ref(np.eye(c)[labels], z), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        cross_entropy.grad(labels, z, reduction="sum"), p - np.eye(c)[labels], atol=1e-14
+    )
+    np.testing.assert_allclose(
+        cross_entropy.per_sample(labels, z), _ce_ref(np.eye(c)[labels], z), rtol=1e-12, atol=1e-12
+    )

@@ -26,8 +26,9 @@ def test_lecture_exercise_log_plus_exp():
 def test_complex_step_dtypes(dtype):
     op = elementwise(lambda x: np.sin(x) * np.exp(-x * x), name="g")
     x = np.linspace(-2, 2, 9).astype(dtype)
-    ref = np.cos(x.astype(float)) * np.exp(-x.astype(float) ** 2) \
-        - 2 * x.astype(float) * np.sin(x.astype(float)) * np.exp(-x.astype(float) ** 2)
+    ref = np.cos(x.astype(float)) * np.exp(-(x.astype(float) ** 2)) - 2 * x.astype(float) * np.sin(
+        x.astype(float)
+    ) * np.exp(-(x.astype(float) ** 2))
     d = op.derivative(x)
     assert d.dtype == dtype and op(x).dtype == dtype and op.vjp(x, x).dtype == dtype
     np.testing.assert_allclose(d, ref, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-7)
@@ -36,7 +37,9 @@ def test_complex_step_dtypes(dtype):
 
 def test_explicit_derivative_and_math_functions():
     op = elementwise(math.tanh, df=lambda x: 1 - math.tanh(x) ** 2, name="tanh2")
-    np.testing.assert_allclose(elementwise(np.sin).derivative(np.array([0.5])), np.cos(0.5), rtol=1e-15)
+    np.testing.assert_allclose(
+        elementwise(np.sin).derivative(np.array([0.5])), np.cos(0.5), rtol=1e-15
+    )
     x = np.linspace(-1, 1, 5)
     np.testing.assert_allclose(op.derivative(x), 1 / np.cosh(x) ** 2, rtol=1e-14)
     assert repr(op) == "structjac.elementwise(tanh2)"

@@ -30,7 +30,11 @@ NAMES = sorted(LOSSES)
 
 def _data(name, shape=(5, 3), seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, size=shape).astype(dtype) if name != "mse" else rng.normal(size=shape).astype(dtype)
+    y = (
+        rng.integers(0, 2, size=shape).astype(dtype)
+        if name != "mse"
+        else rng.normal(size=shape).astype(dtype)
+    )
     if name == "bce":
         h = rng.uniform(0.05, 0.95, size=shape).astype(dtype)
     else:
@@ -39,8 +43,12 @@ def _data(name, shape=(5, 3), seed=0, dtype=np.float64):
 
 
 def _reduce_ref(per, n, size, reduction):
-    return {"mean": per.sum() / n, "sum": per.sum(), "elementwise_mean": per.sum() / size,
-            "none": per}[reduction]
+    return {
+        "mean": per.sum() / n,
+        "sum": per.sum(),
+        "elementwise_mean": per.sum() / size,
+        "none": per,
+    }[reduction]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -51,8 +59,9 @@ def test_values(name, shape, reduction):
     y, h = _data(name, shape)
     per = _per_sample_ref(name, y, h)
     np.testing.assert_allclose(loss.per_sample(y, h), per, rtol=1e-13)
-    np.testing.assert_allclose(loss(y, h, reduction=reduction),
-                               _reduce_ref(per, shape[0], y.size, reduction), rtol=1e-13)
+    np.testing.assert_allclose(
+        loss(y, h, reduction=reduction), _reduce_ref(per, shape[0], y.size, reduction), rtol=1e-13
+    )
 
 
 def _fd_grad(loss, y, h, reduction, step=1e-6):
@@ -81,7 +90,9 @@ def test_lecture_gradient_formulas():
     n = 8
     np.testing.assert_allclose(mse.grad(y, h), -2 / n * (y - h), rtol=1e-14)
     np.testing.assert_allclose(bce.grad(y, h), (h - y) / (h * (1 - h)) / n, rtol=1e-14)
-    np.testing.assert_allclose(bce_with_logits.grad(y, h), (1 / (1 + np.exp(-h)) - y) / n, rtol=1e-14)
+    np.testing.assert_allclose(
+        bce_with_logits.grad(y, h), (1 / (1 + np.exp(-h)) - y) / n, rtol=1e-14
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -92,9 +103,10 @@ def test_jacobian_is_blockrow_with_row_grad(name, reduction):
     J = loss.jacobian(y, h, reduction=reduction)
     assert isinstance(J, BlockRow)
     assert J.shape == (1, 15)
-    assert J.nbytes <= 15 * 8 + 64                 # O(N) numbers, not (N x N)
-    np.testing.assert_allclose(J.to_dense(), _fd_grad(loss, y, h, reduction).reshape(1, -1),
-                               rtol=1e-6, atol=1e-9)
+    assert J.nbytes <= 15 * 8 + 64  # O(N) numbers, not (N x N)
+    np.testing.assert_allclose(
+        J.to_dense(), _fd_grad(loss, y, h, reduction).reshape(1, -1), rtol=1e-6, atol=1e-9
+    )
     # the lecture's composition, built independently
     d = loss.grad(y, h, reduction="none").ravel()
     w = {"mean": 1 / 5, "sum": 1.0, "elementwise_mean": 1 / 15}[reduction]
@@ -122,7 +134,7 @@ def test_float32_stays_float32(name):
     y64, h64 = y.astype(np.float64), h.astype(np.float64)
     np.testing.assert_allclose(loss(y, h), loss(y64, h64), rtol=1e-5)
     np.testing.assert_allclose(loss.grad(y, h), loss.grad(y64, h64), rtol=1e-4, atol=1e-6)
-    assert loss(y, h64).dtype == np.float64                      # mixed: result_type
+    assert loss(y, h64).dtype == np.float64  # mixed: result_type
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -178,7 +190,9 @@ def test_layouts_ints_no_writes(name):
     hc = h.copy()
     ref = loss.grad(np.ascontiguousarray(y[::2, ::2]), np.ascontiguousarray(h[::2, ::2]))
     np.testing.assert_allclose(loss.grad(y[::2, ::2], h[::2, ::2]), ref, rtol=1e-15)
-    np.testing.assert_allclose(loss(np.asfortranarray(y), np.asfortranarray(h)), loss(y, h), rtol=1e-14)
+    np.testing.assert_allclose(
+        loss(np.asfortranarray(y), np.asfortranarray(h)), loss(y, h), rtol=1e-14
+    )
     np.testing.assert_array_equal(h, hc)
     yi = np.array([0, 1, 1])
     assert loss(yi, np.array([0.2, 0.7, 0.9])).dtype == np.float64
@@ -208,8 +222,15 @@ def test_nan_propagates(name):
 def test_parallel_path_agrees(name):
     loss = LOSSES[name]
     n = K.get_parallel_threshold() // 2 + 5
-    y, h = _data(name, (n, 2), seed=11)           # n*2 elements >= threshold
+    y, h = _data(name, (n, 2), seed=11)  # n*2 elements >= threshold
     np.testing.assert_allclose(loss.per_sample(y, h), _per_sample_ref(name, y, h), rtol=1e-12)
-    np.testing.assert_allclose(loss.grad(y, h), loss.grad(y[:5], h[:5]) if False else
-                               np.concatenate([loss.grad(y[i:i + 1000], h[i:i + 1000], "sum")
-                                               for i in range(0, n, 1000)]) / n, rtol=1e-14)
+    np.testing.assert_allclose(
+        loss.grad(y, h),
+        loss.grad(y[:5], h[:5])
+        if False
+        else np.concatenate(
+            [loss.grad(y[i : i + 1000], h[i : i + 1000], "sum") for i in range(0, n, 1000)]
+        )
+        / n,
+        rtol=1e-14,
+    )

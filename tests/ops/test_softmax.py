@@ -35,8 +35,9 @@ def _central_jacobian(f, x, step=1e-6):
     for j in range(flat.size):
         e = np.zeros_like(flat)
         e[j] = step
-        cols.append((f((flat + e).reshape(x.shape)) - f((flat - e).reshape(x.shape))).ravel()
-                    / (2 * step))
+        cols.append(
+            (f((flat + e).reshape(x.shape)) - f((flat - e).reshape(x.shape))).ravel() / (2 * step)
+        )
     return np.stack(cols, axis=1)
 
 
@@ -72,7 +73,7 @@ def test_jacobian_is_block_diagonal_and_matches_differences(name, shape):
     k = shape[-1]
     assert isinstance(J, BlockDiagonal)
     assert J.n_blocks == x.size // k and J.block_shape == (k, k)
-    assert J.nbytes == x.size * k * 8          # N k^2 numbers, not (N k)^2
+    assert J.nbytes == x.size * k * 8  # N k^2 numbers, not (N k)^2
     np.testing.assert_allclose(J.to_dense(), _central_jacobian(ref, x), atol=1e-8)
 
 
@@ -120,12 +121,15 @@ def test_matches_jax(name):
 def test_float32_kept(name, method):
     op, _ = OPS[name]
     x = np.random.default_rng(6).normal(size=(4, 3)).astype(np.float32)
-    r = {"value": lambda: op(x), "vjp": lambda: op.vjp(x, x),
-         "jacobian": lambda: op.jacobian(x)}[method]()
+    r = {"value": lambda: op(x), "vjp": lambda: op.vjp(x, x), "jacobian": lambda: op.jacobian(x)}[
+        method
+    ]()
     assert r.dtype == np.float32
-    ref = {"value": lambda: op(x.astype(np.float64)),
-           "vjp": lambda: op.vjp(x.astype(np.float64), x.astype(np.float64)),
-           "jacobian": lambda: op.jacobian(x.astype(np.float64))}[method]()
+    ref = {
+        "value": lambda: op(x.astype(np.float64)),
+        "vjp": lambda: op.vjp(x.astype(np.float64), x.astype(np.float64)),
+        "jacobian": lambda: op.jacobian(x.astype(np.float64)),
+    }[method]()
     dense = (lambda a: a.to_dense()) if method == "jacobian" else np.asarray
     np.testing.assert_allclose(dense(r), dense(ref), rtol=1e-5, atol=1e-6)
 
@@ -160,13 +164,23 @@ def test_parallel_kernel_equals_serial():
     g = np.random.default_rng(8).normal(size=(300, 10))
     old = K.set_parallel_threshold(0)
     try:
-        par = (softmax(x), log_softmax(x), softmax.vjp(x, g), log_softmax.vjp(x, g),
-               softmax.jacobian(x).blocks)
+        par = (
+            softmax(x),
+            log_softmax(x),
+            softmax.vjp(x, g),
+            log_softmax.vjp(x, g),
+            softmax.jacobian(x).blocks,
+        )
     finally:
         K.set_parallel_threshold(old)
     with K.serial_only():
-        ser = (softmax(x), log_softmax(x), softmax.vjp(x, g), log_softmax.vjp(x, g),
-               softmax.jacobian(x).blocks)
+        ser = (
+            softmax(x),
+            log_softmax(x),
+            softmax.vjp(x, g),
+            log_softmax.vjp(x, g),
+            softmax.jacobian(x).blocks,
+        )
     for a, b in zip(par, ser):
         np.testing.assert_array_equal(a, b)
 
@@ -183,7 +197,7 @@ def test_out_and_inputs_not_written():
     np.testing.assert_allclose(out, softmax.vjp(x, g, axis=0))
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(g, g0)
-    y = x.copy()                                  # out aliasing the input
+    y = x.copy()  # out aliasing the input
     softmax(y, out=y)
     np.testing.assert_allclose(y, _softmax_ref(x))
 
@@ -214,8 +228,9 @@ def test_bad_input():
 
 
 @settings(deadline=None, derandomize=True, max_examples=30)
-@given(n=st.integers(1, 4), k=st.integers(1, 5), scale=st.floats(0.1, 30.0),
-       seed=st.integers(0, 2**16))
+@given(
+    n=st.integers(1, 4), k=st.integers(1, 5), scale=st.floats(0.1, 30.0), seed=st.integers(0, 2**16)
+)
 def test_property_vjp_matches_dense_jacobian(n, k, scale, seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, k)) * scale

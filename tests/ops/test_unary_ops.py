@@ -11,7 +11,15 @@ from scipy.differentiate import derivative as sp_derivative
 
 from structjac import kernels as K
 from structjac.ops import (
-    LeakyReLU, ReLU, exp, leaky_relu, log, relu, sigmoid, softplus, tanh,
+    LeakyReLU,
+    ReLU,
+    exp,
+    leaky_relu,
+    log,
+    relu,
+    sigmoid,
+    softplus,
+    tanh,
 )
 from structjac.structures import Diagonal
 
@@ -43,7 +51,7 @@ def _points(name, n=257, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(lo, hi, n)
     if name in ("relu", "leaky_relu"):
-        x = x[np.abs(x) > 1e-3]          # away from the kink for finite differences
+        x = x[np.abs(x) > 1e-3]  # away from the kink for finite differences
     return x
 
 
@@ -51,9 +59,9 @@ def _points(name, n=257, seed=0):
 def test_derivative_against_scipy_differentiate(name):
     op, f, _, _ = REF[name]
     x = _points(name)
-    x = x[np.abs(x) < 6]                       # the far tails are checked against closed forms
+    x = x[np.abs(x) < 6]  # the far tails are checked against closed forms
     res = sp_derivative(f, x, initial_step=1e-2 if name != "log" else 1e-3)
-    ok = res.success                           # points where scipy reached its tolerances
+    ok = res.success  # points where scipy reached its tolerances
     assert ok.mean() > 0.8
     np.testing.assert_allclose(op.derivative(x[ok]), res.df[ok], rtol=1e-8, atol=1e-13)
 
@@ -78,15 +86,17 @@ def _dense_jacobian_fd(f, x, h=1e-6):
     for j in range(n):
         e = np.zeros(n)
         e[j] = h
-        J[:, j] = (f((x.ravel() + e).reshape(x.shape)).ravel()
-                   - f((x.ravel() - e).reshape(x.shape)).ravel()) / (2 * h)
+        J[:, j] = (
+            f((x.ravel() + e).reshape(x.shape)).ravel()
+            - f((x.ravel() - e).reshape(x.shape)).ravel()
+        ) / (2 * h)
     return J
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_jacobian_is_diagonal_and_matches_dense_fd(name):
     op, f, _, _ = REF[name]
-    x = _points(name, n=40, seed=3)[:12].reshape(3, 4)        # a batch (N=3, d=4)
+    x = _points(name, n=40, seed=3)[:12].reshape(3, 4)  # a batch (N=3, d=4)
     J = op.jacobian(x)
     assert isinstance(J, Diagonal)
     assert J.shape == (12, 12)
@@ -102,8 +112,12 @@ def test_vjp_equals_g_times_derivative(name, dtype):
     out = op.vjp(x, g)
     assert out.dtype == dtype
     np.testing.assert_allclose(out, g * op.derivative(x), rtol=2 * RTOL[dtype])
-    np.testing.assert_allclose(x @ np.zeros(0) if False else out, g @ op.jacobian(x).to_dense(),
-                               rtol=RTOL[dtype] * 10, atol=1e-30)
+    np.testing.assert_allclose(
+        x @ np.zeros(0) if False else out,
+        g @ op.jacobian(x).to_dense(),
+        rtol=RTOL[dtype] * 10,
+        atol=1e-30,
+    )
     v, J = op.value_and_jacobian(x)
     np.testing.assert_array_equal(v, op(x))
     np.testing.assert_array_equal(J.diagonal(), op.derivative(x))
@@ -111,9 +125,14 @@ def test_vjp_equals_g_times_derivative(name, dtype):
 
 
 @settings(deadline=None, max_examples=40)
-@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=6),
-                  elements=st.floats(-40, 40)),
-       st.sampled_from(NAMES))
+@given(
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=2, max_side=6),
+        elements=st.floats(-40, 40),
+    ),
+    st.sampled_from(NAMES),
+)
 def test_vjp_property(x, name):
     op, _, df, _ = REF[name]
     if name == "log":
@@ -123,6 +142,7 @@ def test_vjp_property(x, name):
 
 
 # --- the output route ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_from_output_formulas(dtype):
@@ -141,8 +161,9 @@ def test_from_output_formulas(dtype):
     for arr in (sigmoid.derivative_from_output(a), tanh.vjp_from_output(t, g)):
         assert arr.dtype == dtype
     # agrees with the derivative from z where a(1-a) has no cancellation
-    np.testing.assert_allclose(sigmoid.derivative_from_output(a), sigmoid.derivative(z),
-                               rtol=50 * RTOL[dtype])
+    np.testing.assert_allclose(
+        sigmoid.derivative_from_output(a), sigmoid.derivative(z), rtol=50 * RTOL[dtype]
+    )
 
 
 def test_sigmoid_tails_float32():
@@ -165,6 +186,7 @@ def test_tanh_tails_float32():
 
 # --- relu at zero, leaky slope ---------------------------------------------------------
 
+
 def test_relu_derivative_at_zero_choices():
     x = np.array([-2.0, -0.0, 0.0, 3.0, np.nan, np.inf, -np.inf])
     np.testing.assert_array_equal(relu.derivative(x), _relu_d(x, 1.0))
@@ -172,7 +194,7 @@ def test_relu_derivative_at_zero_choices():
         for op in (ReLU(at_zero=c), relu.with_derivative_at_zero(c)):
             np.testing.assert_array_equal(op.derivative(x), _relu_d(x, c))
             np.testing.assert_array_equal(op.vjp(x, np.full(7, 2.0)), 2 * _relu_d(x, c))
-    assert relu.at_zero == 1.0                               # the module default is untouched
+    assert relu.at_zero == 1.0  # the module default is untouched
 
 
 def test_relu_nan_propagates():
@@ -193,6 +215,7 @@ def test_leaky_relu_slope():
 
 # --- inputs -------------------------------------------------------------------------
 
+
 def _safe_x(name, x):
     return np.abs(x) + 0.25 if name == "log" else x
 
@@ -211,7 +234,11 @@ def test_layouts_and_no_writes(name):
     variants["readonly"].setflags(write=False)
     for kind, x in variants.items():
         x_copy = x.copy()
-        g = np.ascontiguousarray(g_base[: x.shape[0], : x.shape[1]]) if x.shape[0] <= 6 else g_base.T
+        g = (
+            np.ascontiguousarray(g_base[: x.shape[0], : x.shape[1]])
+            if x.shape[0] <= 6
+            else g_base.T
+        )
         g_copy = g.copy()
         np.testing.assert_allclose(op(x), f(x), rtol=1e-12, err_msg=kind)
         np.testing.assert_allclose(op.derivative(x), df(x), rtol=1e-12, err_msg=kind)
@@ -228,7 +255,7 @@ def test_integer_and_bool_inputs_become_float64(name):
     assert op(x).dtype == np.float64
     np.testing.assert_allclose(op.derivative(x), df(x.astype(float)), rtol=1e-12)
     assert op.derivative(np.array([True, False])).dtype == np.float64
-    assert op.vjp(x, np.ones(3, np.float32)).dtype == np.float64    # int -> float64, then result_type
+    assert op.vjp(x, np.ones(3, np.float32)).dtype == np.float64  # int -> float64, then result_type
 
 
 def test_mixed_dtypes_follow_result_type():
@@ -249,7 +276,7 @@ def test_empty_and_zero_d(name):
     assert op(x).shape == () and op.derivative(x).shape == ()
     np.testing.assert_allclose(op.derivative(x), df(0.7), rtol=1e-12)
     assert op.jacobian(x).shape == (1, 1)
-    np.testing.assert_allclose(op(0.7), f(0.7), rtol=1e-12)   # python scalar
+    np.testing.assert_allclose(op(0.7), f(0.7), rtol=1e-12)  # python scalar
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -258,7 +285,7 @@ def test_nan_and_inf(name):
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -1.0, 1.0])
     with np.errstate(all="ignore"):
         fx, dfx = f(x), df(x)
-    np.testing.assert_allclose(op(x), fx, rtol=1e-15, atol=0)      # NaN where the reference is NaN
+    np.testing.assert_allclose(op(x), fx, rtol=1e-15, atol=0)  # NaN where the reference is NaN
     np.testing.assert_allclose(op.derivative(x), dfx, rtol=1e-15, atol=0)
     assert np.isnan(op.vjp(x, np.ones(6))[0])
 
@@ -296,7 +323,7 @@ def test_serial_and_parallel_paths_agree(name):
     x = _safe_x(name, np.random.default_rng(9).uniform(-8, 8, n))
     g = np.random.default_rng(10).normal(size=n)
     small = slice(0, 1000)
-    np.testing.assert_allclose(op.vjp(x, g), g * df(x), rtol=1e-12)       # parallel path
+    np.testing.assert_allclose(op.vjp(x, g), g * df(x), rtol=1e-12)  # parallel path
     np.testing.assert_allclose(op.derivative(x), df(x), rtol=1e-12)
     np.testing.assert_array_equal(op.vjp(x[small], g[small]), op.vjp(x, g)[small])  # serial
     np.testing.assert_array_equal(op(x[small]), op(x)[small])
@@ -320,10 +347,12 @@ def test_out_aliasing_an_input_gives_the_same_result(name, dtype, parallel):
     old = K.set_parallel_threshold(0 if parallel else 1 << 62)
     try:
         with np.errstate(all="ignore"):
-            calls = [(lambda x, g, out: op(x, out=out), "x"),
-                     (lambda x, g, out: op.derivative(x, out=out), "x"),
-                     (lambda x, g, out: op.vjp(x, g, out=out), "g"),
-                     (lambda x, g, out: op.vjp(x, g, out=out), "x")]
+            calls = [
+                (lambda x, g, out: op(x, out=out), "x"),
+                (lambda x, g, out: op.derivative(x, out=out), "x"),
+                (lambda x, g, out: op.vjp(x, g, out=out), "g"),
+                (lambda x, g, out: op.vjp(x, g, out=out), "x"),
+            ]
             if hasattr(op, "vjp_from_output"):
                 calls.append((lambda x, g, out: op.vjp_from_output(x, g, out=out), "g"))
             for call, which in calls:

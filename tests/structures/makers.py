@@ -104,10 +104,14 @@ def make_kronecker_identity(shape, rng, dtype):
     m, n = shape
     if m == n and m % 2 == 0:
         d = _values(rng, m // 2, dtype, positive=True)
-        return sj.Kronecker(sj.Identity(2, dtype=dtype), sj.Diagonal(d)), np.kron(np.eye(2, dtype=dtype), np.diag(d))
+        return sj.Kronecker(sj.Identity(2, dtype=dtype), sj.Diagonal(d)), np.kron(
+            np.eye(2, dtype=dtype), np.diag(d)
+        )
     if n == 2 * m:
         b = _values(rng, (1, 2), dtype)
-        return sj.Kronecker(sj.Identity(m, dtype=dtype), sj.Dense(b)), np.kron(np.eye(m, dtype=dtype), b)
+        return sj.Kronecker(sj.Identity(m, dtype=dtype), sj.Dense(b)), np.kron(
+            np.eye(m, dtype=dtype), b
+        )
     return None
 
 
@@ -201,7 +205,7 @@ def _block_diagonal_dense(blocks):
     N, p, q = blocks.shape
     M = np.zeros((N * p, N * q), dtype=blocks.dtype)
     for k in range(N):
-        M[k * p:(k + 1) * p, k * q:(k + 1) * q] = blocks[k]
+        M[k * p : (k + 1) * p, k * q : (k + 1) * q] = blocks[k]
     return M
 
 
@@ -278,7 +282,9 @@ def make_kronecker_identity_dense(shape, rng, dtype):
     if N is None:
         return None
     W = _values(rng, (shape[0] // N, shape[1] // N), dtype)
-    return sj.Kronecker(sj.Identity(N, dtype=dtype), sj.Dense(W)), np.kron(np.eye(N, dtype=dtype), W)
+    return sj.Kronecker(sj.Identity(N, dtype=dtype), sj.Dense(W)), np.kron(
+        np.eye(N, dtype=dtype), W
+    )
 
 
 MAKERS["Kronecker[I (x) W]"] = make_kronecker_identity_dense
@@ -291,8 +297,10 @@ def make_kronecker_dense_scaled_identity(shape, rng, dtype):
         return None
     W = _values(rng, (m // 2, n // 2), dtype)
     c = dtype(rng.uniform(0.5, 2.0))
-    return (sj.Kronecker(sj.Dense(W), sj.ScaledIdentity(2, c, dtype=dtype)),
-            np.kron(W, c * np.eye(2, dtype=dtype)))
+    return (
+        sj.Kronecker(sj.Dense(W), sj.ScaledIdentity(2, c, dtype=dtype)),
+        np.kron(W, c * np.eye(2, dtype=dtype)),
+    )
 
 
 MAKERS["Kronecker[W (x) cI]"] = make_kronecker_dense_scaled_identity

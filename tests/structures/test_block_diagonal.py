@@ -85,7 +85,7 @@ def test_complex128(shape):
 def test_blocks_property_is_read_only_and_copied():
     blocks = np.arange(12.0).reshape(2, 2, 3)
     J = sj.BlockDiagonal(blocks)
-    blocks[0, 0, 0] = 100.0                 # the caller's array is not shared
+    blocks[0, 0, 0] = 100.0  # the caller's array is not shared
     assert J.blocks[0, 0, 0] == 0.0
     with pytest.raises(ValueError):
         J.blocks[0, 0, 0] = 1.0
@@ -107,10 +107,15 @@ def test_integer_blocks_become_float64():
     assert J.dtype == np.float64
 
 
-@pytest.mark.parametrize("bad", [np.ones((2, 2)), np.ones(3), np.ones((1, 2, 2, 2))],
-                         ids=["2-D", "1-D", "4-D"])
+@pytest.mark.parametrize(
+    "bad", [np.ones((2, 2)), np.ones(3), np.ones((1, 2, 2, 2))], ids=["2-D", "1-D", "4-D"]
+)
 def test_wrong_ndim_names_the_shape(bad):
-    with pytest.raises(ValueError, match=r"BlockDiagonal expects a 3-D array.*" + str(bad.shape).replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ValueError,
+        match=r"BlockDiagonal expects a 3-D array.*"
+        + str(bad.shape).replace("(", r"\(").replace(")", r"\)"),
+    ):
         sj.BlockDiagonal(bad)
 
 
@@ -151,8 +156,12 @@ def test_pickle_round_trip():
 
 def test_applies_without_densifying(monkeypatch):
     J, M = make("BlockDiagonal", (6, 6), np.random.default_rng(0))
-    monkeypatch.setattr(sj.BlockDiagonal, "to_dense", lambda self: (_ for _ in ()).throw(AssertionError))
-    monkeypatch.setattr(sj.BlockDiagonal, "to_sparse", lambda self: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(
+        sj.BlockDiagonal, "to_dense", lambda self: (_ for _ in ()).throw(AssertionError)
+    )
+    monkeypatch.setattr(
+        sj.BlockDiagonal, "to_sparse", lambda self: (_ for _ in ()).throw(AssertionError)
+    )
     X = np.random.default_rng(1).standard_normal((6, 3))
     np.testing.assert_allclose(J @ X, M @ X)
     np.testing.assert_allclose(X.T @ J, X.T @ M)

@@ -33,12 +33,15 @@ class TestBlockMatrixGrid(_BlockMatrixOracle):
 
 def test_to_sparse_is_the_bmat_of_the_blocks():
     rng = np.random.default_rng(0)
-    blocks = [sj.Diagonal(np.array([1.0, 0.0, 2.0])), sj.BlockRow(1, np.array([0.0, 3.0]), 3),
-              sj.Kronecker(sj.Identity(3), sj.Dense(rng.standard_normal((1, 2))))]
+    blocks = [
+        sj.Diagonal(np.array([1.0, 0.0, 2.0])),
+        sj.BlockRow(1, np.array([0.0, 3.0]), 3),
+        sj.Kronecker(sj.Identity(3), sj.Dense(rng.standard_normal((1, 2)))),
+    ]
     J = sj.hstack(blocks)
     S = J.to_sparse()
     ref = sp.block_array([[b.to_sparse() for b in blocks]])
-    assert S.nnz == sum(b.to_sparse().nnz for b in blocks) == ref.nnz   # explicit zeros kept
+    assert S.nnz == sum(b.to_sparse().nnz for b in blocks) == ref.nnz  # explicit zeros kept
     np.testing.assert_array_equal(S.toarray(), ref.toarray())
 
 
@@ -88,17 +91,35 @@ def test_arrays_and_sparse_matrices_are_wrapped():
 @pytest.mark.parametrize(
     "build,message",
     [
-        (lambda: sj.hstack([sj.Identity(3), sj.Dense(np.ones((2, 2)))]),
-         r"block \(0, 1\) of shape \(2, 2\) does not fit grid row 0: block \(0, 0\) has 3 rows, this one 2"),
-        (lambda: sj.vstack([sj.Identity(3), sj.Dense(np.ones((2, 2)))]),
-         r"block \(1, 0\) of shape \(2, 2\) does not fit grid column 0: block \(0, 0\) has 3 columns, this one 2"),
-        (lambda: sj.block([[sj.Identity(2), None], [sj.Identity(2)]]), r"ragged grid: row 0 has 2 blocks, row 1 has 1"),
-        (lambda: sj.block([[sj.Identity(2), None], [sj.Identity(2), None]]), r"grid column 1 has only None"),
+        (
+            lambda: sj.hstack([sj.Identity(3), sj.Dense(np.ones((2, 2)))]),
+            r"block \(0, 1\) of shape \(2, 2\) does not fit grid row 0: block \(0, 0\) has 3 rows, this one 2",
+        ),
+        (
+            lambda: sj.vstack([sj.Identity(3), sj.Dense(np.ones((2, 2)))]),
+            r"block \(1, 0\) of shape \(2, 2\) does not fit grid column 0: block \(0, 0\) has 3 columns, this one 2",
+        ),
+        (
+            lambda: sj.block([[sj.Identity(2), None], [sj.Identity(2)]]),
+            r"ragged grid: row 0 has 2 blocks, row 1 has 1",
+        ),
+        (
+            lambda: sj.block([[sj.Identity(2), None], [sj.Identity(2), None]]),
+            r"grid column 1 has only None",
+        ),
         (lambda: sj.hstack([]), r"at least one"),
         (lambda: sj.block([]), r"no rows"),
         (lambda: sj.hstack([np.ones(3)]), r"block \(0, 0\) cannot be a block.*\(3,\)"),
     ],
-    ids=["rows-differ", "columns-differ", "ragged", "only-none", "empty-hstack", "empty-grid", "1-D-array"],
+    ids=[
+        "rows-differ",
+        "columns-differ",
+        "ragged",
+        "only-none",
+        "empty-hstack",
+        "empty-grid",
+        "1-D-array",
+    ],
 )
 def test_bad_grids_name_what_is_wrong(build, message):
     with pytest.raises(ValueError, match=message):
@@ -106,8 +127,12 @@ def test_bad_grids_name_what_is_wrong(build, message):
 
 
 @pytest.mark.parametrize(
-    "build", [lambda: sj.hstack(sj.Identity(2)), lambda: sj.BlockMatrix(np.ones((2, 2))),
-              lambda: sj.BlockMatrix([sj.Identity(2)])],
+    "build",
+    [
+        lambda: sj.hstack(sj.Identity(2)),
+        lambda: sj.BlockMatrix(np.ones((2, 2))),
+        lambda: sj.BlockMatrix([sj.Identity(2)]),
+    ],
     ids=["hstack-of-one-jacobian", "array-grid", "flat-list"],
 )
 def test_not_a_grid_is_a_type_error(build):
@@ -118,19 +143,22 @@ def test_not_a_grid_is_a_type_error(build):
 def test_products_keep_the_grid():
     rng = np.random.default_rng(2)
     W = rng.standard_normal((3, 4))
-    J = sj.hstack([sj.Dense(W), sj.Identity(3)])                 # 3 x 7
+    J = sj.hstack([sj.Dense(W), sj.Identity(3)])  # 3 x 7
     D = sj.Diagonal(rng.standard_normal(3))
     E = sj.Diagonal(rng.standard_normal(7))
-    for result, expected in [(D @ J, np.diag(D.values) @ J.to_dense()),
-                             (J @ E, J.to_dense() @ np.diag(E.values)),
-                             (J @ J.T, J.to_dense() @ J.to_dense().T),
-                             (J.T @ J, J.to_dense().T @ J.to_dense()),
-                             (J + J, 2 * J.to_dense()), (J - 0.5 * J, 0.5 * J.to_dense())]:
+    for result, expected in [
+        (D @ J, np.diag(D.values) @ J.to_dense()),
+        (J @ E, J.to_dense() @ np.diag(E.values)),
+        (J @ J.T, J.to_dense() @ J.to_dense().T),
+        (J.T @ J, J.to_dense().T @ J.to_dense()),
+        (J + J, 2 * J.to_dense()),
+        (J - 0.5 * J, 0.5 * J.to_dense()),
+    ]:
         assert isinstance(result, sj.BlockMatrix), type(result)
         np.testing.assert_allclose(result.to_dense(), expected, rtol=1e-12, atol=1e-12)
-    assert isinstance((D @ J)[0, 1], sj.Diagonal)               # diag(d) I stays a diagonal
+    assert isinstance((D @ J)[0, 1], sj.Diagonal)  # diag(d) I stays a diagonal
     G = (J @ J.T)[0, 0]
-    assert isinstance(G, sj.Dense)                              # W W^T + I
+    assert isinstance(G, sj.Dense)  # W W^T + I
 
 
 def test_a_fall_inside_a_block_is_one_visible_fall():

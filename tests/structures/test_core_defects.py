@@ -21,7 +21,9 @@ DTYPES = [np.float32, np.float64, np.complex128]
 # ---------------------------------------------------------------- Sparse.inv
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_sparse_1x1_inverse(dtype):
-    S = sj.Sparse(sp.csr_array(np.array([[4.0 - 2.0j if dtype is np.complex128 else 4.0]], dtype=dtype)))
+    S = sj.Sparse(
+        sp.csr_array(np.array([[4.0 - 2.0j if dtype is np.complex128 else 4.0]], dtype=dtype))
+    )
     inverse = S.inv()
     assert isinstance(inverse, sj.Sparse)
     assert inverse.shape == (1, 1) and inverse.dtype == np.dtype(dtype)
@@ -67,8 +69,10 @@ def test_kronecker_with_empty_factor_keeps_dtype(dtype, name, side):
     empty = _empty_factors(dtype)[name]
     other = sj.Dense(np.arange(1.0, 7.0).reshape(3, 2).astype(dtype))
     K = sj.Kronecker(empty, other) if side == "left" else sj.Kronecker(other, empty)
-    dense = np.kron(empty.to_dense(), other.to_dense()) if side == "left" else np.kron(
-        other.to_dense(), empty.to_dense()
+    dense = (
+        np.kron(empty.to_dense(), other.to_dense())
+        if side == "left"
+        else np.kron(other.to_dense(), empty.to_dense())
     )
     assert K.dtype == np.dtype(dtype)
     assert K.to_sparse().dtype == np.dtype(dtype)
@@ -131,7 +135,9 @@ def test_rule_forming_a_dense_result_is_guarded():
     n = 60_000
     C = sj.BlockColumn(0, np.ones(n), 1)
     R = sj.BlockRow(0, np.ones(n), 1)
-    with pytest.raises(sj.DenseLimitError, match=r"matmul\(BlockColumn, BlockRow\).*28800000000 bytes"):
+    with pytest.raises(
+        sj.DenseLimitError, match=r"matmul\(BlockColumn, BlockRow\).*28800000000 bytes"
+    ):
         C @ R
     small = sj.BlockColumn(0, np.arange(3.0), 1) @ sj.BlockRow(0, np.arange(2.0), 1)
     np.testing.assert_array_equal(small.to_dense(), np.outer(np.arange(3.0), np.arange(2.0)))

@@ -60,7 +60,10 @@ def _float16_structures():
     return {
         "Diagonal": (sj.Diagonal(np.array([1.0, 2.0, 4.0], h)), np.diag([1.0, 2.0, 4.0])),
         "Dense": (sj.Dense(np.arange(9.0, dtype=h).reshape(3, 3)), np.arange(9.0).reshape(3, 3)),
-        "BlockRow": (sj.BlockRow(1, np.array([1.0, 2.0, 3.0], h), 3), np.outer([0, 1, 0], [1, 2, 3])),
+        "BlockRow": (
+            sj.BlockRow(1, np.array([1.0, 2.0, 3.0], h), 3),
+            np.outer([0, 1, 0], [1, 2, 3]),
+        ),
         "Zero": (sj.Zero((3, 3), dtype=h), np.zeros((3, 3))),
     }
 
@@ -84,8 +87,12 @@ def test_float16_vector_with_float64_structure_is_float64():
     np.testing.assert_array_equal(y, [0.5, 0.75])
 
 
-@pytest.mark.parametrize("a", [np.float32, np.float64, np.complex128], ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("b", [np.float32, np.float64, np.complex128], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(
+    "a", [np.float32, np.float64, np.complex128], ids=lambda d: np.dtype(d).name
+)
+@pytest.mark.parametrize(
+    "b", [np.float32, np.float64, np.complex128], ids=lambda d: np.dtype(d).name
+)
 def test_rules_and_fallback_give_the_result_dtype(a, b):
     D = sj.Diagonal(np.array([1.0, 2.0], a))
     R = sj.BlockRow(0, np.array([3.0, 4.0], b), 2)

@@ -79,9 +79,16 @@ def test_structures_cross_a_process_pool():
     rng = np.random.default_rng(0)
     cases = [make(kind, (6, 6), rng) or make(kind, (3, 6), rng) for kind in KINDS]
     # spawn: a fresh interpreter unpickles every structure (and no fork of a threaded process)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(operator.matmul, [J for J, _ in cases],
-                                [np.arange(M.shape[1], dtype=float) for _, M in cases]))
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        results = list(
+            pool.map(
+                operator.matmul,
+                [J for J, _ in cases],
+                [np.arange(M.shape[1], dtype=float) for _, M in cases],
+            )
+        )
     for (J, M), y in zip(cases, results):
         np.testing.assert_allclose(y, M @ np.arange(M.shape[1], dtype=float), rtol=1e-12)
 
@@ -119,8 +126,17 @@ def test_numpy_products_and_transpose_give_the_right_answer(kind):
 
 @pytest.mark.parametrize(
     "call",
-    [np.sum, np.exp, np.abs, np.linalg.norm, np.trace, np.diag, np.sqrt,
-     lambda J: np.ones(J.shape[1]) * J, lambda J: np.dot(J, np.ones(J.shape[1]), out=np.empty(J.shape[0]))],
+    [
+        np.sum,
+        np.exp,
+        np.abs,
+        np.linalg.norm,
+        np.trace,
+        np.diag,
+        np.sqrt,
+        lambda J: np.ones(J.shape[1]) * J,
+        lambda J: np.dot(J, np.ones(J.shape[1]), out=np.empty(J.shape[0])),
+    ],
     ids=["sum", "exp", "abs", "norm", "trace", "diag", "sqrt", "ndarray*J", "dot(out=)"],
 )
 def test_other_numpy_functions_raise_naming_what_to_call(call):
@@ -214,7 +230,9 @@ def test_least_squares_with_a_structured_jacobian():
         return sj.Diagonal(d + 0.3 * x**2).aslinearoperator()
 
     found = least_squares(residual, np.zeros(6), jac=jac, tr_solver="lsmr", x_scale=1.0)
-    reference = least_squares(residual, np.zeros(6), jac=lambda x: np.diag(d + 0.3 * x**2), x_scale=1.0)
+    reference = least_squares(
+        residual, np.zeros(6), jac=lambda x: np.diag(d + 0.3 * x**2), x_scale=1.0
+    )
     assert found.success
     np.testing.assert_allclose(found.x, reference.x, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(residual(found.x), 0, atol=1e-8)
@@ -233,10 +251,13 @@ def test_scipy_aslinearoperator_has_the_conjugated_adjoint(kind):
         y = rng.standard_normal(M.shape[0]) + 1j * rng.standard_normal(M.shape[0])
         Y = rng.standard_normal((M.shape[0], 2)) + 1j * rng.standard_normal((M.shape[0], 2))
         np.testing.assert_allclose(A.matvec(x), dense @ x, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(A.matvec(x[:, None]), (dense @ x)[:, None], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            A.matvec(x[:, None]), (dense @ x)[:, None], rtol=1e-12, atol=1e-12
+        )
         np.testing.assert_allclose(A.rmatvec(y), dense.conj().T @ y, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(A.rmatvec(y[:, None]), (dense.conj().T @ y)[:, None],
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            A.rmatvec(y[:, None]), (dense.conj().T @ y)[:, None], rtol=1e-12, atol=1e-12
+        )
         np.testing.assert_allclose(A.H.matvec(y), dense.conj().T @ y, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(A.rmatmat(Y), dense.conj().T @ Y, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(A.T.matvec(y), dense.T @ y, rtol=1e-12, atol=1e-12)

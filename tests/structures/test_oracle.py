@@ -56,7 +56,9 @@ class DenseOracle:
             assert J.dense_nbytes == M.nbytes
             assert J.nbytes == _stored_nbytes(J)
             text = repr(J)
-            assert type(J).__name__ in text and str(J.shape) in text and str(np.dtype(dtype)) in text
+            assert (
+                type(J).__name__ in text and str(J.shape) in text and str(np.dtype(dtype)) in text
+            )
 
     @pytest.mark.parametrize("dtype", DTYPES)
     def test_transpose(self, dtype):
@@ -145,7 +147,12 @@ class DenseOracle:
     def test_scale_negate_divide(self, dtype):
         rtol, atol = tolerance(dtype)
         for J, M in self.cases(dtype):
-            for result, expected in [(2.5 * J, 2.5 * M), (J * -2, -2 * M), (-J, -M), (J / 4, M / 4)]:
+            for result, expected in [
+                (2.5 * J, 2.5 * M),
+                (J * -2, -2 * M),
+                (-J, -M),
+                (J / 4, M / 4),
+            ]:
                 assert result.dtype == dtype
                 assert isinstance(result, sj.Jacobian)
                 np.testing.assert_allclose(result.to_dense(), expected, rtol=rtol, atol=atol)
@@ -211,7 +218,9 @@ def _stored_nbytes(J):
         if isinstance(value, sj.Identity):
             return 0  # I stores nothing
         if isinstance(value, sj.Jacobian):
-            names = {n for klass in type(value).__mro__ for n in klass.__dict__.get("__slots__", ())}
+            names = {
+                n for klass in type(value).__mro__ for n in klass.__dict__.get("__slots__", ())
+            }
             if getattr(value, "_scalar_index", False):
                 names.discard("_indices")  # one row index is a Python int, not an array
             return sum(count(getattr(value, n)) for n in names if hasattr(value, n))
@@ -260,8 +269,8 @@ class TestDiagonal(DenseOracle):
     def test_lecture_sum_product_inverse(self):
         a, b = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0])
         A, B = sj.Diagonal(a), sj.Diagonal(b)
-        np.testing.assert_array_equal((A + B).diagonal(), a + b)   # diag(a1+b1, a2+b2, ...)
-        np.testing.assert_array_equal((A @ B).diagonal(), a * b)   # diag(a1 b1, a2 b2, ...)
+        np.testing.assert_array_equal((A + B).diagonal(), a + b)  # diag(a1+b1, a2+b2, ...)
+        np.testing.assert_array_equal((A @ B).diagonal(), a * b)  # diag(a1 b1, a2 b2, ...)
         np.testing.assert_allclose(A.inv().diagonal(), 1 / a)
 
 
@@ -416,8 +425,11 @@ def test_complex_linear_operator_adjoint_conjugates():
     rng = np.random.default_rng(7)
     M = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
     d = rng.standard_normal(3) + 1j * rng.standard_normal(3)
-    for J, dense in [(sj.Dense(M), M), (sj.Diagonal(d), np.diag(d)),
-                     (sj.Kronecker(sj.Dense(M[:1, :2]), sj.Diagonal(d)), np.kron(M[:1, :2], np.diag(d)))]:
+    for J, dense in [
+        (sj.Dense(M), M),
+        (sj.Diagonal(d), np.diag(d)),
+        (sj.Kronecker(sj.Dense(M[:1, :2]), sj.Diagonal(d)), np.kron(M[:1, :2], np.diag(d))),
+    ]:
         A = J.aslinearoperator()
         y = rng.standard_normal(dense.shape[0]) + 1j * rng.standard_normal(dense.shape[0])
         x = rng.standard_normal(dense.shape[1]) + 1j * rng.standard_normal(dense.shape[1])

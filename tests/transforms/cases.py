@@ -67,7 +67,7 @@ BD = sj.BlockDiagonal
 
 CASES = [
     # ---- element-wise chains: Diagonal; scalars: ScaledIdentity; identity: Identity
-    Case("issue_example", lambda m, x: m.tanh(x) * m.exp(-x) + m.log1p(x ** 2), vec(6), 0, D),
+    Case("issue_example", lambda m, x: m.tanh(x) * m.exp(-x) + m.log1p(x**2), vec(6), 0, D),
     Case("exp", lambda m, x: m.exp(x), vec(5), 0, D),
     Case("log", lambda m, x: m.log(x), vec(5, positive=True), 0, D),
     Case("expm1_log1p", lambda m, x: m.expm1(x) + m.log1p(x * x), vec(5), 0, D),
@@ -81,13 +81,13 @@ CASES = [
     Case("negative", lambda m, x: -x, vec(5), 0, SI),
     Case("identity", lambda m, x: x, vec(5), 0, I),
     Case("plus_constant", lambda m, x: x + 1.0, vec(5), 0, I),
-    Case("cube", lambda m, x: x ** 3, vec(5), 0, D),
-    Case("constant_base_power", lambda m, x: 2.0 ** x, vec(5), 0, D),
-    Case("self_power", lambda m, x: x ** x, vec(5, positive=True), 0, D),
+    Case("cube", lambda m, x: x**3, vec(5), 0, D),
+    Case("constant_base_power", lambda m, x: 2.0**x, vec(5), 0, D),
+    Case("self_power", lambda m, x: x**x, vec(5, positive=True), 0, D),
     Case("relu_maximum", lambda m, x: m.maximum(x, 0.0), vec(6), 0, D, False),
     Case("minimum", lambda m, x: m.minimum(x, 0.5) * x, vec(6), 0, D, False),
     Case("where_leaky", lambda m, x: m.where(x > 0, x, 0.1 * x), vec(6), 0, D, False),
-    Case("reciprocal", lambda m, x: 1.0 / (1.0 + x ** 2), vec(5), 0, D),
+    Case("reciprocal", lambda m, x: 1.0 / (1.0 + x**2), vec(5), 0, D),
     Case("sj_sigmoid_tanh", lambda m, x: m.sigmoid(m.sj_tanh(x)), vec(5), 0, D, False),
     Case("sj_relu", lambda m, x: m.relu(x) * x, vec(6), 0, D, False),
     # ---- broadcasting
@@ -95,7 +95,7 @@ CASES = [
     Case("column_broadcast", lambda m, X: X * m.sum(X, axis=1, keepdims=True), batch(), 0, BD),
     # ---- reductions
     Case("sum_all", lambda m, x: m.sum(m.tanh(x)), vec(6), 0, BR),
-    Case("mean_all", lambda m, x: m.mean(x ** 2), vec(6), 0, BR),
+    Case("mean_all", lambda m, x: m.mean(x**2), vec(6), 0, BR),
     Case("sum_rows", lambda m, X: m.sum(X, axis=1), batch(), 0, K),
     Case("sum_batch", lambda m, X: m.sum(X, axis=0), batch(), 0, K),
     Case("mean_rows_keepdims", lambda m, X: m.mean(X, axis=1, keepdims=True), batch(), 0, K),
@@ -115,13 +115,24 @@ CASES = [
     Case("batch_layer_db", lambda m, X, Wt, b: X @ Wt.T + b, _layer, 2, K),
     Case("batch_tanh_layer_dW", lambda m, X, Wt, b: m.tanh(X @ Wt.T + b), _layer, 1, RS),
     Case("batch_two_layers_dX", lambda m, X: m.tanh(X @ W.T + B1) @ W2.T + B2, batch(), 0, BD),
-    Case("batch_three_layers_dX",
-         lambda m, X: m.tanh(m.tanh(X @ W.T + B1) @ W2.T) @ W2, batch(), 0, BD),
+    Case(
+        "batch_three_layers_dX",
+        lambda m, X: m.tanh(m.tanh(X @ W.T + B1) @ W2.T) @ W2,
+        batch(),
+        0,
+        BD,
+    ),
     # ---- softmax and cross-entropy written in numpy
     Case("softmax_rows", _softmax, batch(), 0, BD, False),
     Case("log_softmax_rows", _log_softmax, batch(), 0, BD, False),
-    Case("cross_entropy_numpy",
-         lambda m, X: -m.mean(m.sum(ONE_HOT * _log_softmax(m, X), axis=1)), batch(d=3), 0, BR, False),
+    Case(
+        "cross_entropy_numpy",
+        lambda m, X: -m.mean(m.sum(ONE_HOT * _log_softmax(m, X), axis=1)),
+        batch(d=3),
+        0,
+        BR,
+        False,
+    ),
     # ---- indexing
     Case("slice", lambda m, x: x[1:4], vec(6), 0, SP),
     Case("integer_array_with_repeats", lambda m, x: x[np.array([3, 0, 3])], vec(6), 0, SP),
@@ -135,20 +146,42 @@ CASES = [
     Case("transpose_T", lambda m, X: X.T, batch(), 0, SP),
     Case("np_transpose", lambda m, X: m.transpose(m.exp(X)), batch(), 0, SP),
     # ---- joining
-    Case("concatenate", lambda m, x: m.concatenate([m.sin(x), x ** 2]), vec(4), 0, SP),
+    Case("concatenate", lambda m, x: m.concatenate([m.sin(x), x**2]), vec(4), 0, SP),
     Case("concatenate_constant", lambda m, x: m.concatenate([x, m.ones(2)]), vec(4), 0, SP),
     Case("stack_axis1", lambda m, x: m.stack([x, 2 * x], axis=1), vec(4), 0, SP),
     # ---- two arguments
-    Case("product_two_args", lambda m, x, y: x * y + m.sin(y),
-         lambda rng: (rng.normal(size=5), rng.normal(size=5)), (0, 1), (D, D)),
-    Case("traced_scalar", lambda m, x, s: x * s,
-         lambda rng: (rng.normal(size=5), np.array(rng.normal())), (0, 1), (SI, DN)),
-    Case("matrix_product_both", lambda m, A, B: A @ B,
-         lambda rng: (rng.normal(size=(3, 4)), rng.normal(size=(4, 2))), (0, 1), (K, K)),
+    Case(
+        "product_two_args",
+        lambda m, x, y: x * y + m.sin(y),
+        lambda rng: (rng.normal(size=5), rng.normal(size=5)),
+        (0, 1),
+        (D, D),
+    ),
+    Case(
+        "traced_scalar",
+        lambda m, x, s: x * s,
+        lambda rng: (rng.normal(size=5), np.array(rng.normal())),
+        (0, 1),
+        (SI, DN),
+    ),
+    Case(
+        "matrix_product_both",
+        lambda m, A, B: A @ B,
+        lambda rng: (rng.normal(size=(3, 4)), rng.normal(size=(4, 2))),
+        (0, 1),
+        (K, K),
+    ),
     Case("inner_product_self", lambda m, x: x @ x, vec(4), 0, DN),
     # ---- losses (ops) on traced predictions
     Case("sj_mse", lambda m, x: m.mse_(TARGETS, m.tanh(x)), vec(6), 0, BR, False),
-    Case("sj_bce_with_logits", lambda m, x: m.bcel_(TARGETS[:5], W2.T @ x + 0.1), vec(2), 0, BR, False),
+    Case(
+        "sj_bce_with_logits",
+        lambda m, x: m.bcel_(TARGETS[:5], W2.T @ x + 0.1),
+        vec(2),
+        0,
+        BR,
+        False,
+    ),
     # ---- structjac's softmax ops and cross-entropy on traced logits
     Case("sj_softmax_rows", lambda m, X: m.softmax_(X), batch(), 0, BD, False),
     Case("sj_log_softmax_rows", lambda m, X: m.log_softmax_(X), batch(), 0, BD, False),
@@ -156,14 +189,29 @@ CASES = [
     Case("sj_softmax_large_logits", lambda m, X: m.softmax_(800.0 * X), batch(), 0, BD, False),
     Case("sj_cross_entropy_labels", lambda m, X: m.ce_(LABELS, X), batch(), 0, BR, False),
     Case("sj_cross_entropy_one_hot", lambda m, X: m.ce_(ONE_HOT, X), batch(), 0, BR, False),
-    Case("sj_cross_entropy_large_logits", lambda m, X: m.ce_(LABELS, 900.0 * X), batch(), 0, BR, False),
-    Case("sj_cross_entropy_per_sample",
-         lambda m, X: m.ce_(LABELS, X @ W[:3].T, reduction="none"), batch(), 0, BD, False),
+    Case(
+        "sj_cross_entropy_large_logits",
+        lambda m, X: m.ce_(LABELS, 900.0 * X),
+        batch(),
+        0,
+        BR,
+        False,
+    ),
+    Case(
+        "sj_cross_entropy_per_sample",
+        lambda m, X: m.ce_(LABELS, X @ W[:3].T, reduction="none"),
+        batch(),
+        0,
+        BD,
+        False,
+    ),
 ]
 
 
 def _jax_mse(jnp):
-    return lambda y, y_hat: jnp.mean(jnp.sum(jnp.reshape((y - y_hat) ** 2, (y_hat.shape[0], -1)), axis=1))
+    return lambda y, y_hat: jnp.mean(
+        jnp.sum(jnp.reshape((y - y_hat) ** 2, (y_hat.shape[0], -1)), axis=1)
+    )
 
 
 def _jax_bcel(jnp):

@@ -68,12 +68,17 @@ def test_untraceable_code_raises_type_error_naming_it(name, transform):
 
 @pytest.mark.parametrize("shape", [(3,), (2, 2)], ids=["vector", "matrix"])
 def test_grad_of_non_scalar_names_the_shape(shape):
-    with pytest.raises(TypeError, match=r"scalar.*shape \(" + ", ".join(map(str, shape)).replace("(", "") ):
+    with pytest.raises(
+        TypeError, match=r"scalar.*shape \(" + ", ".join(map(str, shape)).replace("(", "")
+    ):
         sj.grad(lambda x: np.tanh(x))(np.ones(shape))
 
 
-@pytest.mark.parametrize("transform", [sj.jacobian, sj.grad, sj.value_and_grad],
-                         ids=["jacobian", "grad", "value_and_grad"])
+@pytest.mark.parametrize(
+    "transform",
+    [sj.jacobian, sj.grad, sj.value_and_grad],
+    ids=["jacobian", "grad", "value_and_grad"],
+)
 @pytest.mark.parametrize("argnums", [2, -3, (0, 5)], ids=["2", "minus3", "tuple_with_5"])
 def test_argnums_out_of_range(transform, argnums):
     with pytest.raises(ValueError, match="argnums .* out of range .* 2 positional arguments"):
@@ -90,8 +95,11 @@ def test_argnums_repeated():
         sj.grad(lambda x: np.sum(x), argnums=(0, 0))(np.ones(2))
 
 
-@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_, np.complex128],
-                         ids=["int64", "int32", "uint8", "bool", "complex128"])
+@pytest.mark.parametrize(
+    "dtype",
+    [np.int64, np.int32, np.uint8, np.bool_, np.complex128],
+    ids=["int64", "int32", "uint8", "bool", "complex128"],
+)
 @pytest.mark.parametrize("transform", [sj.jacobian, sj.grad], ids=["jacobian", "grad"])
 def test_non_float_inputs_name_the_dtype(dtype, transform):
     x = np.ones(3, dtype=dtype)
@@ -126,9 +134,13 @@ def test_no_arguments():
 
 def test_vjp_cotangent_shape_and_jvp_tangent_shape():
     _, vjp_fn = sj.vjp(np.tanh, np.ones(3))
-    with pytest.raises(ValueError, match=r"cotangent has shape \(2,\) but the value has shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"cotangent has shape \(2,\) but the value has shape \(3,\)"
+    ):
         vjp_fn(np.ones(2))
-    with pytest.raises(ValueError, match=r"tangent 0 has shape \(2,\) but primal 0 has shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"tangent 0 has shape \(2,\) but primal 0 has shape \(3,\)"
+    ):
         sj.jvp(np.tanh, (np.ones(3),), (np.ones(2),))
     with pytest.raises(ValueError, match="1 primals but 2 tangents"):
         sj.jvp(np.tanh, (np.ones(3),), (np.ones(3), np.ones(3)))

@@ -25,7 +25,7 @@ UNARY = [
     ("tanh", np.tanh),
     ("sin", np.sin),
     ("cos", np.cos),
-    ("exp_neg_square", lambda v: np.exp(-(v ** 2))),
+    ("exp_neg_square", lambda v: np.exp(-(v**2))),
     ("log1p_square", lambda v: np.log1p(v * v)),
     ("sqrt_one_plus_square", lambda v: np.sqrt(1.0 + np.square(v))),
     ("expit", scipy.special.expit),
@@ -57,10 +57,14 @@ def _softmax(v):
 
 
 step = st.one_of(
-    st.tuples(st.just("unary"), st.integers(0, len(UNARY) - 1), st.integers(0, 10 ** 6)),
-    st.tuples(st.just("binary"), st.integers(0, len(BINARY) - 1), st.integers(0, 10 ** 6),
-              st.integers(0, 10 ** 6)),
-    st.tuples(st.just("layer"), st.just(0), st.integers(0, 10 ** 6)),
+    st.tuples(st.just("unary"), st.integers(0, len(UNARY) - 1), st.integers(0, 10**6)),
+    st.tuples(
+        st.just("binary"),
+        st.integers(0, len(BINARY) - 1),
+        st.integers(0, 10**6),
+        st.integers(0, 10**6),
+    ),
+    st.tuples(st.just("layer"), st.just(0), st.integers(0, 10**6)),
 )
 
 
@@ -78,8 +82,7 @@ def _run(program, x):
 
 
 @settings(deadline=None, derandomize=True, max_examples=60)
-@given(program=st.lists(step, min_size=1, max_size=6),
-       seed=st.integers(0, 2 ** 32 - 1))
+@given(program=st.lists(step, min_size=1, max_size=6), seed=st.integers(0, 2**32 - 1))
 def test_random_composition_jacobian_matches_finite_differences(program, seed):
     x = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(N, D))
     f = lambda x: _run(program, x)  # noqa: E731

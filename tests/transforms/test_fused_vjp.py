@@ -33,8 +33,9 @@ def test_kernel_equals_its_formula(code, dtype):
     np.testing.assert_allclose(out, expected, rtol=RTOL[dtype])
     # one number broadcast (the vjp of a mean): read once, the same products
     scalar = np.broadcast_to(g[3], a.shape)
-    np.testing.assert_allclose(_kernels.elementwise_vjp(code, scalar, a),
-                               g[3] * _kernels.CODES[code](a), rtol=RTOL[dtype])
+    np.testing.assert_allclose(
+        _kernels.elementwise_vjp(code, scalar, a), g[3] * _kernels.CODES[code](a), rtol=RTOL[dtype]
+    )
     # accumulation in place into an array the caller owns
     acc = rng.standard_normal(37).astype(dtype)
     acc0 = acc.copy()
@@ -47,7 +48,10 @@ def test_kernel_equals_its_formula(code, dtype):
 def test_kernel_declines_what_it_cannot_take():
     a = np.linspace(0.5, 1.5, 6)
     g = np.ones(6)
-    assert _kernels.elementwise_vjp(_kernels.TIMES, g.astype(np.float32).astype(np.longdouble), a) is None
+    assert (
+        _kernels.elementwise_vjp(_kernels.TIMES, g.astype(np.float32).astype(np.longdouble), a)
+        is None
+    )
     assert _kernels.elementwise_vjp(_kernels.TIMES, g, a, out=np.zeros(6, np.float32)) is None
     assert _kernels.elementwise_vjp(_kernels.TIMES, g, a, out=np.zeros((6, 2))[:, 0]) is None
     assert not _kernels.fusable(a[::2], a.dtype)
@@ -59,13 +63,13 @@ def _fns():
         "exp": lambda x: np.sum(np.exp(x) * np.cos(x)),
         "expm1": lambda x: np.mean(np.expm1(x) ** 3),
         "log": lambda x: np.sum(np.log(x) * x),
-        "log1p": lambda x: np.mean(np.log1p(x ** 2)),
+        "log1p": lambda x: np.mean(np.log1p(x**2)),
         "sqrt": lambda x: np.sum(np.sqrt(x) * np.sin(x)),
         "square": lambda x: np.sum(np.square(x) / (1 + x)),
         "tanh": lambda x: np.sum(np.tanh(x) * x),
         "expit": lambda x: np.sum(scipy.special.expit(x) * x),
         "mul_div": lambda x: np.sum((x * np.exp(-x)) / (2 + x)),
-        "issue": lambda x: np.mean(np.tanh(x) * np.exp(-x) + np.log1p(x ** 2)),
+        "issue": lambda x: np.mean(np.tanh(x) * np.exp(-x) + np.log1p(x**2)),
         # one value with several consumers: its cotangent is accumulated in place
         "fan_out": lambda x: np.sum(np.tanh(x) + np.tanh(x) * np.exp(x) + x * x + x),
         "shared_g": lambda x: np.sum((x + x) * (x - x * 2)),
@@ -142,8 +146,11 @@ def test_broadcast_operands_are_not_fused_and_stay_right(dtype):
 
 # ---------------------------------------------------------------- forward fast path
 def _diagonals(n, dtype, rng):
-    return [sj.Identity(n, dtype=dtype), sj.ScaledIdentity(n, -2.5, dtype=dtype),
-            sj.Diagonal(rng.standard_normal(n).astype(dtype))]
+    return [
+        sj.Identity(n, dtype=dtype),
+        sj.ScaledIdentity(n, -2.5, dtype=dtype),
+        sj.Diagonal(rng.standard_normal(n).astype(dtype)),
+    ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -154,8 +161,14 @@ def test_diagonal_times_equals_the_rule_table(dtype, d_dtype):
 
     rng = np.random.default_rng(3)
     n = 6
-    for d in (1, -1, 0.5, np.float32(3.0), rng.standard_normal(n).astype(d_dtype),
-              rng.standard_normal((2, 3)).astype(d_dtype)):
+    for d in (
+        1,
+        -1,
+        0.5,
+        np.float32(3.0),
+        rng.standard_normal(n).astype(d_dtype),
+        rng.standard_normal((2, 3)).astype(d_dtype),
+    ):
         for J in _diagonals(n, dtype, rng):
             fast = diagonal_times(d, J, np.dtype(d_dtype))
             shape = np.shape(d) if np.ndim(d) else (n,)
@@ -180,13 +193,15 @@ def test_diagonal_times_never_wraps_a_value_of_the_trace():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_elementwise_jacobian_keeps_its_type_and_values(dtype):
     def f(x):
-        return np.tanh(x) * np.exp(-x) + np.log1p(x ** 2) - 3 * x + x * 0.5
+        return np.tanh(x) * np.exp(-x) + np.log1p(x**2) - 3 * x + x * 0.5
 
     x = np.linspace(-1.0, 1.0, 7).astype(dtype)
     J = sj.jacobian(f)(x)
     assert type(J) is sj.Diagonal and J.dtype == dtype
     fd = central_difference_jacobian(f, [x.astype(np.float64)], 0)
-    np.testing.assert_allclose(J.to_dense(), fd, rtol=1e-3 if dtype == np.float32 else 1e-7, atol=1e-5)
+    np.testing.assert_allclose(
+        J.to_dense(), fd, rtol=1e-3 if dtype == np.float32 else 1e-7, atol=1e-5
+    )
     twice = sj.jacobian(lambda x: -(-x))(x)  # noqa: B002 (a double negation on purpose)
     assert type(twice) is sj.ScaledIdentity and twice.scalar == 1
     assert type(sj.jacobian(lambda x: 2 * (3 * x))(x)) is sj.ScaledIdentity

@@ -14,8 +14,12 @@ N, D_IN, HIDDEN, D_OUT = 16, 5, 7, 3
 
 
 def _params(rng):
-    return (rng.normal(size=(HIDDEN, D_IN)) / 2, rng.normal(size=HIDDEN) / 4,
-            rng.normal(size=(D_OUT, HIDDEN)) / 2, rng.normal(size=D_OUT) / 4)
+    return (
+        rng.normal(size=(HIDDEN, D_IN)) / 2,
+        rng.normal(size=HIDDEN) / 4,
+        rng.normal(size=(D_OUT, HIDDEN)) / 2,
+        rng.normal(size=D_OUT) / 4,
+    )
 
 
 def _data(rng):
@@ -44,7 +48,7 @@ def mlp_sigmoid_mse(m, W1, b1, W2, b2, X, T):
 
 
 def issue_function_mean(m, x):
-    return m.mean(m.tanh(x) * m.exp(-x) + m.log1p(x ** 2))
+    return m.mean(m.tanh(x) * m.exp(-x) + m.log1p(x**2))
 
 
 class _NP:
@@ -134,8 +138,9 @@ def test_float32_gradient_stays_float32(name):
     data = (X, Y if target == 1 else T)
     value, grads = sj.value_and_grad(lambda *p: loss(NPM, *p, *data), argnums=(0, 1, 2, 3))(*params)
     assert np.asarray(value).dtype == np.float32
-    grads64 = sj.grad(lambda *p: loss(NPM, *p, *(d.astype(np.float64) for d in data)),
-                      argnums=(0, 1, 2, 3))(*(p.astype(np.float64) for p in params))
+    grads64 = sj.grad(
+        lambda *p: loss(NPM, *p, *(d.astype(np.float64) for d in data)), argnums=(0, 1, 2, 3)
+    )(*(p.astype(np.float64) for p in params))
     for g, g64 in zip(grads, grads64):
         assert g.dtype == np.float32
         np.testing.assert_allclose(g, g64, rtol=2e-4, atol=2e-6)
@@ -168,7 +173,7 @@ def test_value_and_grad_returns_the_value():
 
 
 def test_unused_argument_has_zero_gradient():
-    g = sj.grad(lambda x, y: np.sum(x ** 2), argnums=1)(np.ones(3), np.ones(2))
+    g = sj.grad(lambda x, y: np.sum(x**2), argnums=1)(np.ones(3), np.ones(2))
     np.testing.assert_array_equal(g, np.zeros(2))
 
 
@@ -194,5 +199,6 @@ def test_subgradient_conventions():
     assert sj.jacobian(lambda x: np.maximum(x, 0.0))(x).diagonal().tolist() == [1.0, 1.0]
     assert sj.jacobian(lambda x: np.maximum(0.0, x))(x).diagonal().tolist() == [0.0, 0.0]
     assert sj.jacobian(lambda x: np.minimum(x, 0.0))(x).diagonal().tolist() == [1.0, 1.0]
-    np.testing.assert_array_equal(sj.jacobian(sj.relu)(x).diagonal(),
-                                  sj.jacobian(lambda x: np.maximum(x, 0.0))(x).diagonal())
+    np.testing.assert_array_equal(
+        sj.jacobian(sj.relu)(x).diagonal(), sj.jacobian(lambda x: np.maximum(x, 0.0))(x).diagonal()
+    )

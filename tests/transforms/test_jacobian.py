@@ -10,7 +10,13 @@ import pytest
 import structjac as sj
 
 from .cases import CASES, add_losses
-from .support import NP, central_difference_jacobian, complex_step_jacobian, jax_jacobian, jax_namespace
+from .support import (
+    NP,
+    central_difference_jacobian,
+    complex_step_jacobian,
+    jax_jacobian,
+    jax_namespace,
+)
 
 add_losses(NP, None)
 
@@ -49,7 +55,9 @@ def test_structure_and_central_differences(case):
         np.testing.assert_allclose(J.to_dense(), fd, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.analytic], ids=[c.id for c in CASES if c.analytic])
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.analytic], ids=[c.id for c in CASES if c.analytic]
+)
 def test_complex_step(case):
     args = _args(case)
     f = _numpy_f(case)
@@ -97,7 +105,9 @@ def test_modes_agree(case):
             return f(*call)
 
         value, tangent = sj.jvp(g, (x,), (t,))
-        np.testing.assert_allclose(np.reshape(tangent, -1), J @ t.reshape(-1), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(
+            np.reshape(tangent, -1), J @ t.reshape(-1), rtol=1e-12, atol=1e-13
+        )
         w = rng.normal(size=np.shape(value))
         _, vjp_fn = sj.vjp(g, x)
         (ct,) = vjp_fn(w)
@@ -114,7 +124,7 @@ def test_float32_stays_float32(case):
     f = _numpy_f(case)
     out = np.asarray(f(*args32))
     J = sj.jacobian(f, argnums=case.argnums)(*args32)
-    for Ji in (J if isinstance(J, tuple) else (J,)):
+    for Ji in J if isinstance(J, tuple) else (J,):
         assert Ji.dtype == out.dtype
     nums = case.argnums if isinstance(case.argnums, tuple) else (case.argnums,)
 

@@ -53,14 +53,21 @@ def _eager(transform, fn, *args):
 
 
 FUNCTIONS = {
-    "issue": lambda x: np.mean(np.tanh(x) * np.exp(-x) + np.log1p(x ** 2)),
+    "issue": lambda x: np.mean(np.tanh(x) * np.exp(-x) + np.log1p(x**2)),
     "sum_chain": lambda x: np.sum(np.sin(np.cos(x) * 0.5) - 2.0 * x),
-    "unary_all": lambda x: np.mean(np.sqrt(np.square(x) + 1) + np.expm1(x) + np.log(np.abs(x) + 1)
-                                   + scipy.special.expit(x) + (+x) - np.tanh(-x)),
-    "powers": lambda x: np.sum(x ** 3 + x ** 2 + x ** 1 + x ** 0 + np.abs(x) ** 0.5),
+    "unary_all": lambda x: np.mean(
+        np.sqrt(np.square(x) + 1)
+        + np.expm1(x)
+        + np.log(np.abs(x) + 1)
+        + scipy.special.expit(x)
+        + (+x)
+        - np.tanh(-x)
+    ),
+    "powers": lambda x: np.sum(x**3 + x**2 + x**1 + x**0 + np.abs(x) ** 0.5),
     "divisions": lambda x: np.mean(x / (2.0 + np.sin(x)) + 1.0 / (3.0 + x * x) + x / 4.0),
-    "extrema": lambda x: np.sum(np.maximum(x, 0.1) + np.minimum(np.tanh(x), x * 0.5)
-                                + np.maximum(x, x)),
+    "extrema": lambda x: np.sum(
+        np.maximum(x, 0.1) + np.minimum(np.tanh(x), x * 0.5) + np.maximum(x, x)
+    ),
     "fan_out": lambda x: np.sum(np.tanh(x) * np.tanh(x) + np.tanh(x) - x * x + x),
     "constants": lambda x: np.mean(x * C + np.exp(C - x) - C),
     "mixed_numbers": lambda x: np.sum(np.float32(2.0) * x + 3 - x * True + np.float32(0.1) * x),
@@ -84,8 +91,12 @@ def test_fused_grad_equals_eager_grad_and_finite_differences(name, dtype, small)
     assert np.asarray(value).dtype == np.asarray(value_e).dtype
     np.testing.assert_allclose(g, g_e, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2)
     np.testing.assert_allclose(value, value_e, rtol=RTOL[dtype] * 10)
-    np.testing.assert_allclose(value, fn(x.astype(np.float64)), rtol=1e-5 if dtype == np.float32 else 1e-12,
-                               atol=1e-5 if dtype == np.float32 else 1e-14)
+    np.testing.assert_allclose(
+        value,
+        fn(x.astype(np.float64)),
+        rtol=1e-5 if dtype == np.float32 else 1e-12,
+        atol=1e-5 if dtype == np.float32 else 1e-14,
+    )
     fd = central_difference_jacobian(fn, [x.astype(np.float64)], 0).reshape(x.shape)
     np.testing.assert_allclose(g, fd, rtol=1e-3 if dtype == np.float32 else 1e-7, atol=1e-6)
     np.testing.assert_array_equal(x, x0)
@@ -159,12 +170,18 @@ def test_broadcasting_and_other_dtypes_are_not_pending(small):
 
 
 ELEMENTWISE = {
-    "issue": lambda x: np.tanh(x) * np.exp(-x) + np.log1p(x ** 2),
+    "issue": lambda x: np.tanh(x) * np.exp(-x) + np.log1p(x**2),
     "numbers": lambda x: 2.0 * x - 1.0,
     "identity": lambda x: (x + 0.0) * 1.0,
-    "unary_all": lambda x: (np.sqrt(np.square(x) + 1) + np.expm1(x) + np.log(np.abs(x) + 1)
-                            + scipy.special.expit(x) - np.tanh(-x) + np.sin(x) * np.cos(x)),
-    "extrema_powers": lambda x: np.maximum(x, 0.1) * x ** 3 + np.minimum(x, 0.0) / (2.0 + x * x),
+    "unary_all": lambda x: (
+        np.sqrt(np.square(x) + 1)
+        + np.expm1(x)
+        + np.log(np.abs(x) + 1)
+        + scipy.special.expit(x)
+        - np.tanh(-x)
+        + np.sin(x) * np.cos(x)
+    ),
+    "extrema_powers": lambda x: np.maximum(x, 0.1) * x**3 + np.minimum(x, 0.0) / (2.0 + x * x),
     "constants": lambda x: x * C + np.exp(C - x),
     "after_a_layer": lambda x: np.tanh(np.reshape(W @ x, (23,))) * np.exp(x),
     "summed": lambda x: np.sum(np.tanh(x) * x),
@@ -183,7 +200,9 @@ def test_fused_jacobian_equals_eager_jacobian(name, dtype, small):
     J_e = _eager(sj.jacobian, fn, x)
     assert type(J) is type(J_e), (type(J).__name__, type(J_e).__name__)
     assert J.dtype == J_e.dtype
-    np.testing.assert_allclose(J.to_dense(), J_e.to_dense(), rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2)
+    np.testing.assert_allclose(
+        J.to_dense(), J_e.to_dense(), rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2
+    )
     np.testing.assert_array_equal(x, x0)
     if dtype == np.float64:
         fd = central_difference_jacobian(fn, [x], 0)
@@ -197,8 +216,10 @@ def test_fused_jacobian_of_two_arguments_and_of_an_array_read_later(small):
     def two(x, y):
         return np.tanh(x * y) + y * 3.0
 
-    for got, want in zip(sj.jacobian(two, argnums=(0, 1))(x, y),
-                         _eager(lambda f: sj.jacobian(f, argnums=(0, 1)), two, x, y)):
+    for got, want in zip(
+        sj.jacobian(two, argnums=(0, 1))(x, y),
+        _eager(lambda f: sj.jacobian(f, argnums=(0, 1)), two, x, y),
+    ):
         assert type(got) is type(want) is sj.Diagonal
         np.testing.assert_allclose(got.to_dense(), want.to_dense(), rtol=1e-12)
 
@@ -209,7 +230,9 @@ def test_fused_jacobian_of_two_arguments_and_of_an_array_read_later(small):
 
     J = sj.jacobian(reused)(x)
     np.testing.assert_allclose(J.to_dense(), _eager(sj.jacobian, reused, x).to_dense(), rtol=1e-12)
-    np.testing.assert_allclose(J.to_dense(), central_difference_jacobian(reused, [x], 0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        J.to_dense(), central_difference_jacobian(reused, [x], 0), rtol=1e-6, atol=1e-8
+    )
 
 
 def test_jvp_never_makes_pending_values(small):
@@ -318,16 +341,34 @@ def test_division_by_the_number_zero_gives_inf_as_numpy_does(lazy, monkeypatch):
 
 
 # ------------------------------------------------------------------ hypothesis
-UNARY = [np.tanh, np.sin, np.exp, np.negative, np.square, np.cos, scipy.special.expit,
-         lambda v: np.log1p(v * v), lambda v: np.sqrt(1.0 + v * v), lambda v: v * 0.75,
-         lambda v: 0.5 - v, lambda v: v ** 3]
-BINARY = [np.add, np.subtract, np.multiply, lambda u, v: u / (2.0 + np.cos(v)), np.maximum,
-          np.minimum]
+UNARY = [
+    np.tanh,
+    np.sin,
+    np.exp,
+    np.negative,
+    np.square,
+    np.cos,
+    scipy.special.expit,
+    lambda v: np.log1p(v * v),
+    lambda v: np.sqrt(1.0 + v * v),
+    lambda v: v * 0.75,
+    lambda v: 0.5 - v,
+    lambda v: v**3,
+]
+BINARY = [
+    np.add,
+    np.subtract,
+    np.multiply,
+    lambda u, v: u / (2.0 + np.cos(v)),
+    np.maximum,
+    np.minimum,
+]
 
 step = st.one_of(
-    st.tuples(st.just(0), st.integers(0, len(UNARY) - 1), st.integers(0, 10 ** 6)),
-    st.tuples(st.just(1), st.integers(0, len(BINARY) - 1), st.integers(0, 10 ** 6),
-              st.integers(0, 10 ** 6)),
+    st.tuples(st.just(0), st.integers(0, len(UNARY) - 1), st.integers(0, 10**6)),
+    st.tuples(
+        st.just(1), st.integers(0, len(BINARY) - 1), st.integers(0, 10**6), st.integers(0, 10**6)
+    ),
 )
 
 
@@ -340,8 +381,12 @@ def _run(program, x):
 
 
 @settings(deadline=None, derandomize=True, max_examples=40)
-@given(program=st.lists(step, min_size=1, max_size=7), seed=st.integers(0, 2 ** 32 - 1),
-       mean=st.booleans(), f32=st.booleans())
+@given(
+    program=st.lists(step, min_size=1, max_size=7),
+    seed=st.integers(0, 2**32 - 1),
+    mean=st.booleans(),
+    f32=st.booleans(),
+)
 def test_random_element_wise_programs_fused_equal_eager(program, seed, mean, f32):
     dtype = np.float32 if f32 else np.float64
     x = np.random.default_rng(seed).uniform(-1.0, 1.0, 23).astype(dtype)
