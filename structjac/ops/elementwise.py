@@ -319,7 +319,7 @@ def elementwise(
 
     Examples
     --------
-    The lecture's exercise, :math:`\ln x + e^x`, whose Jacobian is
+    The function :math:`\ln x + e^x`, whose Jacobian is
     :math:`\mathrm{diag}(1/x_i + e^{x_i})`:
 
     >>> import numpy as np
