@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -360,6 +360,10 @@ class _Options:
     def buffers(self):
         return _Fresh if self.workspace is None or self.keeps_arrays else self.workspace
 
+    def as_keywords(self) -> dict:
+        """The options as the keywords of :func:`value_and_grad` (e.g. for the dask path)."""
+        return {option.name: getattr(self, option.name) for option in fields(self)}
+
     def per_sample_scale(self, y_hat) -> int:
         """The reduction's weight undone: per-sample gradients are those of :math:`J_0^{(k)}`."""
         return {"mean": y_hat.shape[0], "sum": 1, "elementwise_mean": y_hat.size}[self.reduction]
@@ -463,33 +467,6 @@ def value_and_grad(
     >>> bool(all(np.allclose(g[0], r[0]) and np.allclose(g[1], r[1]) for g, r in zip(grads, ref)))
     True
     """
-    if type(X).__module__.startswith("dask.") or type(y).__module__.startswith("dask."):
-        from . import _dask  # X, y dask arrays: chunk by chunk, lazily
-
-        extras = _extras.validate(
-            extras, get_loss(loss), activations, mc_samples=mc_samples, max_norm=max_norm
-        )
-        if dtype is not None:
-            X, y = X.astype(dtype), y.astype(dtype)
-        return _dask.nn_value_and_grad(
-            params,
-            X,
-            y,
-            activations,
-            loss,
-            reduction=reduction,
-            method=method,
-            return_jacobians=return_jacobians,
-            per_sample=per_sample,
-            workspace=workspace,
-            parallel_passes=parallel_passes,
-            extras=extras,
-            mc_samples=mc_samples,
-            seed=seed,
-            max_norm=max_norm,
-            in_memory=value_and_grad,
-            result_type=GradResult,
-        )
     lossf = get_loss(loss)
     # extras hook: names and options validated up front, before any computation
     extras = _extras.validate(extras, lossf, activations, mc_samples=mc_samples, max_norm=max_norm)
@@ -505,6 +482,21 @@ def value_and_grad(
         seed=seed,
         max_norm=max_norm,
     )
+    if type(X).__module__.startswith("dask.") or type(y).__module__.startswith("dask."):
+        from . import _dask  # X, y dask arrays: chunk by chunk, lazily
+
+        if dtype is not None:
+            X, y = X.astype(dtype), y.astype(dtype)
+        return _dask.nn_value_and_grad(
+            params,
+            X,
+            y,
+            activations,
+            loss,
+            **opts.as_keywords(),
+            in_memory=value_and_grad,
+            result_type=GradResult,
+        )
     params, X, y, acts = _check(
         params, X, y, activations, dtype, labels=isinstance(lossf, _ops.CrossEntropy)
     )
