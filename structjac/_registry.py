@@ -228,7 +228,8 @@ def apply(operation: str, a, b):
     result = NotImplemented if found is None else found.function(a, b)
     if result is NotImplemented:
         result = _fallback(operation, a, b)
-    dtype = result_dtype(a._dtype, b._dtype)
+    # the operands' dtypes are computing dtypes already (Jacobian.__init__): equal ones are it
+    dtype = a._dtype if a._dtype == b._dtype else result_dtype(a._dtype, b._dtype)
     if result._dtype != dtype:
         result = result.astype(dtype)
     return result
