@@ -20,7 +20,10 @@ import numpy as np
 
 __all__ = ["dispatched", "foreign_handler"]
 
-_PLAIN = (np.ndarray, np.generic, int, float, complex, bool, str, type(None))
+# a set: one hash lookup per argument on the path of every op call
+_PLAIN = frozenset(
+    (np.ndarray, int, float, complex, bool, str, type(None)) + tuple(np.sctypeDict.values())
+)
 
 
 def _dask_handler(op, method, args, kwargs):
