@@ -15,9 +15,11 @@ mul_out          ``np.multiply(a, g, out=buf)``: the bandwidth floor, memory alr
 op_alloc         ``sj.ops.<op>.vjp(x, g)``: the public op, allocating
 op_out           ``sj.ops.<op>.vjp(x, g, out=buf)``
 kern_alloc       ``kernels.<op>_vjp(x, g)``: the kernel wrapper, allocating
+mul_aligned      ``np.multiply(a, g, out=_alloc.empty(...))``: numpy into the kernels' allocation
+serial_alloc     the serial kernel into a fresh ``_alloc.empty`` (what the wrappers do)
 serial_empty     the serial kernel into a fresh ``np.empty`` (no wrapper)
 serial_out       the serial kernel into ``buf``
-parallel_empty   the parallel (prange) kernel into a fresh ``np.empty``
+parallel_alloc   the parallel (prange) kernel into a fresh ``_alloc.empty``
 parallel_out     the parallel kernel into ``buf``
 nrt_alloc        a Numba kernel that allocates its output itself (NRT, not numpy)
 
@@ -38,7 +40,7 @@ import numba
 import numpy as np
 
 import structjac as sj
-from structjac.kernels import unary
+from structjac.kernels import _alloc, unary
 
 
 @numba.njit(cache=False, nogil=True, error_model="numpy")
@@ -58,23 +60,28 @@ def _variants(op_name, x, g, a, buf):
     return {
         "mul_alloc": lambda: np.multiply(a, g),
         "mul_out": lambda: np.multiply(a, g, out=buf),
+        "mul_aligned": lambda: np.multiply(a, g, out=_alloc.empty(x.shape, x.dtype)),
         "op_alloc": lambda: op.vjp(x, g),
         "op_out": lambda: op.vjp(x, g, out=buf),
         "kern_alloc": lambda: wrapper(x, g),
+        "serial_alloc": lambda: ser(x, g, zero, zero, _alloc.empty(x.shape, x.dtype)),
         "serial_empty": lambda: ser(x, g, zero, zero, np.empty(x.shape, x.dtype)),
         "serial_out": lambda: ser(x, g, zero, zero, buf),
-        "parallel_empty": lambda: par(x, g, zero, zero, np.empty(x.shape, x.dtype)),
+        "parallel_alloc": lambda: par(x, g, zero, zero, _alloc.empty(x.shape, x.dtype)),
         "parallel_out": lambda: par(x, g, zero, zero, buf),
         "nrt_alloc": lambda: _nrt_times(a, g),
     }
 
 
+_CLOCK = time.perf_counter
+
+
 def _time(f, number):
     r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    t0 = time.perf_counter()
+    t0 = _CLOCK()
     for _ in range(number):
         f()
-    t = (time.perf_counter() - t0) / number
+    t = (_CLOCK() - t0) / number
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / number
     return t, faults
 
@@ -104,10 +111,22 @@ def main():
     p.add_argument("--ops", default="sigmoid,relu")
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("-k", type=int, default=7)
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: the thread's CPU time (user + system, page faults included; "
+        "the time spent waiting for a CPU on a loaded machine left out; the calling "
+        "thread only, so the parallel variants are undercounted)",
+    )
     args = p.parse_args()
+    global _CLOCK
+    _CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
     with open("/proc/loadavg") as f:
         print(
-            "loadavg:",
+            "clock:",
+            args.clock,
+            "| loadavg:",
             f.read().strip(),
             "| numba threads:",
             numba.get_num_threads(),
