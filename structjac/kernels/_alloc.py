@@ -75,11 +75,12 @@ def empty(shape, dtype) -> np.ndarray:
     >>> b.ctypes.data % HUGE_PAGE, b.flags.writeable
     (0, True)
     """
-    dtype = np.dtype(dtype)
-    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    out = np.empty(shape, dtype=dtype)  # the small case at numpy's cost (no Python
+    nbytes = out.nbytes  # arithmetic on the shape); a large one is only mapped, untouched
     if nbytes < ALIGN_MIN_BYTES or nbytes == 0:
-        return np.empty(shape, dtype=dtype)
+        return out
+    shape, dtype = out.shape, out.dtype
+    del out  # unmapped before the aligned block is mapped
     rounded = -(-nbytes // HUGE_PAGE) * HUGE_PAGE
     raw = np.empty(rounded + HUGE_PAGE, dtype=np.uint8)
     start = -raw.ctypes.data % HUGE_PAGE
