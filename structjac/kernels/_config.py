@@ -73,6 +73,8 @@ import types
 import numba
 import numpy as np
 
+from ._alloc import empty
+
 __all__ = [
     "FASTMATH",
     "JIT",
@@ -180,7 +182,8 @@ def prepare_out(out: np.ndarray | None, shape, dtype, name: str | None = "out"):
     Parameters
     ----------
     out : ndarray or None
-        ``None`` allocates ``np.empty(shape, dtype)``.  Otherwise it must have
+        ``None`` allocates ``structjac.kernels._alloc.empty(shape, dtype)``
+        (:func:`numpy.empty`, aligned to a huge page when large).  Otherwise it must have
         exactly ``shape`` and ``dtype`` and be C-contiguous and writeable.
     shape : tuple of int
     dtype : numpy.dtype
@@ -207,7 +210,7 @@ def prepare_out(out: np.ndarray | None, shape, dtype, name: str | None = "out"):
     """
     shape = tuple(shape)
     if out is None:
-        out = np.empty(shape, dtype=dtype)
+        out = empty(shape, dtype)
         return out, out.reshape(-1)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")

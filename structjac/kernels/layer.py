@@ -85,6 +85,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._alloc import empty
 from ._config import as_float_array, float_dtype, pick, serial_and_parallel
 from ._scalars import ACTIVATIONS as _TABLE
 from ._scalars import SOURCE_TAG, zero
@@ -438,7 +439,7 @@ def outer_activation_vjp_bias_grad(g, w, S, activation, params=(), out=None):
     shape = (N, m)
     _, _, _, outer = _kernels(activation)
     if out is None:
-        out = np.empty(shape, dtype=dtype)
+        out = empty(shape, dtype)
     else:
         out = _in_place_array(out, "out")
         if out.shape != shape or out.dtype != dtype:

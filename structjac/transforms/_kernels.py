@@ -31,6 +31,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..kernels._alloc import empty
 from ..kernels._config import JIT
 
 __all__ = [
@@ -123,7 +124,7 @@ def _flat_cotangent(g, shape, dtype):
         if g.size == 1:
             return np.asarray(g, dtype=dtype).reshape(1)
         return None
-    if g.ndim and not any(g.strides) or g.size == 1:
+    if g.ndim and g.size and not any(g.strides) or g.size == 1:  # (an empty g has zero strides)
         return np.array([g.reshape(-1)[0] if g.ndim else g[()]], dtype=dtype)
     if g.dtype != dtype:
         return None  # a wider cotangent keeps its precision: the numpy path
@@ -166,7 +167,7 @@ def elementwise_vjp(code, g, a, out=None):
         return None
     af = a.reshape(-1)
     if out is None:
-        result = np.empty(a.shape, dtype=a.dtype)
+        result = empty(a.shape, a.dtype)  # aligned to a huge page when large
         _elementwise_vjp(code, gf, af, result.reshape(-1), False)
         return result
     _elementwise_vjp(code, gf, af, out.reshape(-1), True)
