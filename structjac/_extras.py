@@ -585,40 +585,63 @@ def _backpropagate(layers, S, shared, *, diag=True, kron=False, top=None, diags=
         diags = [None] * L
     if kron and kfs is None:
         kfs = [None] * L
+    pending = None  # (v (K, N), w (d,)): the columns v w^T below a one-unit layer, not formed
     for l in range(top, -1, -1):
         r = layers[l]
-        K, N, m = V.shape
         fused = _FUSED_FROM_OUTPUT.get(type(r.act.op)) if r.act.from_output else None
-        if fused is not None:  # g' formed from A inside the pass
-            if diag:
-                b = np.empty(m, dtype=V.dtype)
-                Q = _kcurv.gate_from_output(
-                    V, r.A, fused, out=shared.scratch(f"Q_{l}", (N, m), V.dtype), colsum=b
-                )
-                diags[l] = (Q.T @ shared.square(l), b)
-            else:
-                _kcurv.gate_from_output(V, r.A, fused, square=False)
         gp = None
         if fused is None and r.act.op is not None:
             gp = activation_derivative(
                 r.act, r.Z, r.A, out=shared.scratch(f"gp_{l}", r.A.shape, r.A.dtype)
             )
-            gp = gp.astype(V.dtype, copy=False)
-        if diag and fused is None:
-            b = np.empty(m, dtype=V.dtype)
-            Q = _kcurv.gate_square_sum(
-                V, gp, out=shared.scratch(f"Q_{l}", (N, m), V.dtype), colsum=b
-            )  # gates V, sum_c V_c^2
-            diags[l] = (Q.T @ shared.square(l), b)
-        elif gp is not None:
-            np.multiply(V, gp, out=V)
+            gp = gp.astype(r.A.dtype, copy=False)
+        if pending is not None:  # the outer product, the gating and the squares: one pass
+            v, w = pending
+            K, N = v.shape
+            m = w.shape[0]
+            b = np.empty(m, dtype=v.dtype) if diag else None
+            V, Q = _kcurv.outer_gate(
+                v,
+                w,
+                r.A if fused else gp,
+                fused or (None if gp is None else "derivative"),
+                square=diag,
+                out=shared.scratch(f"V_{l}", (K, N, m), v.dtype),
+                sq_out=shared.scratch(f"Q_{l}", (N, m), v.dtype) if diag else None,
+                colsum=b,
+            )
+            if diag:
+                diags[l] = (Q.T @ shared.square(l), b)
+        else:
+            K, N, m = V.shape
+            if fused is not None:  # g' formed from A inside the pass
+                if diag:
+                    b = np.empty(m, dtype=V.dtype)
+                    Q = _kcurv.gate_from_output(
+                        V, r.A, fused, out=shared.scratch(f"Q_{l}", (N, m), V.dtype), colsum=b
+                    )
+                    diags[l] = (Q.T @ shared.square(l), b)
+                else:
+                    _kcurv.gate_from_output(V, r.A, fused, square=False)
+            elif diag:
+                b = np.empty(m, dtype=V.dtype)
+                Q = _kcurv.gate_square_sum(
+                    V, gp, out=shared.scratch(f"Q_{l}", (N, m), V.dtype), colsum=b
+                )  # gates V, sum_c V_c^2
+                diags[l] = (Q.T @ shared.square(l), b)
+            elif gp is not None:
+                np.multiply(V, gp, out=V)
+        pending = None
         V2 = V.reshape(K * N, m)
         if kron:
             kfs[l] = _kron_block(V2.T @ V2, shared.covariance(l))  # V^T V: syrk
         if l:
-            # (K N, 1) @ (1, d) is an outer product: BLAS takes ~4x a broadcast multiply
-            d = r.W.shape[1]
-            buf = shared.scratch(f"V_{l - 1}", (K * N, d), V.dtype)
-            V2 = np.multiply(V2, r.W, out=buf) if m == 1 else np.matmul(V2, r.W, out=buf)
-            V = V2.reshape(K, N, d)
+            if m == 1:
+                # (K N, 1) @ (1, d) is an outer product (BLAS takes ~4x a memory pass):
+                # formed inside the next layer's gating pass
+                pending = (V2.reshape(K, N), r.W[0])
+            else:
+                d = r.W.shape[1]
+                buf = shared.scratch(f"V_{l - 1}", (K * N, d), V.dtype)
+                V = np.matmul(V2, r.W, out=buf).reshape(K, N, d)
     return diags if diag else None, kfs if kron else None

@@ -24,6 +24,11 @@ the layer input ``A`` (N, d), one pass each:
 * :func:`ghost_norms_add`: ``total += ||g_k||^2 (||a_k||^2 + 1)`` (``grad_norms``);
 * :func:`scale_rows_colsum`: :math:`cG` and :math:`\mathbf 1^T (cG)` (``clipped_grad``).
 
+A layer of one unit (``m = 1``, a regression or binary head) sends its columns down as
+outer products :math:`V_c = v_c w^T` (``(N, 1) @ (1, d)``, a GEMM BLAS runs at a
+fraction of its speed); :func:`outer_gate` forms them inside the next layer's gating
+pass, so that the product, the gating and the sum of squares are one pass over ``V``.
+
 Cross-entropy's top layer (logits, no activation) needs no product with ``W``
 (``(K N, C) @ (C, d)``, a GEMM of inner dimension ``C``): its columns below are rows of
 ``W`` combined per sample, one pass over the ``(K, N, d)`` output
@@ -61,6 +66,7 @@ __all__ = [
     "gate_from_output",
     "gate_square_sum",
     "ghost_norms_add",
+    "outer_gate",
     "scale_rows_colsum",
     "square_colsum",
 ]
@@ -126,6 +132,56 @@ def _gate_from_output(V, A, kind, square, out, colsum):
                     v[i] *= g[i]
     if square:
         for i in range(m):
+            colsum[i] = acc[i]
+
+
+@numba.njit(**JIT)
+def _outer_gate(v, w, G, kind, square, V, out, colsum):
+    # V[c, k, i] = v[c, k] w[i] g_ki with g from the output G (kind 0: sigmoid, 1: tanh),
+    # the derivative G itself (2) or 1 (3); with square: out = sum_c V_c^2, colsum = 1^T out
+    K, N = v.shape
+    d = w.size
+    one = V.dtype.type(1)
+    zero = V.dtype.type(0)
+    acc = np.zeros(d, np.float64)
+    g = np.empty(d, dtype=V.dtype)
+    for k in range(N):
+        if kind == 0:
+            a = G[k]
+            for i in range(d):
+                g[i] = w[i] * (a[i] * (one - a[i]))
+        elif kind == 1:
+            a = G[k]
+            for i in range(d):
+                g[i] = w[i] * ((one + a[i]) * (one - a[i]))
+        elif kind == 2:
+            a = G[k]
+            for i in range(d):
+                g[i] = w[i] * a[i]
+        else:
+            for i in range(d):
+                g[i] = w[i]
+        if square:
+            o = out[k]
+            for i in range(d):
+                o[i] = zero
+            for c in range(K):
+                x0 = v[c, k]
+                vc = V[c, k]
+                for i in range(d):
+                    x = x0 * g[i]
+                    vc[i] = x
+                    o[i] += x * x
+            for i in range(d):
+                acc[i] += o[i]
+        else:
+            for c in range(K):
+                x0 = v[c, k]
+                vc = V[c, k]
+                for i in range(d):
+                    vc[i] = x0 * g[i]
+    if square:
+        for i in range(d):
             colsum[i] = acc[i]
 
 
@@ -551,3 +607,82 @@ def gate_square_sum(V, gp=None, out=None, colsum=None):
         )
     _gate_square_sum(V, np.ascontiguousarray(gp), out, colsum)
     return out
+
+
+#: :func:`outer_gate`'s gates: from the output (``FROM_OUTPUT``), a derivative array, none.
+_OUTER_KINDS = {**FROM_OUTPUT, "derivative": 2, None: 3}
+
+
+def outer_gate(v, w, gate=None, kind=None, square=True, out=None, sq_out=None, colsum=None):
+    r"""Form the outer-product columns :math:`V_c = (v_c w^T) \odot g'` and, with
+    ``square``, :math:`\sum_c V_c^{\odot 2}` and its column sums, in one pass.
+
+    The columns below a layer of one unit are :math:`v_c w^T` (``v`` of shape (K, N),
+    ``w`` the layer's weight row of shape (d,)); the layer below gates them by its
+    derivative :math:`g'` (N, d).  This writes the gated columns without forming the
+    outer product first (the product, the gating and the squares in one pass).
+
+    Parameters
+    ----------
+    v : ndarray, shape (K, N), float32 or float64
+    w : ndarray, shape (d,), same dtype
+    gate : ndarray, shape (N, d), optional
+        The activation's output (``kind`` ``"sigmoid"`` or ``"tanh"``: :math:`g'` formed
+        from it as :func:`gate_from_output` does) or its derivative (``kind``
+        ``"derivative"``); None with ``kind`` None: no gating.
+    kind : {"sigmoid", "tanh", "derivative", None}
+    square : bool, default True
+    out : ndarray, shape (K, N, d), optional
+        Where to write the columns (C-contiguous, same dtype); new by default.
+    sq_out, colsum : ndarray, shapes (N, d) and (d,), optional
+        Where to write :math:`\sum_c V_c^{\odot 2}` and its column sums (float64 sums).
+
+    Returns
+    -------
+    V : ndarray, shape (K, N, d)
+    Q : ndarray, shape (N, d), or None without ``square``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.array([[1.0, 2.0]]); w = np.array([1.0, -1.0])
+    >>> A = np.array([[0.5, 0.5], [0.0, 0.5]])
+    >>> V, Q = outer_gate(v, w, A, "tanh")
+    >>> V
+    array([[[ 0.75, -0.75],
+            [ 2.  , -1.5 ]]])
+    >>> Q
+    array([[0.5625, 0.5625],
+           [4.    , 2.25  ]])
+    """
+    if kind not in _OUTER_KINDS:
+        raise ValueError(
+            f"kind must be one of 'sigmoid', 'tanh', 'derivative' or None, got {kind!r}"
+        )
+    v = _check2("v", v)
+    dt = v.dtype
+    if not (isinstance(w, np.ndarray) and w.ndim == 1 and w.dtype == dt):
+        raise ValueError(
+            f"w must be a 1-D {dt} array, got {getattr(w, 'shape', None)} "
+            f"{getattr(w, 'dtype', type(w).__name__)}"
+        )
+    w = np.ascontiguousarray(w)
+    (K, N), d = v.shape, w.shape[0]
+    if (gate is None) != (kind is None):
+        raise ValueError(f"kind {kind!r} and gate {'None' if gate is None else 'given'} disagree")
+    if gate is None:
+        gate = np.empty((0, 0), dt)
+    else:
+        gate = _check2("gate", gate, dt)
+        if gate.shape != (N, d):
+            raise ValueError(
+                f"gate has shape {gate.shape}; v {v.shape} and w {w.shape} need {(N, d)}"
+            )
+    V = _out(out, (K, N, d), dt)
+    if square:
+        Q = _out(sq_out, (N, d), dt)
+        colsum = _out(colsum, (d,), dt)
+    else:
+        Q, colsum = np.empty((0, 0), dt), np.empty(0, dt)
+    _outer_gate(v, w, gate, _OUTER_KINDS[kind], bool(square), V, Q, colsum)
+    return V, (Q if square else None)
