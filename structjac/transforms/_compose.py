@@ -18,6 +18,8 @@ the table.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import algebra
@@ -50,6 +52,21 @@ def fused_diagonal_times(code, a, J):
     return Diagonal._wrap(values)
 
 
+def scaled_identity(n, c, dtype):
+    """``ScaledIdentity(n, c, dtype=dtype)``, one object per ``(n, c, dtype)`` (structures
+    are immutable; the constructor's checks are not cheap on the tracer's hot path).
+    The key holds ``c``'s bits in ``dtype``, so that ``-0.0`` and ``0.0`` or two NaNs
+    of other payloads are not confused."""
+    dtype = np.dtype(dtype)
+    bits = np.asarray(c).astype(dtype).tobytes()
+    return _scaled_identity(n, bits, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _scaled_identity(n, bits, dtype):
+    return ScaledIdentity(n, np.frombuffer(bits, dtype=dtype)[0], dtype=dtype)
+
+
 def diagonal_times(d, J, dtype):
     r""":math:`\operatorname{diag}(d)\,J` for ``J`` a :class:`Diagonal` (or a scaled identity)
     of ``d``'s size, computed on the stored numbers; None for any other ``J``.
@@ -71,7 +88,7 @@ def diagonal_times(d, J, dtype):
             return J if J.dtype == out else J.astype(out)
         if kind is Diagonal:
             return Diagonal._wrap(np.multiply(J.values, c, dtype=out))
-        return ScaledIdentity(n, J.scalar * c, dtype=out)
+        return scaled_identity(n, J.scalar * c, out)
     d = np.asarray(d, dtype=dtype)
     if d.size != n:
         return None

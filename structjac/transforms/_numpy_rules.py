@@ -73,7 +73,7 @@ from ..structures import (
     StackedKronecker,
 )
 from . import _kernels as _fk
-from . import _lazy
+from . import _fast, _lazy
 from ._local import (
     Local,
     elementwise_local,
@@ -81,7 +81,7 @@ from ._local import (
     reduction_jacobian,
     selection_jacobian,
 )
-from ._tracer import Traced, record
+from ._tracer import Traced, _read_only, record
 
 __all__ = [
     "UNARY",
@@ -176,6 +176,17 @@ _FOREIGN_UNARY = {
 def _unary(ufunc, spec, x):
     xv = x.value
     y = np.asarray(ufunc(xv))
+    trace = x._trace
+    if trace.mode == "jacobian" and _fast.ENABLED and y.shape == xv.shape:
+        fused = None
+        if spec.fused is not None:
+            code, which = spec.fused
+            fused = (code, xv if which == "x" else y)
+        jacs = _fast.diagonal_jacobians(
+            [(x._payload, fused, _quiet(lambda: spec.derivative(xv, y)))], y.dtype, y.size
+        )
+        if jacs is not None:
+            return Traced._make(_read_only(y), trace, jacs, None)
     derivative = _quiet(lambda: spec.derivative(xv, y))
     vjp = None
     if (
@@ -288,6 +299,28 @@ def _binary_fused(ufunc, av, bv, y):
     return None, None
 
 
+def _binary_fast(ufunc, spec, a, b, av, bv, y, fused_u, fused_v):
+    """The Jacobians of ``ufunc(a, b)`` by :func:`~structjac.transforms._fast.diagonal_jacobians`
+    (the same products as the general path), or None: the general path."""
+    shape, dtype = y.shape, y.dtype
+    terms = []
+    additive = ufunc is np.add or ufunc is np.subtract
+    if type(a) is Traced:
+        if av.shape != shape:
+            return None
+        du = _ONE if additive else _quiet(lambda: _as_float_derivative(spec.du(av, bv, y), dtype))
+        terms.append((a._payload, None if additive else fused_u, du))
+    if type(b) is Traced:
+        if bv.shape != shape:
+            return None
+        if additive:
+            dv = _MINUS_ONE if ufunc is np.subtract else _ONE
+        else:
+            dv = _quiet(lambda: _as_float_derivative(spec.dv(av, bv, y), dtype))
+        terms.append((b._payload, None if additive else fused_v, dv))
+    return _fast.diagonal_jacobians(terms, dtype, y.size)
+
+
 def _binary(ufunc, spec, a, b):
     trace = _trace_of((a, b))
     av, bv = _value(a), _value(b)
@@ -298,6 +331,10 @@ def _binary(ufunc, spec, a, b):
     else:
         y = np.asarray(ufunc(av, bv))
     fused_u, fused_v = _binary_fused(ufunc, av, bv, y)
+    if trace.mode == "jacobian" and _fast.ENABLED:
+        jacs = _binary_fast(ufunc, spec, a, b, av, bv, y, fused_u, fused_v)
+        if jacs is not None:
+            return Traced._make(_read_only(y), trace, jacs, None)
     pairs = []
     if ufunc is np.add or ufunc is np.subtract:  # +-1: nothing to compute, nothing to warn
         if type(a) is Traced:
