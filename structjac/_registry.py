@@ -24,7 +24,7 @@ from typing import Callable, NamedTuple
 
 import scipy.sparse as sp
 
-from ._dense_limit import check_dense
+from ._dense_limit import check_dense, dense_limit
 from ._dtypes import result_dtype
 from ._warnings import structure_lost
 
@@ -216,20 +216,28 @@ def _fallback(operation: str, a, b):
     return as_jacobian(sp.csr_array(product))
 
 
+def pair_dtype(a, b):
+    """The dtype of a result computed from Jacobians ``a`` and ``b`` (:func:`result_dtype`).
+
+    Their dtypes are computing dtypes already (``Jacobian.__init__``), so equal ones are it.
+    """
+    return a._dtype if a._dtype == b._dtype else result_dtype(a._dtype, b._dtype)
+
+
 def apply(operation: str, a, b):
     """Apply the rule for ``a <operation> b`` (or the exact Sparse fallback), in the result dtype."""
     found = lookup(operation, type(a), type(b))
+    dtype = pair_dtype(a, b)
     if found is not None and getattr(found.result, "_dense_is_stored", False):
         # The rule forms a new dense matrix (e.g. a block column times a block row).
         m = a._shape[0]
         n = b._shape[1] if operation == "matmul" else a._shape[1]
-        what = f"{operation}({type(a).__name__}, {type(b).__name__})"
-        check_dense((m, n), result_dtype(a._dtype, b._dtype), what)
+        limit = dense_limit.current()
+        if limit is not None and m * n * dtype.itemsize > limit:  # raises, naming it
+            check_dense((m, n), dtype, f"{operation}({type(a).__name__}, {type(b).__name__})")
     result = NotImplemented if found is None else found.function(a, b)
     if result is NotImplemented:
         result = _fallback(operation, a, b)
-    # the operands' dtypes are computing dtypes already (Jacobian.__init__): equal ones are it
-    dtype = a._dtype if a._dtype == b._dtype else result_dtype(a._dtype, b._dtype)
     if result._dtype != dtype:
         result = result.astype(dtype)
     return result

@@ -34,6 +34,7 @@ from ._registry import (
     add,
     lookup as _lookup,
     matmul,
+    pair_dtype as _pair_dtype,
     register as _rule,
     rule_for,
     rules,
@@ -127,13 +128,13 @@ def _at_scaled_identity(a, b):
 @_rule("matmul", Zero, Jacobian, Zero, priority=3)
 def _zero_at(a, b):
     """0 J = 0"""
-    return Zero((a.shape[0], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype))
+    return Zero._wrap(a._shape[0], b._shape[1], _pair_dtype(a, b))
 
 
 @_rule("matmul", Jacobian, Zero, Zero, priority=3)
 def _at_zero(a, b):
     """J 0 = 0"""
-    return Zero((a.shape[0], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype))
+    return Zero._wrap(a._shape[0], b._shape[1], _pair_dtype(a, b))
 
 
 # ---- diagonals ---------------------------------------------------------------
@@ -172,13 +173,13 @@ def _blockcolumn_at_diagonal(a, b):
 @_rule("matmul", Diagonal, Dense, Dense)
 def _diagonal_at_dense(a, b):
     """diag(d) M = M with row i scaled by d_i"""
-    return Dense(a.values[:, None] * b.matrix, copy=False)
+    return Dense._wrap(a.values[:, None] * b.matrix)
 
 
 @_rule("matmul", Dense, Diagonal, Dense)
 def _dense_at_diagonal(a, b):
     """M diag(d) = M with column j scaled by d_j"""
-    return Dense(a.matrix * b.values, copy=False)
+    return Dense._wrap(a.matrix * b.values)
 
 
 @_rule(
@@ -191,9 +192,9 @@ def _dense_at_diagonal(a, b):
 def _diagonal_at_kronecker(a, b):
     """diag(d) (A (x) b^T) = (diag(d) A) (x) b^T;  diag(d) (a^T (x) B) = a^T (x) (diag(d) B);  else diag(d) kept beside A (x) B"""
     if _one_row(b.B):
-        return Kronecker(matmul(a, b.A), b.B)
+        return Kronecker._wrap(matmul(a, b.A), b.B)
     if _one_row(b.A):
-        return Kronecker(b.A, matmul(a, b.B))
+        return Kronecker._wrap(b.A, matmul(a, b.B))
     # e.g. diag(g') (I_N (x) W) over a batch: block diagonal with N different blocks.
     return RowScaled(a.values, b, copy=False)
 
@@ -208,9 +209,9 @@ def _diagonal_at_kronecker(a, b):
 def _kronecker_at_diagonal(a, b):
     """(A (x) b) diag(d) = (A diag(d)) (x) b;  (a (x) B) diag(d) = a (x) (B diag(d));  (diag(c) (x) B) diag(d) = diag(c_k B diag(d_k))"""
     if _one_col(a.B):
-        return Kronecker(matmul(a.A, b), a.B)
+        return Kronecker._wrap(matmul(a.A, b), a.B)
     if _one_col(a.A):
-        return Kronecker(a.A, matmul(a.B, b))
+        return Kronecker._wrap(a.A, matmul(a.B, b))
     return _block_kronecker_at_diagonal(a, b)  # the block-diagonal section below
 
 
@@ -230,7 +231,7 @@ def _at_blockcolumn(a, b):
 @_rule("matmul", Dense, BlockRow, Dense)
 def _dense_at_blockrow(a, b):
     """M (sum_j e_{i_j} r_j^T) = sum_j (M e_{i_j}) r_j^T, a rank-r outer product"""
-    return Dense(a.matrix[:, b.indices] @ b.rows, copy=False)
+    return Dense._wrap(a.matrix[:, b.indices] @ b.rows)
 
 
 @_rule("matmul", BlockColumn, BlockRow, Dense)
@@ -238,7 +239,7 @@ def _blockcolumn_at_blockrow(a, b):
     """(sum_j c_j e_{i_j}^T)(sum_l e_{k_l} r_l^T) = sum_{i_j = k_l} c_j r_l^T, a low-rank outer product"""
     common, ja, jb = np.intersect1d(a.indices, b.indices, assume_unique=True, return_indices=True)
     dtype = np.result_type(a.dtype, b.dtype)
-    return Dense((a.columns[ja].T @ b.rows[jb]).astype(dtype, copy=False), copy=False)
+    return Dense._wrap((a.columns[ja].T @ b.rows[jb]).astype(dtype, copy=False))
 
 
 # ---- Kronecker products ------------------------------------------------------
@@ -268,20 +269,20 @@ def _kronecker_at_kronecker(a, b):
     """(A (x) B)(C (x) D) = (AC) (x) (BD)  (mixed product)"""
     if a.A.shape[1] != b.A.shape[0] or a.B.shape[1] != b.B.shape[0]:
         return NotImplemented
-    return Kronecker(matmul(a.A, b.A), matmul(a.B, b.B))
+    return Kronecker._wrap(matmul(a.A, b.A), matmul(a.B, b.B))
 
 
 # ---- dense and sparse: the loose types absorb the others ---------------------
 @_rule("matmul", Dense, Jacobian, Dense)
 def _dense_at(a, b):
     """M J = (J^T M^T)^T, J applied from the left to the rows of M"""
-    return Dense(b._rmatmat(a.matrix), copy=False)
+    return Dense._wrap(b._rmatmat(a.matrix))
 
 
 @_rule("matmul", Jacobian, Dense, Dense)
 def _at_dense(a, b):
     """J M, J applied to the columns of M"""
-    return Dense(a._matmat(b.matrix), copy=False)
+    return Dense._wrap(a._matmat(b.matrix))
 
 
 @_rule("matmul", Sparse, Jacobian, Sparse)
@@ -299,13 +300,13 @@ def _at_sparse(a, b):
 @_rule("matmul", Dense, Sparse, Dense)
 def _dense_at_sparse(a, b):
     """M S = (S^T M^T)^T, dense"""
-    return Dense(np.asarray((b.csr.T @ a.matrix.T).T), copy=False)
+    return Dense._wrap(np.asarray((b.csr.T @ a.matrix.T).T))
 
 
 @_rule("matmul", Sparse, Dense, Dense)
 def _sparse_at_dense(a, b):
     """S M, dense"""
-    return Dense(np.asarray(a.csr @ b.matrix), copy=False)
+    return Dense._wrap(np.asarray(a.csr @ b.matrix))
 
 
 # ========================================================================  add
@@ -330,8 +331,8 @@ def _diagonal_plus_diagonal(a, b):
 @_rule("add", ScaledIdentity, ScaledIdentity, ScaledIdentity)
 def _scaled_identity_plus_scaled_identity(a, b):
     """aI + bI = (a + b)I"""
-    dtype = np.result_type(a.dtype, b.dtype)
-    return ScaledIdentity(a.shape[0], a.scalar + b.scalar, dtype=dtype)
+    # numpy scalars promote as numpy.result_type(a.dtype, b.dtype): the sum has its dtype
+    return ScaledIdentity._wrap(a.shape[0], a.scalar + b.scalar)
 
 
 @_rule("add", BlockRow, BlockRow, BlockRow)
@@ -356,9 +357,9 @@ def _blockcolumn_plus_blockcolumn(a, b):
 def _kronecker_plus_kronecker(a, b):
     """A (x) B + A (x) C = A (x) (B + C);  A (x) C + B (x) C = (A + B) (x) C"""
     if _same_factor(a.A, b.A) and a.B.shape == b.B.shape:
-        return Kronecker(a.A, add(a.B, b.B))
+        return Kronecker._wrap(a.A, add(a.B, b.B))
     if _same_factor(a.B, b.B) and a.A.shape == b.A.shape:
-        return Kronecker(add(a.A, b.A), a.B)
+        return Kronecker._wrap(add(a.A, b.A), a.B)
     return NotImplemented
 
 
@@ -369,10 +370,10 @@ def _kronecker_plus_scaled_identity(a, b):
     """aI (x) B + cI = I (x) (aB + cI);  A (x) bI + cI = (bA + cI) (x) I"""
     if isinstance(a.A, ScaledIdentity):
         inner = add(scale(a.B, a.A.scalar), ScaledIdentity(a.B.shape[0], b.scalar, dtype=b.dtype))
-        return Kronecker(Identity(a.A.shape[0], dtype=inner.dtype), inner)
+        return Kronecker._wrap(Identity(a.A.shape[0], dtype=inner.dtype), inner)
     if isinstance(a.B, ScaledIdentity):
         inner = add(scale(a.A, a.B.scalar), ScaledIdentity(a.A.shape[0], b.scalar, dtype=b.dtype))
-        return Kronecker(inner, Identity(a.B.shape[0], dtype=inner.dtype))
+        return Kronecker._wrap(inner, Identity(a.B.shape[0], dtype=inner.dtype))
     return NotImplemented
 
 
@@ -395,13 +396,13 @@ def _same_factor(X: Jacobian, Y: Jacobian) -> bool:
 @_rule("add", Dense, Jacobian, Dense)
 def _dense_plus(a, b):
     """M + J, dense"""
-    return Dense(a.matrix + b.to_dense(), copy=False)
+    return Dense._wrap(a.matrix + b.to_dense())
 
 
 @_rule("add", Jacobian, Dense, Dense)
 def _plus_dense(a, b):
     """J + M, dense"""
-    return Dense(a.to_dense() + b.matrix, copy=False)
+    return Dense._wrap(a.to_dense() + b.matrix)
 
 
 @_rule("add", Sparse, Jacobian, Sparse)
@@ -419,13 +420,13 @@ def _plus_sparse(a, b):
 @_rule("add", Dense, Sparse, Dense)
 def _dense_plus_sparse(a, b):
     """M + S, dense"""
-    return Dense(a.matrix + b.csr.toarray(), copy=False)
+    return Dense._wrap(a.matrix + b.csr.toarray())
 
 
 @_rule("add", Sparse, Dense, Dense)
 def _sparse_plus_dense(a, b):
     """S + M, dense"""
-    return Dense(a.csr.toarray() + b.matrix, copy=False)
+    return Dense._wrap(a.csr.toarray() + b.matrix)
 
 
 # =====================================================  batches of dense layers
@@ -599,7 +600,7 @@ def _block_diagonal_at_kronecker(a, b):
         N, p, q = a.blocks.shape
         c = b.A.to_dense().reshape(N, 1, 1)
         stacked = (c * a.blocks).reshape(N * p, q)
-        return Dense(b.B._rmatmat(stacked), copy=False)
+        return Dense._wrap(b.B._rmatmat(stacked))
     return result
 
 
@@ -680,7 +681,7 @@ def _block_diagonal_at_stacked_kronecker(a, b):
     if N != b.X.shape[0] or q != b.m:
         return NotImplemented
     out = np.einsum("kij,kl->kijl", a.blocks, b.X)
-    return Dense(out.reshape(N * p, q * b.X.shape[1]), copy=False)
+    return Dense._wrap(out.reshape(N * p, q * b.X.shape[1]))
 
 
 @_rule(
@@ -823,7 +824,7 @@ def _block_matrix_at_parts(a, b):
     if a.grid_shape[1] == 1:
         return BlockMatrix([[matmul(row[0], b)] for row in a.grid])
     if isinstance(b, Dense):
-        return Dense(a._matmat(b.matrix), copy=False)
+        return Dense._wrap(a._matmat(b.matrix))
     if isinstance(b, Sparse):
         return Sparse(sp.csr_array(a.to_sparse() @ b.csr), copy=False)
     return NotImplemented
@@ -848,7 +849,7 @@ def _at_block_matrix_parts(a, b):
     if b.grid_shape[0] == 1:
         return BlockMatrix([[matmul(a, B) for B in b.grid[0]]])
     if isinstance(a, Dense):
-        return Dense(b._rmatmat(a.matrix), copy=False)
+        return Dense._wrap(b._rmatmat(a.matrix))
     if isinstance(a, Sparse):
         return Sparse(sp.csr_array(a.csr @ b.to_sparse()), copy=False)
     return NotImplemented

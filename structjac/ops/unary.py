@@ -109,8 +109,8 @@ class UnaryOp:
     @dispatched
     def jacobian(self, x: ArrayLike) -> "Jacobian":
         """Return ``Diagonal(f'(x).ravel())``, the Jacobian over ``x.size`` values."""
-        d = self._derivative(x, None)
-        return Diagonal(d.reshape(-1), copy=False)
+        d = self._derivative(x, None)  # a fresh float array of the kernel's: no checks
+        return Diagonal._wrap(d.reshape(-1))
 
     @dispatched
     def vjp(self, x: ArrayLike, g: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:

@@ -12,6 +12,9 @@ from .base import Jacobian
 
 __all__ = ["Dense"]
 
+#: The dtypes structures compute in (structjac._dtypes): arrays of them need no cast.
+_COMPUTING = frozenset((np.float32, np.float64, np.complex64, np.complex128))
+
 
 class Dense(Jacobian):
     r"""A general matrix :math:`M \in \mathbb{F}^{m \times n}`, all ``m * n`` numbers.
@@ -45,6 +48,31 @@ class Dense(Jacobian):
         matrix = frozen_array(M, ndim=2, name="the matrix M", owner="Dense", copy=copy)
         super().__init__(matrix.shape, matrix.dtype)
         self._set(_matrix=matrix)
+
+    @classmethod
+    def _wrap(cls, matrix: np.ndarray) -> "Dense":
+        """Build from a fresh 2-D array the caller owns (a product it has just formed).
+
+        For the rule table's hot path: no validation and no copy when ``matrix`` is
+        C-contiguous with a computing dtype (the array is then marked read-only); any
+        other array goes through the checked constructor.
+        """
+        if (
+            type(matrix) is not np.ndarray
+            or matrix.ndim != 2
+            or not matrix.flags.c_contiguous
+            or matrix.dtype.type not in _COMPUTING
+        ):
+            return Dense(matrix, copy=False)
+        if matrix.base is not None:  # a view: freeze the view, never the array it shows
+            matrix = matrix.view()
+        matrix.flags.writeable = False
+        self = object.__new__(Dense)
+        _setattr = object.__setattr__
+        _setattr(self, "_shape", matrix.shape)
+        _setattr(self, "_dtype", matrix.dtype)
+        _setattr(self, "_matrix", matrix)
+        return self
 
     @property
     def matrix(self) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._wrap import as_jacobian
-from .base import Jacobian
+from .base import _JACOBIAN_TYPES, Jacobian
 
 __all__ = ["Kronecker"]
 
@@ -62,6 +62,24 @@ class Kronecker(Jacobian):
         (p, q), (r, s) = A.shape, B.shape
         super().__init__((p * r, q * s), dtype)
         self._set(_A=A, _B=B)
+
+    @classmethod
+    def _wrap(cls, A: Jacobian, B: Jacobian) -> "Kronecker":
+        r"""Build :math:`A \otimes B` from two structures a rule has just formed.
+
+        For the rule table's hot path: with factors of one dtype nothing is converted
+        or checked; otherwise (or for non-structures) the checked constructor runs.
+        """
+        if type(A) not in _JACOBIAN_TYPES or type(B) not in _JACOBIAN_TYPES or A._dtype != B._dtype:
+            return Kronecker(A, B)
+        self = object.__new__(Kronecker)
+        (p, q), (r, s) = A._shape, B._shape
+        _setattr = object.__setattr__
+        _setattr(self, "_shape", (p * r, q * s))
+        _setattr(self, "_dtype", A._dtype)
+        _setattr(self, "_A", A)
+        _setattr(self, "_B", B)
+        return self
 
     @property
     def A(self) -> Jacobian:

@@ -55,9 +55,33 @@ class ScaledIdentity(Diagonal):
             )
         dtype = as_float_dtype(dtype)
         Jacobian.__init__(self, (n, n), dtype)
-        scalar = np.asarray(c).astype(dtype)[()]
-        values = np.broadcast_to(np.asarray(scalar, dtype=dtype), (n,))
-        self._set(_scalar=scalar, _values=values)
+        self._set(_scalar=np.asarray(c).astype(dtype)[()])
+
+    @classmethod
+    def _wrap(cls, n: int, scalar: np.generic) -> "ScaledIdentity":
+        """Build :math:`cI_n` from a size and a numpy float scalar already checked.
+
+        For the rule table's hot path: ``n`` is a valid size taken from an operand and
+        ``scalar`` a numpy scalar of the result's dtype (float32, float64 or complex).
+        No validation; the public constructor is the checked way.
+        """
+        self = object.__new__(ScaledIdentity)
+        _setattr = object.__setattr__
+        _setattr(self, "_shape", (n, n))
+        _setattr(self, "_dtype", scalar.dtype)
+        _setattr(self, "_scalar", scalar)
+        return self
+
+    def __getattr__(self, name):
+        # The Diagonal's ``_values`` (a read-only broadcast of ``c``, stride 0) is built
+        # on first use and kept in its slot: most scaled identities (the -I of a
+        # difference, the 1/N of a mean) are only ever multiplied by their scalar, and
+        # ``np.broadcast_to`` costs more than the rest of the constructor together.
+        if name == "_values":
+            values = np.broadcast_to(self._scalar, (self._shape[0],))
+            object.__setattr__(self, "_values", values)
+            return values
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def scalar(self) -> np.generic:
@@ -85,7 +109,10 @@ class ScaledIdentity(Diagonal):
 
     def _scale(self, c) -> "ScaledIdentity":
         scalar = self._scalar * c
-        return ScaledIdentity(self.shape[0], scalar, dtype=np.result_type(self.dtype, c))
+        dtype = np.result_type(self.dtype, c)
+        if isinstance(scalar, np.generic) and scalar.dtype == dtype:
+            return ScaledIdentity._wrap(self._shape[0], scalar)
+        return ScaledIdentity(self._shape[0], scalar, dtype=dtype)
 
     def _matmat(self, X: np.ndarray) -> np.ndarray:
         return self._scalar * X

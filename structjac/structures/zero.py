@@ -45,6 +45,18 @@ class Zero(Jacobian):
         n = check_size(shape[1], "n", "Zero")
         super().__init__((m, n), dtype)
 
+    @classmethod
+    def _wrap(cls, m: int, n: int, dtype: np.dtype) -> "Zero":
+        """Build the ``m x n`` zero from sizes and a computing dtype already checked.
+
+        For the rule table's hot path (the sizes come from operands, the dtype from
+        :func:`structjac._dtypes.result_dtype`); the public constructor is the checked way.
+        """
+        self = object.__new__(Zero)
+        object.__setattr__(self, "_shape", (m, n))
+        object.__setattr__(self, "_dtype", dtype)
+        return self
+
     @property
     def nnz(self) -> int:
         return 0

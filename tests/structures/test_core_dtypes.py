@@ -101,3 +101,23 @@ def test_rules_and_fallback_give_the_result_dtype(a, b):
     assert (D @ R).dtype == expected
     assert (D + S).dtype == expected
     assert (D @ S).dtype == expected
+
+
+_SCALAR_DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
+
+
+@pytest.mark.parametrize("a", _SCALAR_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("b", _SCALAR_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_scaled_identity_rules_give_the_result_dtype(a, b):
+    # the sum, product and scaling of scaled identities are built without the checked
+    # constructor; their dtype and value must still be those of the dense matrices
+    A, B = sj.ScaledIdentity(3, a(0.5), dtype=a), sj.ScaledIdentity(3, b(-2.0), dtype=b)
+    expected = np.result_type(a, b)
+    for result, dense in (
+        (A + B, A.to_dense() + B.to_dense()),
+        (A @ B, A.to_dense() @ B.to_dense()),
+    ):
+        assert type(result) is sj.ScaledIdentity
+        assert result.dtype == expected and result.scalar.dtype == expected
+        assert result.values.dtype == expected and not result.values.flags.writeable
+        np.testing.assert_array_equal(result.to_dense(), dense)
