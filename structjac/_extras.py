@@ -96,6 +96,7 @@ import numpy as np
 
 from . import ops as _ops
 from .kernels import curvature as _kcurv
+from .kernels import losses as _kloss
 from .layers import get_activation
 from .structures import Dense, Kronecker
 
@@ -361,38 +362,43 @@ def variance(layers, sgs):
 
 def loss_factor(record, mc_samples=None, rng=None):
     r"""Columns :math:`S` of shape ``(K, N, m_L)`` with :math:`\sum_c s_{kc} s_{kc}^T = w H_k`
-    (``mc_samples`` None), or ``mc_samples`` random columns with that expectation."""
+    (``mc_samples`` None), or ``mc_samples`` random columns with that expectation.
+
+    The diagonal-Hessian losses (MSE, BCE, BCE with logits) take one Numba pass
+    (:func:`structjac.kernels.losses.hessian_factor`): exact, :math:`\sqrt{w h_{kj}}
+    e_j`; sampled, Rademacher signs times :math:`\sqrt{w h_{kj} / R}` (MSE: Gaussian
+    :math:`\sqrt{2w/R}\,\epsilon`), and for BCE with logits labels drawn from the model,
+    :math:`\sqrt{w/R}\,(\sigma(z) - \hat y)` (the Fisher's Monte-Carlo columns).
+    """
     loss, y, z = record.loss, record.y, record.out
     dtype = z.dtype
-    dt = dtype.type
     w = _weight(record)
     N, m = z.shape
+    if isinstance(loss, _ops.CrossEntropy):
+        dt = dtype.type
+        if mc_samples is None:
+            return _cross_entropy_factor(
+                _ops.softmax(z, axis=1), np.sqrt(_target_mass(y, z) * dt(w))
+            )
+        mc = int(mc_samples)
+        p = _ops.softmax(z, axis=1)  # c ~ Cat(p)
+        return _sampled_columns(
+            p, _sample_classes(p, rng, mc), np.sqrt(_target_mass(y, z) * dt(w / mc))
+        )
+    name = loss.name
     if mc_samples is None:
-        if isinstance(loss, _ops.MSE):
-            S = np.zeros((m, N, m), dtype=dtype)
-            S[np.arange(m), :, np.arange(m)] = dt(np.sqrt(2.0 * w))
-            return S
-        if isinstance(loss, (_ops.BCE, _ops.BCEWithLogits)):
-            h = loss.hessian(y, z, reduction="sum").diagonal().reshape(N, m)
-            S = np.zeros((m, N, m), dtype=dtype)
-            S[np.arange(m), :, np.arange(m)] = np.sqrt(h * dt(w)).T
-            return S
-        return _cross_entropy_factor(_ops.softmax(z, axis=1), np.sqrt(_target_mass(y, z) * dt(w)))
+        return _kloss.hessian_factor(name, y, z, w)
     mc = int(mc_samples)
-    if isinstance(loss, _ops.MSE):
+    if name == "mse":
         eps = rng.standard_normal((mc, N, m), dtype=dtype)
-        return eps * dt(np.sqrt(2.0 * w / mc))
-    if isinstance(loss, _ops.BCEWithLogits):
-        p = _ops.sigmoid(z)
-        yhat = (rng.random((mc, N, m), dtype=dtype) < p).astype(dtype)
-        return (p - yhat) * dt(np.sqrt(w / mc))
-    if isinstance(loss, _ops.BCE):
-        h = loss.hessian(y, z, reduction="sum").diagonal().reshape(N, m)
-        eps = rng.integers(0, 2, (mc, N, m)).astype(dtype) * dt(2) - dt(1)
-        return eps * np.sqrt(h * dt(w / mc))
-    p = _ops.softmax(z, axis=1)  # cross-entropy: c ~ Cat(p)
-    return _sampled_columns(
-        p, _sample_classes(p, rng, mc), np.sqrt(_target_mass(y, z) * dt(w / mc))
+        eps *= dtype.type(np.sqrt(2.0 * w / mc))
+        return eps
+    if name == "bce_with_logits":
+        return _kloss.bernoulli_logit_factor(
+            z, rng.random((mc, N, m), dtype=dtype), np.sqrt(w / mc)
+        )
+    return _kloss.hessian_factor(
+        name, y, z, w / mc, signs=rng.integers(0, 2, (mc, N, m), dtype=np.bool_)
     )
 
 
@@ -475,9 +481,14 @@ def _curvature_pass(record, shared, *, diag, kron, mc_samples=None, rng=None):
 
 
 def _kron_block(Gf, Af):
-    """``(Kronecker(Dense(Gf), Dense(Af)), Dense(Gf))``: one (immutable) ``Dense(Gf)`` in both."""
-    G = Dense(Gf, copy=False)
-    return (Kronecker(G, Dense(Af, copy=False)), G)
+    """``(Kronecker(Dense(Gf), Dense(Af)), Dense(Gf))``: one (immutable) ``Dense(Gf)`` in both.
+
+    ``Gf`` and ``Af`` are products this module has just formed (``Af`` may be shared by
+    the Kronecker factors of several extras of one call): they are wrapped without a
+    second validation and marked read-only (``Dense._wrap``, ``Kronecker._wrap``).
+    """
+    G = Dense._wrap(Gf)
+    return (Kronecker._wrap(G, Dense._wrap(Af)), G)
 
 
 def _cross_entropy_top(record, shared, diags, kfs, mc_samples, rng, below):

@@ -12,8 +12,9 @@ from the table by one loop body each, which calls a scalar function bound per en
   variants of every entry with ``unary=True``, and their public wrappers;
 * :mod:`structjac.kernels.layer` -- the fused bias + activation and vjp + bias
   gradient kernels of every entry with ``layer=True``;
-* :mod:`structjac.kernels.losses` -- the per-sample terms and gradients of
-  :data:`LOSSES` (the logistic ones reuse the sigmoid and softplus functions here);
+* :mod:`structjac.kernels.losses` -- the per-sample terms, gradients, second
+  derivatives and curvature factors of :data:`LOSSES` (the logistic ones reuse the
+  sigmoid and softplus functions here);
 
 and :mod:`structjac.ops.unary` makes an op of every unary entry.  Adding an
 activation is one entry here (plus its test).
@@ -393,6 +394,11 @@ def _mse_grad(y, h, p):  # -2 (y - h)
 
 
 @numba.njit(**_SCALAR)
+def _mse_hessian(y, h, p):  # d/dh of -2 (y - h)
+    return const(h, 2)
+
+
+@numba.njit(**_SCALAR)
 def _clip(h, eps):  # clip(h, eps, 1 - eps)
     c = eps if h < eps else h
     hi = one(h) - eps
@@ -412,6 +418,13 @@ def _bce_grad(y, h, eps):  # (c - y) / (c (1 - c)) at the clamped c
 
 
 @numba.njit(**_SCALAR)
+def _bce_hessian(y, h, eps):  # d/dc (c - y) / (c (1 - c)) = y / c**2 + (1 - y) / (1 - c)**2
+    c = _clip(h, eps)
+    d = one(h) - c
+    return y / (c * c) + (one(h) - y) / (d * d)
+
+
+@numba.njit(**_SCALAR)
 def _bce_with_logits_term(y, z, p):  # max(z, 0) - z y + log1p(exp(-|z|))
     # max(z, 0) - z y = z c with c = 1 - y (z > 0) or -y (z <= 0), and z c is taken
     # as 0 when c = 0: then z = +-inf gives its limit (0 or inf), not inf - inf or
@@ -426,6 +439,11 @@ def _bce_with_logits_grad(y, z, p):  # sigma(z) - y
     return _sigmoid(z, p, p) - y
 
 
+@numba.njit(**_SCALAR)
+def _bce_with_logits_hessian(y, z, p):  # d/dz (sigma(z) - y) = sigma'(z)
+    return _sigmoid_derivative(z, p, p)
+
+
 class Loss(NamedTuple):
     """A loss as scalar functions of one element ``(y, y_hat, p)``.
 
@@ -435,17 +453,21 @@ class Loss(NamedTuple):
         The element's contribution to the per-sample loss :math:`J_0`.
     grad : numba dispatcher
         :math:`\\partial J_0 / \\partial \\hat y` of the element.
+    hessian : numba dispatcher
+        :math:`\\partial^2 J_0 / \\partial \\hat y^2` of the element (the per-sample
+        Hessian is diagonal for each of these losses).
     """
 
     term: object
     grad: object
+    hessian: object
 
 
 #: The losses of :mod:`structjac.kernels.losses`: name -> :class:`Loss`.
 LOSSES = {
-    "mse": Loss(_mse_term, _mse_grad),
-    "bce": Loss(_bce_term, _bce_grad),
-    "bce_with_logits": Loss(_bce_with_logits_term, _bce_with_logits_grad),
+    "mse": Loss(_mse_term, _mse_grad, _mse_hessian),
+    "bce": Loss(_bce_term, _bce_grad, _bce_hessian),
+    "bce_with_logits": Loss(_bce_with_logits_term, _bce_with_logits_grad, _bce_with_logits_hessian),
 }
 
 

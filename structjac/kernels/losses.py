@@ -52,7 +52,7 @@ from ._config import (
     prepare_out,
     serial_and_parallel,
 )
-from ._scalars import LOSSES, SOURCE_TAG
+from ._scalars import ACTIVATIONS, LOSSES, SOURCE_TAG, one, zero
 
 __all__ = [
     "mse_per_sample",
@@ -61,6 +61,11 @@ __all__ = [
     "bce_grad",
     "bce_with_logits_per_sample",
     "bce_with_logits_grad",
+    "mse_hessian",
+    "bce_hessian",
+    "bce_with_logits_hessian",
+    "hessian_factor",
+    "bernoulli_logit_factor",
 ]
 
 
@@ -101,14 +106,42 @@ def _grad_body(y, h, p, scale, out):  # out = scale * dJ0/dy_hat, element-wise
         out[i] = scale * _dterm(y[i], h[i], p)
 
 
+def _d2term(y, h, p):  # placeholder: bound per loss
+    raise NotImplementedError
+
+
+def _hessian_body(y, h, p, scale, out):  # out = scale * d2J0/dy_hat2, element-wise
+    for i in numba.prange(h.size):
+        out[i] = scale * _d2term(y[i], h[i], p)
+
+
+def _factor_body(y2, h2, p, scale, out):  # out[j, k, j] = sqrt(scale d2J0/dy_hat_kj2); out zeroed
+    for k in numba.prange(h2.shape[0]):
+        for j in range(h2.shape[1]):
+            out[j, k, j] = np.sqrt(scale * _d2term(y2[k, j], h2[k, j], p))
+
+
+def _signed_factor_body(y2, h2, p, scale, signs, out):  # out[r, k, j] = +-sqrt(scale d2J0)
+    for k in numba.prange(h2.shape[0]):
+        for j in range(h2.shape[1]):
+            v = np.sqrt(scale * _d2term(y2[k, j], h2[k, j], p))
+            for r in range(signs.shape[0]):
+                out[r, k, j] = v if signs[r, k, j] else -v
+
+
 # compiled per loss, serial and parallel (structjac.kernels._config.serial_and_parallel);
 # the per-sample kernels run the samples (axis 0) in parallel, each sum serially
 _KERNELS = {}
+_CURVATURE_KERNELS = {}  # name -> (hessian, factor, signed factor), each (serial, parallel)
 for _name, _loss in LOSSES.items():
     _variant = f"{_name}_{SOURCE_TAG}"  # a new cache entry when a scalar function changes
     _KERNELS[_name] = (
         serial_and_parallel(_per_sample_body, _variant, bind={"_term": _loss.term}),
         serial_and_parallel(_grad_body, _variant, bind={"_dterm": _loss.grad}),
+    )
+    _CURVATURE_KERNELS[_name] = tuple(
+        serial_and_parallel(body, _variant, bind={"_d2term": _loss.hessian})
+        for body in (_hessian_body, _factor_body, _signed_factor_body)
     )
 del _name, _loss, _variant
 
@@ -260,3 +293,183 @@ append_doc_sections(bce_with_logits_grad, *_GRAD_SECTIONS)
 
 def _dtype_of(y, y_hat):
     return float_dtype(np.asarray(y), np.asarray(y_hat))
+
+
+# --- second derivatives and curvature factors -------------------------------------
+
+
+def _loss_param(name, dtype):
+    """The scalar functions' parameter ``p`` of a loss (BCE's clip, else 0)."""
+    return dtype.type(bce_eps(dtype) if name == "bce" else 0.0)
+
+
+def _hessian(name, y, y_hat, scale, out):
+    y2, h2, dtype = _prepare(y, y_hat)
+    out, flat = prepare_out(out, np.shape(y_hat), dtype)
+    serial, parallel = _CURVATURE_KERNELS[name][0]
+    pick(serial, parallel, flat.size, memory_bound=True)(
+        y2.reshape(-1), h2.reshape(-1), _loss_param(name, dtype), dtype.type(scale), flat
+    )
+    return out
+
+
+_HESSIAN_SECTIONS = (
+    "Parameters\n----------\n"
+    "y, y_hat : array_like\n"
+    "    The same shape; never written to.\n"
+    "scale : float\n"
+    "    The reduction's weight (``1/N`` for the mean over samples).\n"
+    "out : ndarray, optional\n"
+    "    Shape of ``y_hat``, dtype of the result.",
+    "Returns\n-------\nndarray\n"
+    "    Shape of ``y_hat``: the diagonal of the (diagonal) per-sample Hessians.\n",
+)
+
+
+def mse_hessian(
+    y: ArrayLike, y_hat: ArrayLike, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Fused ``scale * d2J0/dy_hat2`` of the squared error: ``2 scale`` everywhere."""
+    return _hessian("mse", y, y_hat, scale, out)
+
+
+append_doc_sections(mse_hessian, *_HESSIAN_SECTIONS)
+
+
+def bce_hessian(
+    y: ArrayLike, y_hat: ArrayLike, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Fused ``scale * d2J0/dy_hat2`` with d2J0/dy_hat2 = y / c**2 + (1 - y) / (1 - c)**2 at c = clip(y_hat, eps, 1 - eps), element-wise."""
+    return _hessian("bce", y, y_hat, scale, out)
+
+
+append_doc_sections(bce_hessian, *_HESSIAN_SECTIONS)
+
+
+def bce_with_logits_hessian(
+    y: ArrayLike, y_hat: ArrayLike, scale: float = 1.0, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Fused ``scale * d2J0/dz2`` with d2J0/dz2 = sigmoid'(z) (z = y_hat, logits), element-wise."""
+    return _hessian("bce_with_logits", y, y_hat, scale, out)
+
+
+append_doc_sections(bce_with_logits_hessian, *_HESSIAN_SECTIONS)
+
+
+def _loss_name(loss):
+    if loss not in _CURVATURE_KERNELS:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(_CURVATURE_KERNELS)}")
+    return loss
+
+
+def hessian_factor(
+    loss: str, y: ArrayLike, y_hat: ArrayLike, scale: float = 1.0, signs: ArrayLike | None = None
+) -> np.ndarray:
+    r"""Columns :math:`S` of the weighted per-sample Hessians of a loss, in one pass.
+
+    Each of these losses has a diagonal per-sample Hessian
+    :math:`H_k = \operatorname{diag}(h_k)`, :math:`h_{kj} = \partial^2 J_0 / \partial
+    \hat y_{kj}^2` (:func:`mse_hessian`, :func:`bce_hessian`,
+    :func:`bce_with_logits_hessian`).  With ``signs`` None the factor is exact,
+
+    .. math:: S_{j, k, :} = \sqrt{\mathrm{scale}\, h_{kj}}\, e_j, \qquad
+              \sum_j S_{j,k} S_{j,k}^T = \mathrm{scale}\, H_k,
+
+    of shape ``(m, N, m)``.  With Rademacher ``signs`` of shape ``(R, N, m)`` (booleans:
+    True is +1) it is :math:`S_{r,k,j} = \pm\sqrt{\mathrm{scale}\, h_{kj}}`, shape
+    ``(R, N, m)``, and :math:`\mathbb E \sum_r S_{r,k} S_{r,k}^T = R\, \mathrm{scale}\,
+    H_k` (pass ``scale = w / R`` for an unbiased estimate of :math:`w H_k`).
+
+    Parameters
+    ----------
+    loss : {"mse", "bce", "bce_with_logits"}
+        The loss (its second derivative from :data:`structjac.kernels._scalars.LOSSES`).
+    y, y_hat : array_like
+        Targets and predictions of the same shape ``(N, ...)``, seen as ``(N, m)``;
+        never written to.
+    scale : float
+        The weight of every per-sample Hessian (the reduction's, divided by ``R``).
+    signs : array_like of bool, optional
+        Shape ``(R, N, m)``.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(m, N, m)`` or ``(R, N, m)``, in the dtype of ``y_hat``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac.kernels import losses
+    >>> losses.hessian_factor("mse", np.zeros((2, 1)), np.ones((2, 1)), 0.5)[:, :, 0]
+    array([[1., 1.]])
+    """
+    name = _loss_name(loss)
+    y2, h2, dtype = _prepare(y, y_hat)
+    N, m = h2.shape
+    p, scale = _loss_param(name, dtype), dtype.type(scale)
+    _, factor, signed = _CURVATURE_KERNELS[name]
+    if signs is None:
+        out = np.zeros((m, N, m), dtype=dtype)
+        pick(*factor, h2.size)(y2, h2, p, scale, out)
+        return out
+    signs = np.asarray(signs)
+    if signs.dtype != np.bool_ or signs.ndim != 3 or signs.shape[1:] != (N, m):
+        raise ValueError(
+            f"signs must be booleans of shape (R, {N}, {m}), "
+            f"got dtype {signs.dtype} and shape {signs.shape}"
+        )
+    out = np.empty(signs.shape, dtype=dtype)
+    pick(*signed, out.size)(y2, h2, p, scale, np.ascontiguousarray(signs), out)
+    return out
+
+
+_sigmoid = ACTIVATIONS["sigmoid"].value
+
+
+def _bernoulli_logit_body(z2, u, scale, out):  # out[r] = scale (sigma(z) - [u_r < sigma(z)])
+    for k in numba.prange(z2.shape[0]):
+        for j in range(z2.shape[1]):
+            s = _sigmoid(z2[k, j], scale, scale)
+            for r in range(u.shape[0]):
+                out[r, k, j] = scale * (s - (one(s) if u[r, k, j] < s else zero(s)))
+
+
+_bernoulli_logit = serial_and_parallel(_bernoulli_logit_body, f"sigmoid_{SOURCE_TAG}", bind={})
+
+
+def bernoulli_logit_factor(z: ArrayLike, u: ArrayLike, scale: float = 1.0) -> np.ndarray:
+    r"""Sampled columns of the Fisher of BCE with logits: ``scale (sigma(z) - yhat_r)``.
+
+    With :math:`p = \sigma(z)` and labels :math:`\hat y_r = [u_r < p]` drawn from the
+    model (``u`` uniform on [0, 1)), :math:`\mathbb E (p - \hat y)(p - \hat y)^T =
+    \operatorname{diag}(p(1 - p))`, the per-sample Hessian of the loss in the logits.
+
+    Parameters
+    ----------
+    z : array_like
+        Logits, shape ``(N, ...)``, seen as ``(N, m)``; never written to.
+    u : array_like
+        Uniform draws of shape ``(R, N, m)``, in the dtype of ``z``.
+    scale : float
+        The weight of each column (:math:`\sqrt{w / R}` for the mean of ``R`` draws).
+
+    Returns
+    -------
+    ndarray
+        Shape ``(R, N, m)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from structjac.kernels import losses
+    >>> losses.bernoulli_logit_factor(np.zeros((1, 1)), np.array([[[0.25]], [[0.75]]]))[:, 0, 0]
+    array([-0.5,  0.5])
+    """
+    z2, _, dtype = _prepare(z, z)
+    u = np.ascontiguousarray(u, dtype=dtype)
+    if u.ndim != 3 or u.shape[1:] != z2.shape:
+        raise ValueError(f"u must have shape (R, {z2.shape[0]}, {z2.shape[1]}), got {u.shape}")
+    out = np.empty(u.shape, dtype=dtype)
+    pick(*_bernoulli_logit, out.size)(z2, u, dtype.type(scale), out)
+    return out

@@ -246,11 +246,7 @@ class BCE(Loss):
 
     def _hessian(self, y, y_hat, dtype, scale):
         # d/dc of (c - y) / (c (1 - c)) = y / c^2 + (1 - y) / (1 - c)^2, at the clamped c
-        eps = _k.BCE_EPS[dtype]
-        c = np.clip(np.asarray(y_hat, dtype=dtype), eps, 1 - eps).reshape(-1)
-        t = np.asarray(y, dtype=dtype).reshape(-1)
-        d = (t / (c * c) + (1 - t) / ((1 - c) * (1 - c))) * dtype.type(scale)
-        return Diagonal(d.astype(dtype, copy=False), copy=False)
+        return Diagonal._wrap(_k.bce_hessian(y, y_hat, scale).reshape(-1))
 
 
 class BCEWithLogits(Loss):
@@ -288,10 +284,7 @@ class BCEWithLogits(Loss):
         return _k.bce_with_logits_grad(y, y_hat, scale, out=out)
 
     def _hessian(self, y, y_hat, dtype, scale):  # d/dz (sigma(z) - y) = sigma'(z)
-        d = _k.sigmoid_derivative(np.asarray(y_hat, dtype=dtype)).reshape(-1)
-        if scale != 1.0:
-            d *= dtype.type(scale)
-        return Diagonal(d, copy=False)
+        return Diagonal._wrap(_k.bce_with_logits_hessian(y, y_hat, scale).reshape(-1))
 
 
 class CrossEntropy(Loss):
