@@ -81,6 +81,9 @@ class Rule(NamedTuple):
 
 _RULES: dict[tuple[str, type, type], Rule] = {}
 _CACHE: dict[tuple[str, type, type], "Rule | None"] = {}
+#: ``apply``'s view of ``_CACHE``: key -> (rule or None, whether the rule's result stores
+#: a dense matrix); one dict lookup per product on the hot path.  Cleared with ``_CACHE``.
+_APPLY: dict[tuple[str, type, type], tuple] = {}
 
 
 def register(operation, left, right, result, *, condition="", priority=0, cost=None):
@@ -98,6 +101,7 @@ def register(operation, left, right, result, *, condition="", priority=0, cost=N
             operation, left, right, result, math, condition, function, priority, cost
         )
         _CACHE.clear()
+        _APPLY.clear()
         return function
 
     return decorate
@@ -119,6 +123,7 @@ def set_cost(operation: str, left: type, right: type, cost: Callable) -> None:
         )
     _RULES[key] = _RULES[key]._replace(cost=cost)
     _CACHE.clear()
+    _APPLY.clear()
 
 
 def rules() -> list[Rule]:
@@ -224,11 +229,21 @@ def pair_dtype(a, b):
     return a._dtype if a._dtype == b._dtype else result_dtype(a._dtype, b._dtype)
 
 
+def _apply_entry(key):
+    found = lookup(*key)
+    stores_dense = found is not None and bool(getattr(found.result, "_dense_is_stored", False))
+    entry = _APPLY[key] = (found, stores_dense)
+    return entry
+
+
 def apply(operation: str, a, b):
     """Apply the rule for ``a <operation> b`` (or the exact Sparse fallback), in the result dtype."""
-    found = lookup(operation, type(a), type(b))
-    dtype = pair_dtype(a, b)
-    if found is not None and getattr(found.result, "_dense_is_stored", False):
+    key = (operation, type(a), type(b))
+    entry = _APPLY.get(key)
+    found, stores_dense = _apply_entry(key) if entry is None else entry
+    da, db = a._dtype, b._dtype
+    dtype = da if da is db or da == db else result_dtype(da, db)
+    if stores_dense:
         # The rule forms a new dense matrix (e.g. a block column times a block row).
         m = a._shape[0]
         n = b._shape[1] if operation == "matmul" else a._shape[1]
@@ -238,7 +253,8 @@ def apply(operation: str, a, b):
     result = NotImplemented if found is None else found.function(a, b)
     if result is NotImplemented:
         result = _fallback(operation, a, b)
-    if result._dtype != dtype:
+    rd = result._dtype
+    if rd is not dtype and rd != dtype:
         result = result.astype(dtype)
     return result
 

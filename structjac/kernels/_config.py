@@ -123,6 +123,10 @@ MEMORY_BOUND_PARALLEL_LIMIT = 1 << 21
 BCE_EPS = {np.dtype(np.float32): 1e-7, np.dtype(np.float64): 1e-12}
 
 
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
 def float_dtype(*arrays):
     """Return the floating dtype the kernels compute in for ``arrays``.
 
@@ -148,6 +152,14 @@ def float_dtype(*arrays):
     >>> float_dtype(np.ones(2, np.int64), np.ones(2, np.float32))
     dtype('float64')
     """
+    if arrays:  # the common case first: every input float32, or every input float64
+        first = arrays[0].dtype
+        if first is _FLOAT64 or first is _FLOAT32:
+            for a in arrays[1:]:
+                if a.dtype is not first:
+                    break
+            else:
+                return first
     dts = []
     for a in arrays:
         dt = a.dtype

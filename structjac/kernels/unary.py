@@ -208,9 +208,17 @@ def _map(kernels, arrays, params, out):
             )
     dtype = float_dtype(*arrays)
     flats = [as_float_array(a, dtype) for a in arrays]
-    typed = [dtype.type(p) for p in params]
-    if len(typed) < 2:
+    key = (dtype.char, params)
+    try:
+        typed = _TYPED.get(key)
+    except TypeError:  # an unhashable parameter (a 0-d array)
+        key, typed = None, None
+    if typed is None:
+        typed = [dtype.type(p) for p in params]
         typed += _ZEROS[dtype.char][len(typed) :]
+        # kept unless a value is 0 (-0.0 == 0.0 would share an entry) or the table is full
+        if key is not None and 0 not in params and len(_TYPED) < 4096:
+            _TYPED[key] = typed
     out, flat_out = prepare_out(out, shape, dtype)
     serial = kernels.serial
     kernel = pick(serial, kernels.parallel, flat_out.size, memory_bound=kernels.memory_bound)
@@ -232,6 +240,9 @@ _Kernel.__call__ = _map
 
 #: The unused parameters p1, p2 of a kernel call, per dtype.
 _ZEROS = {"f": [np.float32(0)] * 2, "d": [np.float64(0)] * 2}
+
+#: The padded, typed parameters of a call, per (dtype char, parameter values).
+_TYPED = {}
 
 #: Elements per chunk of an in-place call (out=x): 256 kB of float32, in L2.
 IN_PLACE_CHUNK = 1 << 16

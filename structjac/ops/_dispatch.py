@@ -52,6 +52,11 @@ def dispatched(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        for arg in args:  # all plain (ndarrays, numbers): straight to the method
+            if type(arg) not in _PLAIN:
+                break
+        else:
+            return method(self, *args, **kwargs)
         handler = foreign_handler(args)
         if handler is not None:
             result = handler(self, name, args, kwargs)

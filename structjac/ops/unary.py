@@ -195,9 +195,19 @@ class _TableOp(UnaryOp):
     _param_names = ()
     _kernels = None
 
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name in self._param_names:  # a parameter changed: drop the kept tuple
+            self.__dict__.pop("_param_values", None)
+
     def _params(self):
-        names = self._param_names
-        return tuple([getattr(self, n) for n in names]) if names else ()
+        """The parameters' values in table order, kept between calls."""
+        try:
+            return self.__dict__["_param_values"]
+        except KeyError:
+            values = tuple([getattr(self, n) for n in self._param_names])
+            self.__dict__["_param_values"] = values
+            return values
 
     def _layer_activation(self):
         return (self.name, self._params()) if _TABLE[self.name].layer else None
