@@ -46,7 +46,11 @@ def _iter_cases(tree, pattern):
             continue
         module = importlib.import_module(f"{package.__name__}.{module_file[:-3]}")
         for class_name, cls in sorted(vars(module).items()):
-            if not inspect.isclass(cls) or cls.__module__ != module.__name__:
+            if (
+                class_name.startswith("_")  # asv skips these too (abstract bases)
+                or not inspect.isclass(cls)
+                or cls.__module__ != module.__name__
+            ):
                 continue
             methods = [m for m in sorted(dir(cls)) if m.startswith("time_")]
             if not methods:
