@@ -303,14 +303,9 @@ def _loss_param(name, dtype):
     return dtype.type(bce_eps(dtype) if name == "bce" else 0.0)
 
 
-def _hessian(name, y, y_hat, scale, out):
-    y2, h2, dtype = _prepare(y, y_hat)
-    out, flat = prepare_out(out, np.shape(y_hat), dtype)
-    serial, parallel = _CURVATURE_KERNELS[name][0]
-    pick(serial, parallel, flat.size, memory_bound=True)(
-        y2.reshape(-1), h2.reshape(-1), _loss_param(name, dtype), dtype.type(scale), flat
-    )
-    return out
+def _hessian(name, y, y_hat, scale, out):  # the gradient wrapper, with the d2J0 kernel
+    param = _loss_param(name, _dtype_of(y, y_hat))
+    return _grad(*_CURVATURE_KERNELS[name][0], y, y_hat, (param,), scale, out)
 
 
 _HESSIAN_SECTIONS = (
