@@ -117,6 +117,8 @@ EXTRAS = (
 
 #: Extras that need the loss's Hessian in the output (a loss this module knows).
 _CURVATURE = frozenset({"diag_ggn", "diag_ggn_mc", "kflr", "kfac", "diag_hessian"})
+#: The extras that need the per-sample gradient norms (the ghost norms)
+GHOST = frozenset({"grad_norms", "clipped_grad"})
 _LOSSES = (_ops.MSE, _ops.BCE, _ops.BCEWithLogits, _ops.CrossEntropy)
 _PIECEWISE_LINEAR = (_ops.unary.ReLU, _ops.unary.LeakyReLU)
 #: Activations (exact types) whose from-output derivative the curvature kernels form inline.
@@ -150,6 +152,10 @@ class Record:
     out: np.ndarray
     loss: object
     reduction: str
+    #: ``(g_sq, a_sq)`` when the passes formed the ghost norms' factors: per layer the
+    #: row sums of squares of ``G`` and per hidden layer those of its output (None:
+    #: :func:`grad_norms` forms them from ``G`` and ``A_prev``)
+    row_squares: object = None
 
 
 def has_hessian(loss) -> bool:
@@ -213,7 +219,7 @@ def compute(names, record, options):
     buffers = options.buffers() if hasattr(options, "buffers") else None
     shared = _Shared(layers, buffers)
     if {"grad_norms", "clipped_grad"} & set(names):
-        norms = grad_norms(layers)
+        norms = grad_norms(layers, record.row_squares)
         if "grad_norms" in names:
             out["grad_norms"] = norms
         if "clipped_grad" in names:
@@ -306,13 +312,16 @@ def _weight(record):
     ]
 
 
-def grad_norms(layers):
-    r"""Per-sample gradient norms :math:`\sqrt{\sum_l \|g_k\|^2 (\|a_k\|^2 + 1)}`, shape (N,);
-    one pass over each layer's ``G`` and ``A_prev`` (sums in float64)."""
-    total = np.zeros(layers[0].G.shape[0], dtype=np.float64)
-    for r in layers:
-        _kcurv.ghost_norms_add(r.G, r.A_prev, total)
-    return np.sqrt(total).astype(layers[0].G.dtype, copy=False)
+def grad_norms(layers, row_squares=None):
+    r"""Per-sample gradient norms :math:`\sqrt{\sum_l \|g_k\|^2 (\|a_k\|^2 + 1)}`, shape (N,).
+
+    From the row sums of squares the fused passes formed (``row_squares``, see
+    :class:`Record`) and one pass over the input ``X``; else one kernel call over every
+    layer's ``G`` and ``A_prev``."""
+    if row_squares is not None:
+        g_sq, a_sq = row_squares
+        return _kcurv.ghost_norms_from_row_squares(layers[0].A_prev, g_sq, a_sq)
+    return _kcurv.ghost_norms([r.G for r in layers], [r.A_prev for r in layers])
 
 
 def clipped_grad(layers, norms, weight, max_norm, shared=None):

@@ -173,6 +173,13 @@ def float_dtype(*dtypes) -> np.dtype:
     return out
 
 
+def _row_squares(A, rowsq):
+    """``rowsq[k] = sum_j A[k, j]**2`` (an activation without a fused kernel); nothing
+    when ``rowsq`` is None."""
+    if rowsq is not None:
+        np.einsum("ij,ij->i", A, A, out=rowsq)
+
+
 class _Activation:
     """How a layer computes :math:`g` and :math:`g'` for one activation op.
 
@@ -195,39 +202,47 @@ class _Activation:
             else:
                 self.from_output = isinstance(op, _ops.OutputUnaryOp)
 
-    def forward(self, Z, b, out):
+    def forward(self, Z, b, out, rowsq=None):
         """``Z`` holds ``A_prev @ W.T``; return ``(A, kept)`` where ``kept`` is what the
-        backward pass needs besides ``A`` (``Z + b``, or None).  ``out()`` gives a buffer."""
+        backward pass needs besides ``A`` (``Z + b``, or None).  ``out()`` gives a buffer;
+        ``rowsq`` (N,), when given, receives the row sums of squares of ``A``."""
         if self.fused is not None:
             name, p = self.fused
             if self.from_output:  # in place: g'(z) from A
-                return _layer.bias_activation(Z, b, name, p), None
-            return _layer.bias_activation(Z, b, name, p, out=out()), Z
+                return _layer.bias_activation(Z, b, name, p, rowsq=rowsq), None
+            return _layer.bias_activation(Z, b, name, p, out=out(), rowsq=rowsq), Z
         Z += b
         if self.from_output:
-            return self.op(Z, out=Z), None
-        return self.op(Z, out=out()), Z
+            A, kept = self.op(Z, out=Z), None
+        else:
+            A, kept = self.op(Z, out=out()), Z
+        _row_squares(A, rowsq)
+        return A, kept
 
-    def vjp_bias_grad(self, G, Z, A):
-        """``G * g'`` written over ``G`` and the bias gradient ``1^T G``, fused."""
+    def vjp_bias_grad(self, G, Z, A, rowsq=None):
+        """``G * g'`` written over ``G`` and the bias gradient ``1^T G``, fused (and the
+        row sums of squares of the new ``G`` into ``rowsq`` when given)."""
         if self.fused is not None:
             name, p = self.fused
-            return G, _layer.activation_vjp_bias_grad(G, A if self.from_output else Z, name, p)
+            return G, _layer.activation_vjp_bias_grad(
+                G, A if self.from_output else Z, name, p, rowsq=rowsq
+            )
         if self.from_output:
             G = self.op.vjp_from_output(A, G, out=G)
         else:
             G = self.op.vjp(Z, G, out=G)
+        _row_squares(G, rowsq)
         return G, G.sum(axis=0)
 
-    def outer_vjp_bias_grad(self, g, w, Z, A, out):
+    def outer_vjp_bias_grad(self, g, w, Z, A, out, rowsq=None):
         """As :meth:`vjp_bias_grad` for ``G = g w`` (one unit above), the outer product
         formed inside the pass; ``out()`` gives the buffer for ``G``."""
         if self.fused is not None:
             name, p = self.fused
             return _layer.outer_activation_vjp_bias_grad(
-                g, w, A if self.from_output else Z, name, p, out=out()
+                g, w, A if self.from_output else Z, name, p, out=out(), rowsq=rowsq
             )
-        return self.vjp_bias_grad(np.multiply(g, w, out=out()), Z, A)
+        return self.vjp_bias_grad(np.multiply(g, w, out=out()), Z, A, rowsq)
 
     def jacobian(self, Z, A):
         """``diag(g')`` over ``A.size`` values, from the output when the op allows."""

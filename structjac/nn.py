@@ -275,19 +275,29 @@ def _check(params, X, y, activations, dtype=None, labels=False):
     return params, X, y, [_Activation(get_activation(a)) for a in activations]
 
 
-def _forward(params, X, acts, buffers=_Fresh):
-    """Return the saved values per layer: (input A_{l-1}, pre-activation Z_l or None, output A_l).
+def _forward(params, X, acts, buffers=_Fresh, row_squares=None):
+    r"""Return the saved values per layer: (input A_{l-1}, pre-activation Z_l or None, output A_l).
 
     Per layer one BLAS call into the buffer ``Z`` and one fused pass (bias + activation):
     in place in ``Z`` when the backward pass needs only the output (sigmoid, tanh, no
     activation), else ``Z += b`` kept and the output written to a second buffer.
+    ``row_squares``, a list, receives in the same passes the row sums of squares
+    :math:`\|a_k\|^2` of each hidden layer's output (the inputs of layers 2 to L:
+    the ghost norms' factors).
     """
     saved = []
     A = X
+    L = len(params)
     for l, ((W, b), act) in enumerate(zip(params, acts)):
         Z = buffers.get(f"Z{l}", (A.shape[0], W.shape[0]), A.dtype)
         np.matmul(A, W.T, out=Z)
-        out, keep_z = act.forward(Z, b, lambda l=l, Z=Z: buffers.get(f"A{l}", Z.shape, Z.dtype))
+        rowsq = None
+        if row_squares is not None and l < L - 1:
+            rowsq = buffers.get(f"asq{l}", (A.shape[0],), A.dtype)
+            row_squares.append(rowsq)
+        out, keep_z = act.forward(
+            Z, b, lambda l=l, Z=Z: buffers.get(f"A{l}", Z.shape, Z.dtype), rowsq
+        )
         saved.append((A, keep_z, out))
         A = out
     return saved
@@ -506,11 +516,20 @@ def value_and_grad(
 
 def _value_and_grad(params, X, y, acts, lossf, opts):
     buffers = opts.buffers()
-    saved = _forward(params, X, acts, buffers)
+    # the ghost norms' row sums of squares, formed inside the fused passes
+    ghost = opts.method == "fused" and bool(_extras.GHOST & set(opts.extras))
+    a_sq = [] if ghost else None
+    g_sq = [None] * len(params) if ghost else None
+    saved = _forward(params, X, acts, buffers, a_sq)
     out = saved[-1][2]
     value = lossf(y, out, reduction=opts.reduction)
-    backward = _backward_structures if opts.method == "structures" else _backward_fused
-    grads, jacs, Gs = backward(params, saved, acts, lossf, y, out, opts, buffers)
+    if ghost:
+        grads, jacs, Gs = _backward_fused(
+            params, saved, acts, lossf, y, out, opts, buffers, row_squares=g_sq
+        )
+    else:
+        backward = _backward_structures if opts.method == "structures" else _backward_fused
+        grads, jacs, Gs = backward(params, saved, acts, lossf, y, out, opts, buffers)
     result = GradResult(loss=value, grads=grads, jacobians=jacs if opts.return_jacobians else None)
     if opts.per_sample:
         scale = opts.per_sample_scale(out)
@@ -530,6 +549,7 @@ def _value_and_grad(params, X, y, acts, lossf, opts):
             out=out,
             loss=lossf,
             reduction=opts.reduction,
+            row_squares=(g_sq, a_sq) if ghost else None,
         )
         result.extras = _extras.compute(opts.extras, record, opts)
     return result
@@ -582,9 +602,11 @@ def _backward_structures(params, saved, acts, lossf, y, out, opts, buffers=_Fres
     return grads, jacs, Gs
 
 
-def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
-    """The same products, in place: per layer one fused pass (vjp + bias gradient) and
-    BLAS for the weight gradient and the next cotangent."""
+def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh, row_squares=None):
+    r"""The same products, in place: per layer one fused pass (vjp + bias gradient) and
+    BLAS for the weight gradient and the next cotangent.  ``row_squares``, a list of
+    one entry per layer, receives in the same passes the row sums of squares
+    :math:`\|g_k\|^2` of each layer's pre-activation cotangent ``G``."""
     L = len(params)
     grads = [None] * L
     jacs = [None] * L if opts.return_jacobians else None
@@ -605,13 +627,21 @@ def _backward_fused(params, saved, acts, lossf, y, out, opts, buffers=_Fresh):
             jacs[l] = _named(l, L, _layer_structures(W, A_prev, Z, A, acts[l]), loss_row)
         # row @ diag(g') written over G (G is ours: from the loss or G @ W), fused with
         # row @ (1_N (x) I) = 1^T G, the bias gradient
+        rowsq = None
+        if row_squares is not None:
+            rowsq = row_squares[l] = buffers.get(f"gsq{l}", (A.shape[0],), A.dtype)
         if outer is not None:
             # G = g W (one unit above) formed inside the vjp pass
             G, gb = acts[l].outer_vjp_bias_grad(
-                outer[0], outer[1], Z, A, lambda l=l, A=A: buffers.get(f"G{l}", A.shape, A.dtype)
+                outer[0],
+                outer[1],
+                Z,
+                A,
+                lambda l=l, A=A: buffers.get(f"G{l}", A.shape, A.dtype),
+                rowsq,
             )
         else:
-            G, gb = acts[l].vjp_bias_grad(G, Z, A)
+            G, gb = acts[l].vjp_bias_grad(G, Z, A, rowsq)
         outer = None
         if opts.per_sample or opts.extras:  # extras hook: keep G_l
             Gs[l] = G

@@ -21,7 +21,8 @@ the layer input ``A`` (N, d), one pass each:
 
 * :func:`square_colsum`: :math:`G^{\odot 2}` and :math:`\mathbf 1^T G^{\odot 2}`
   (``sum_grad_squared``);
-* :func:`ghost_norms_add`: ``total += ||g_k||^2 (||a_k||^2 + 1)`` (``grad_norms``);
+* :func:`ghost_norms`: :math:`\big(\sum_l \|g_k\|^2 (\|a_k\|^2 + 1)\big)^{1/2}` over all
+  layers in one call (``grad_norms``);
 * :func:`scale_rows_colsum`: :math:`cG` and :math:`\mathbf 1^T (cG)` (``clipped_grad``).
 
 A layer of one unit (``m = 1``, a regression or binary head) sends its columns down as
@@ -65,7 +66,8 @@ __all__ = [
     "cross_entropy_sampled_columns",
     "gate_from_output",
     "gate_square_sum",
-    "ghost_norms_add",
+    "ghost_norms",
+    "ghost_norms_from_row_squares",
     "outer_gate",
     "scale_rows_colsum",
     "square_colsum",
@@ -236,18 +238,40 @@ def _scale_rows_colsum(G, c, out, colsum):
 
 
 @numba.njit(**JIT)
-def _ghost_norms_add(G, A, total):
-    N = G.shape[0]
-    for k in range(N):
-        g = G[k]
-        a = A[k]
-        sg = 0.0
-        for i in range(g.size):
-            sg += np.float64(g[i]) * g[i]
-        sa = 0.0
-        for j in range(a.size):
-            sa += np.float64(a[j]) * a[j]
-        total[k] += sg * (sa + 1.0)
+def _ghost_norms(Gs, As, total):
+    zero = Gs[0].dtype.type(0)
+    for k in range(total.shape[0]):
+        t = 0.0
+        for l in range(len(Gs)):
+            g = Gs[l][k]
+            a = As[l][k]
+            sg = zero  # a row's sum in the array dtype: it vectorises (reassoc)
+            for i in range(g.size):
+                sg += g[i] * g[i]
+            sa = zero
+            for j in range(a.size):
+                sa += a[j] * a[j]
+            t += np.float64(sg) * (np.float64(sa) + 1.0)
+        total[k] = np.sqrt(t)
+
+
+@numba.njit(**JIT)
+def _ghost_from_squares(X, g_sq, a_sq, out):
+    # a_sq[0] receives the row sums of squares of X; then out[k] = sqrt of
+    # sum_l g_sq[l][k] (a_sq[l][k] + 1), the sum over the layers in float64
+    zero = X.dtype.type(0)
+    a0 = a_sq[0]
+    for k in range(out.shape[0]):
+        x = X[k]
+        s = zero
+        for j in range(x.size):
+            s += x[j] * x[j]
+        a0[k] = s
+    for k in range(out.shape[0]):
+        t = 0.0
+        for l in range(len(g_sq)):
+            t += np.float64(g_sq[l][k]) * (np.float64(a_sq[l][k]) + 1.0)
+        out[k] = np.sqrt(t)
 
 
 @numba.njit(**JIT)
@@ -476,31 +500,168 @@ def scale_rows_colsum(G, c, out=None):
     return out, colsum
 
 
-def ghost_norms_add(G, A, total):
-    r"""Add :math:`\|g_k\|^2 (\|a_k\|^2 + 1)` to ``total[k]`` (float64, shape (N,)), in place.
+def ghost_norms(Gs, As):
+    r"""Per-sample gradient norms of a stack of dense layers from their ghost factors.
 
-    The squared norm of sample ``k``'s gradient of one layer, :math:`\|g_k a_k^T\|_F^2 +
-    \|g_k\|^2`, from the rows ``g_k`` of ``G`` (N, m) and ``a_k`` of ``A`` (N, d).
+    Sample :math:`k`'s gradient of a layer :math:`z = W a + b` is :math:`(g_k a_k^T, g_k)`,
+    with :math:`g_k` row ``k`` of the pre-activation cotangent ``G`` (N, m) and :math:`a_k`
+    row ``k`` of the layer input ``A`` (N, d); its squared norm is
+    :math:`\|g_k a_k^T\|_F^2 + \|g_k\|^2 = \|g_k\|^2 (\|a_k\|^2 + 1)`, so that
+
+    .. math::
+
+        n_k = \Big(\sum_l \|g^{(l)}_k\|^2 \big(\|a^{(l)}_k\|^2 + 1\big)\Big)^{1/2},
+
+    one pass over every ``G`` and ``A`` in one kernel call.  Each row's sum of squares
+    accumulates in the array dtype (so that it vectorises; float32 rows of up to a few
+    thousand entries lose no more than the float32 result keeps), the sum over the
+    layers in float64.
+
+    Parameters
+    ----------
+    Gs, As : sequence of ndarray
+        Per layer ``G`` (N, m_l) and ``A`` (N, d_l), all of one dtype (float32 or
+        float64) and with ``N`` rows.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        In the arrays' dtype.
+
+    Raises
+    ------
+    ValueError
+        When the sequences are empty or of different lengths, or an array is not 2-D
+        float32/float64 of the common dtype with ``N`` rows (the message names the
+        layer and both shapes).
 
     Examples
     --------
     >>> import numpy as np
-    >>> total = np.zeros(2)
-    >>> ghost_norms_add(np.array([[1.0, 2.0], [0.0, 1.0]]), np.array([[1.0], [3.0]]), total)
-    array([10., 10.])
+    >>> ghost_norms([np.array([[1.0, 2.0], [0.0, 1.0]])], [np.array([[1.0], [3.0]])])
+    array([3.16227766, 3.16227766])
     """
-    G = _check2("G", G)
-    A = _check2("A", A, G.dtype)
-    if A.shape[0] != G.shape[0] or not (
-        isinstance(total, np.ndarray) and total.dtype == np.float64 and total.shape == (G.shape[0],)
-    ):
+    Gs = tuple(Gs)
+    As = tuple(As)
+    arrays = Gs + As
+    if not (Gs and len(Gs) == len(As) and _plain_rows(arrays)):
+        Gs, As = _ghost_checked(Gs, As)
+        arrays = Gs + As
+    if not all(x.flags.writeable for x in arrays):
+        # one Numba type for the tuple's items: read-only views of all when one is read-only
+        arrays = [x.view() for x in arrays]
+        for x in arrays:
+            x.flags.writeable = False
+        Gs, As = tuple(arrays[: len(Gs)]), tuple(arrays[len(Gs) :])
+    out = np.empty(Gs[0].shape[0], dtype=Gs[0].dtype)
+    _ghost_norms(Gs, As, out)  # stores the float64 square roots in the arrays' dtype
+    return out
+
+
+def ghost_norms_from_row_squares(X, g_sq, a_sq):
+    r""":func:`ghost_norms` from row sums of squares formed elsewhere (in the fused
+    forward and backward passes of :func:`structjac.nn.value_and_grad`).
+
+    .. math::
+
+        n_k = \Big(\sum_{l=1}^{L} \|g^{(l)}_k\|^2 \big(\|a^{(l-1)}_k\|^2 + 1\big)\Big)^{1/2},
+        \qquad a^{(0)}_k = x_k,
+
+    with ``g_sq[l - 1][k]`` :math:`= \|g^{(l)}_k\|^2` and ``a_sq[l - 2][k]``
+    :math:`= \|a^{(l-1)}_k\|^2` for the hidden layers; :math:`\|x_k\|^2` is summed
+    here, in the same call.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d)
+        The network's input, float32 or float64.
+    g_sq : sequence of L ndarrays, shape (N,)
+        Per layer the squared norms of the rows of its pre-activation cotangent.
+    a_sq : sequence of L - 1 ndarrays, shape (N,)
+        Per hidden layer the squared norms of the rows of its output.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        In ``X``'s dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0], [3.0]])
+    >>> ghost_norms_from_row_squares(X, [np.array([5.0, 1.0])], [])
+    array([3.16227766, 3.16227766])
+    """
+    X = _check2("X", X)
+    N, dtype = X.shape[0], X.dtype
+    g_sq, a_sq = tuple(g_sq), tuple(a_sq)
+    if len(g_sq) != len(a_sq) + 1:
         raise ValueError(
-            f"G {G.shape}, A {A.shape} and total "
-            f"{getattr(total, 'shape', None)} {getattr(total, 'dtype', None)} must "
-            "have one row per sample (total: float64)"
+            f"{len(g_sq)} layers (g_sq) need {len(g_sq) - 1} hidden-layer row squares "
+            f"(a_sq), got {len(a_sq)}"
         )
-    _ghost_norms_add(G, A, total)
-    return total
+    for name, seq in (("g_sq", g_sq), ("a_sq", a_sq)):
+        for l, v in enumerate(seq):
+            if not (
+                isinstance(v, np.ndarray)
+                and v.shape == (N,)
+                and v.dtype == dtype
+                and v.flags.c_contiguous
+            ):
+                raise ValueError(
+                    f"{name}[{l}] must be a C-contiguous array of shape ({N},) and dtype "
+                    f"{dtype} (X has shape {X.shape}), got {getattr(v, 'shape', None)} "
+                    f"{getattr(v, 'dtype', type(v).__name__)}"
+                )
+    # one Numba type for the tuples' items: a read-only row-square vector is copied
+    # (N numbers), since the first item of the a_sq tuple is written
+    a_sq = tuple(v if v.flags.writeable else v.copy() for v in a_sq)
+    g_sq = tuple(v if v.flags.writeable else v.copy() for v in g_sq)
+    out = np.empty(N, dtype)
+    _ghost_from_squares(X, g_sq, (np.empty(N, dtype),) + a_sq, out)
+    return out
+
+
+def _plain_rows(arrays):
+    """Whether ``arrays`` are C-contiguous 2-D float32/float64 arrays of one dtype and
+    one number of rows (the fast path of :func:`ghost_norms`: no copies, no messages)."""
+    x0 = arrays[0]
+    if not isinstance(x0, np.ndarray) or x0.dtype not in (np.float32, np.float64):
+        return False
+    dtype, N = x0.dtype, x0.shape[0] if x0.ndim else -1
+    for x in arrays:
+        if not (
+            isinstance(x, np.ndarray)
+            and x.ndim == 2
+            and x.dtype == dtype
+            and x.shape[0] == N
+            and x.flags.c_contiguous
+        ):
+            return False
+    return True
+
+
+def _ghost_checked(Gs, As):
+    """:func:`ghost_norms`' inputs checked one by one (a message naming the layer) and
+    made C-contiguous."""
+    if not Gs or len(Gs) != len(As):
+        raise ValueError(
+            f"ghost_norms needs one A per G and at least one layer, got {len(Gs)} G and {len(As)} A"
+        )
+    G0 = _check2("G[0]", Gs[0])
+    N, dtype = G0.shape[0], G0.dtype
+    Gc, Ac = [], []
+    for l, (G, A) in enumerate(zip(Gs, As)):
+        G = _check2(f"G[{l}]", G, dtype)
+        A = _check2(f"A[{l}]", A, dtype)
+        if G.shape[0] != N or A.shape[0] != N:
+            raise ValueError(
+                f"layer {l}: G {G.shape} and A {A.shape} must both have N = {N} rows "
+                "(the rows of G[0])"
+            )
+        Gc.append(G)
+        Ac.append(A)
+    return tuple(Gc), tuple(Ac)
 
 
 def gate_from_output(V, A, activation, square=True, out=None, colsum=None):

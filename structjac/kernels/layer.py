@@ -128,26 +128,49 @@ def _dg(s, p1, p2):  # placeholder: bound per activation
     raise NotImplementedError
 
 
-def _bias_act(Z, b, p1, p2):  # Z[k, j] <- g(Z[k, j] + b[j]), one array
+def _bias_act(Z, b, p1, p2, rowsq):  # Z[k, j] <- g(Z[k, j] + b[j]), one array
+    # rowsq: shape (N,) for the output's row sums of squares, or (0,) for none
+    squares = rowsq.size != 0
     for k in numba.prange(Z.shape[0]):
         z = Z[k]
-        for j in range(z.size):
-            z[j] = _g(z[j] + b[j], p1, p2)
+        if squares:
+            q = zero(p1)
+            for j in range(z.size):
+                v = _g(z[j] + b[j], p1, p2)
+                z[j] = v
+                q += v * v
+            rowsq[k] = q
+        else:
+            for j in range(z.size):
+                z[j] = _g(z[j] + b[j], p1, p2)
 
 
-def _bias_act_keep(Z, b, p1, p2, A):  # Z[k, j] <- Z[k, j] + b[j]; A[k, j] = g(Z[k, j])
+def _bias_act_keep(Z, b, p1, p2, A, rowsq):  # Z[k, j] <- Z[k, j] + b[j]; A[k, j] = g(Z[k, j])
+    squares = rowsq.size != 0
     for k in numba.prange(Z.shape[0]):
         z = Z[k]
         a = A[k]
-        for j in range(z.size):
-            v = z[j] + b[j]
-            z[j] = v
-            a[j] = _g(v, p1, p2)
+        if squares:
+            q = zero(p1)
+            for j in range(z.size):
+                v = z[j] + b[j]
+                z[j] = v
+                u = _g(v, p1, p2)
+                a[j] = u
+                q += u * u
+            rowsq[k] = q
+        else:
+            for j in range(z.size):
+                v = z[j] + b[j]
+                z[j] = v
+                a[j] = _g(v, p1, p2)
 
 
-def _vjp_bias_grad(G, S, p1, p2, rows, partial):
-    # G[k, j] <- G[k, j] g'(S[k, j]); partial[c, j] = sum of G[k, j] over chunk c
+def _vjp_bias_grad(G, S, p1, p2, rows, partial, rowsq):
+    # G[k, j] <- G[k, j] g'(S[k, j]); partial[c, j] = sum of G[k, j] over chunk c;
+    # rowsq[k] = sum of G[k, j]^2 over j when rowsq has shape (N,) (none when (0,))
     n = G.shape[0]
+    squares = rowsq.size != 0
     for c in numba.prange(partial.shape[0]):
         acc = partial[c]
         for j in range(acc.size):
@@ -156,15 +179,25 @@ def _vjp_bias_grad(G, S, p1, p2, rows, partial):
         for k in range(c * rows, stop):
             g = G[k]
             s = S[k]
-            for j in range(g.size):
-                v = g[j] * _dg(s[j], p1, p2)
-                g[j] = v
-                acc[j] += v
+            if squares:
+                q = zero(p1)
+                for j in range(g.size):
+                    v = g[j] * _dg(s[j], p1, p2)
+                    g[j] = v
+                    acc[j] += v
+                    q += v * v
+                rowsq[k] = q
+            else:
+                for j in range(g.size):
+                    v = g[j] * _dg(s[j], p1, p2)
+                    g[j] = v
+                    acc[j] += v
 
 
-def _outer_vjp_bias_grad(g, w, S, p1, p2, rows, partial, G):
+def _outer_vjp_bias_grad(g, w, S, p1, p2, rows, partial, G, rowsq):
     # G[k, j] = (g[k] w[j]) g'(S[k, j]); partial[c, j] = sum of G[k, j] over chunk c
     n = G.shape[0]
+    squares = rowsq.size != 0
     for c in numba.prange(partial.shape[0]):
         acc = partial[c]
         for j in range(acc.size):
@@ -174,10 +207,19 @@ def _outer_vjp_bias_grad(g, w, S, p1, p2, rows, partial, G):
             gk = g[k]
             out = G[k]
             s = S[k]
-            for j in range(out.size):
-                v = (gk * w[j]) * _dg(s[j], p1, p2)
-                out[j] = v
-                acc[j] += v
+            if squares:
+                q = zero(p1)
+                for j in range(out.size):
+                    v = (gk * w[j]) * _dg(s[j], p1, p2)
+                    out[j] = v
+                    acc[j] += v
+                    q += v * v
+                rowsq[k] = q
+            else:
+                for j in range(out.size):
+                    v = (gk * w[j]) * _dg(s[j], p1, p2)
+                    out[j] = v
+                    acc[j] += v
 
 
 _KERNELS = {}
@@ -255,7 +297,31 @@ def _typed_params(dtype, activation, params):
     return dtype.type(p[0]), dtype.type(p[1])
 
 
-def bias_activation(Z, b, activation, params=(), out=None):
+#: The ``rowsq`` argument of the kernels when no row sums of squares are asked for
+#: (zero-size: nothing is ever written to it).
+_NO_ROWSQ = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0)}
+
+
+def _rowsq(rowsq, N, dtype):
+    """The kernels' ``rowsq`` argument: the user's ``(N,)`` array checked, or none."""
+    if rowsq is None:
+        return _NO_ROWSQ[np.dtype(dtype)]
+    if not (
+        isinstance(rowsq, np.ndarray)
+        and rowsq.shape == (N,)
+        and rowsq.dtype == dtype
+        and rowsq.flags.c_contiguous
+        and rowsq.flags.writeable
+    ):
+        raise ValueError(
+            f"rowsq must be a writeable C-contiguous array of shape ({N},) and dtype "
+            f"{np.dtype(dtype)}, got {getattr(rowsq, 'shape', None)} "
+            f"{getattr(rowsq, 'dtype', type(rowsq).__name__)}"
+        )
+    return rowsq
+
+
+def bias_activation(Z, b, activation, params=(), out=None, rowsq=None):
     r"""Add the bias and apply the activation in one pass; ``Z`` is written in place.
 
     .. math::
@@ -280,6 +346,11 @@ def bias_activation(Z, b, activation, params=(), out=None):
         Shape and dtype of ``Z``, C-contiguous, sharing no memory with ``Z``: receives
         :math:`g(Z + b)` while ``Z`` keeps :math:`Z + b` (for a backward pass that
         needs ``z``).
+    rowsq : ndarray, shape (N,), optional
+        Receives each row's sum of squares of the result,
+        :math:`\sum_j g(Z_{kj} + b_j)^2`, in the same pass (accumulated in the dtype;
+        the squared input norms of the next layer's ghost norms).  C-contiguous, of
+        the dtype of ``Z``.
 
     Returns
     -------
@@ -302,9 +373,10 @@ def bias_activation(Z, b, activation, params=(), out=None):
     b = _read_array(b, (m,), Z.dtype, "b", Z, "a row of Z")
     p1, p2 = _typed_params(Z.dtype, activation, params)
     fwd, keep, _, _ = _kernels(activation)
+    rowsq = _rowsq(rowsq, N, Z.dtype)
     if out is None or out is Z:
         kernel = pick(*fwd, Z.size, memory_bound=fwd[0].__name__ in _MEMORY_BOUND)
-        kernel(Z, b, p1, p2)
+        kernel(Z, b, p1, p2, rowsq)
         return Z
     out = _in_place_array(out, "out")
     if out.shape != Z.shape or out.dtype != Z.dtype:
@@ -315,11 +387,11 @@ def bias_activation(Z, b, activation, params=(), out=None):
     if np.shares_memory(out, Z):
         raise ValueError("out shares memory with Z without being Z")
     kernel = pick(*keep, Z.size, memory_bound=keep[0].__name__ in _MEMORY_BOUND)
-    kernel(Z, b, p1, p2, out)
+    kernel(Z, b, p1, p2, out, rowsq)
     return out
 
 
-def activation_vjp_bias_grad(G, S, activation, params=()):
+def activation_vjp_bias_grad(G, S, activation, params=(), rowsq=None):
     r"""The activation's vjp written over ``G``, fused with the bias gradient.
 
     .. math::
@@ -346,6 +418,10 @@ def activation_vjp_bias_grad(G, S, activation, params=()):
     params : tuple of float, optional
         ``(at_zero,)`` for relu, ``(slope, at_zero)`` for leaky_relu; missing ones
         take :data:`DEFAULT_PARAMS` (at_zero 1, slope 0.01).
+    rowsq : ndarray, shape (N,), optional
+        Receives each row's sum of squares of the updated ``G``,
+        :math:`\sum_j G_{kj}^2`, in the same pass (accumulated in the dtype; the
+        squared cotangent norms of the ghost norms).  C-contiguous, dtype of ``G``.
 
     Returns
     -------
@@ -374,12 +450,13 @@ def activation_vjp_bias_grad(G, S, activation, params=()):
     p1, p2 = _typed_params(G.dtype, activation, params)
     rows = SUM_CHUNK_ROWS
     partial = np.empty(((N + rows - 1) // rows, m), dtype=G.dtype)
+    rowsq = _rowsq(rowsq, N, G.dtype)
     kernel = pick(*vjp, G.size, memory_bound=vjp[0].__name__ in _MEMORY_BOUND)
-    kernel(G, S, p1, p2, rows, partial)
+    kernel(G, S, p1, p2, rows, partial, rowsq)
     return partial.sum(axis=0, dtype=np.float64).astype(G.dtype)
 
 
-def outer_activation_vjp_bias_grad(g, w, S, activation, params=(), out=None):
+def outer_activation_vjp_bias_grad(g, w, S, activation, params=(), out=None, rowsq=None):
     r"""The activation's vjp of an outer-product cotangent, fused with the bias gradient.
 
     Below a layer of one unit the cotangent is :math:`G = g\, w^T` (:math:`g` the
@@ -408,6 +485,9 @@ def outer_activation_vjp_bias_grad(g, w, S, activation, params=(), out=None):
     out : ndarray, optional
         Shape (N, m), dtype of the result, C-contiguous, sharing no memory with the
         inputs.  Allocated when omitted.
+    rowsq : ndarray, shape (N,), optional
+        Receives each row's sum of squares of ``out``, as in
+        :func:`activation_vjp_bias_grad`.
 
     Returns
     -------
@@ -460,6 +540,7 @@ def outer_activation_vjp_bias_grad(g, w, S, activation, params=(), out=None):
     p1, p2 = _typed_params(np.dtype(dtype), activation, params)
     rows = SUM_CHUNK_ROWS
     partial = np.empty(((N + rows - 1) // rows, m), dtype=dtype)
+    rowsq = _rowsq(rowsq, N, dtype)
     kernel = pick(*outer, out.size, memory_bound=outer[0].__name__ in _MEMORY_BOUND)
-    kernel(g, w, S, p1, p2, rows, partial, out)
+    kernel(g, w, S, p1, p2, rows, partial, out, rowsq)
     return out, partial.sum(axis=0, dtype=np.float64).astype(dtype)

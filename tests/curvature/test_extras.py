@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from structjac import nn
+from structjac import nn, ops
 from structjac.ops import Loss
 
 from . import reference as ref
@@ -316,3 +316,28 @@ def test_cross_entropy_network_matches_torch():
     L.backward()
     close(value, L.item())
     close_pairs(grads, [(W.grad.numpy(), b.grad.numpy()) for W, b in tp])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("acts", [[ops.exp, None], [ops.exp, ops.exp]], ids=["exp-none", "exp-exp"])
+def test_ghost_norms_of_an_activation_without_a_fused_kernel(acts, dtype):
+    """The fused passes form the ghost norms' row squares inside the layer kernels; an
+    op without one (``exp``) forms them beside its own pass: the same norms."""
+    sizes = [4, 5, 3]
+    params, X, y = problem(sizes, acts, "mse", N=9, dtype=dtype)
+    res = nn.value_and_grad(
+        params, X, y, acts, "mse", extras=("grad_norms", "clipped_grad"), max_norm=0.1
+    )
+    p64, X64, y64 = problem(sizes, acts, "mse", N=9)
+    names = ["exp" if a is ops.exp else a for a in acts]
+    g = ref.per_sample_grads(p64, names, "mse", X64, y64, "mean")
+    assert res.extras["grad_norms"].dtype == dtype
+    close(
+        res.extras["grad_norms"], np.linalg.norm(g, axis=1), 1e-12 if dtype == np.float64 else 1e-5
+    )
+    other = nn.value_and_grad(
+        params, X, y, acts, "mse", method="structures", extras=("grad_norms",)
+    )
+    close(
+        res.extras["grad_norms"], other.extras["grad_norms"], 1e-12 if dtype == np.float64 else 1e-5
+    )

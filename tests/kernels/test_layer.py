@@ -158,6 +158,66 @@ def test_outer_vjp_bias_grad_is_outer_product_then_vjp(name, dtype, parallel):
     np.testing.assert_array_equal(got1, out)
 
 
+def _row_squares_close(rowsq, M):
+    """``rowsq`` against the float64 row sums of squares of what the kernel wrote."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        ref = np.sum(M.astype(np.float64) ** 2, axis=1)
+    ok = np.isfinite(ref)
+    eps = np.finfo(M.dtype).eps
+    assert np.all(np.abs(rowsq[ok] - ref[ok]) <= 8 * M.shape[1] * eps * ref[ok] + 1e-300)
+    np.testing.assert_array_equal(np.isnan(rowsq), np.isnan(ref))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", NAMES)
+def test_row_squares_in_the_same_pass(name, dtype, parallel):
+    """``rowsq=``: each row's sum of squares of what the pass wrote (the ghost norms'
+    factors), and the same values written as without it, bit for bit."""
+    rng = np.random.default_rng(5)
+    Z0, b = _data(dtype, seed=6)
+    N = Z0.shape[0]
+    p = PARAMS.get(name, ())
+    plain = layer.bias_activation(Z0.copy(), b, name, p)
+    for out in (None, np.empty_like(Z0)):
+        Z = Z0.copy()
+        rowsq = np.full(N, -1.0, dtype)
+        A = layer.bias_activation(Z, b, name, p, out=out, rowsq=rowsq)
+        np.testing.assert_array_equal(A, plain)
+        _row_squares_close(rowsq, A)
+    S = plain if name in ("sigmoid", "tanh") else Z0 + b
+    G0 = rng.standard_normal(S.shape).astype(dtype)
+    G1, G2 = G0.copy(), G0.copy()
+    gb1 = layer.activation_vjp_bias_grad(G1, S, name, p)
+    rowsq = np.full(N, -1.0, dtype)
+    gb2 = layer.activation_vjp_bias_grad(G2, S, name, p, rowsq=rowsq)
+    np.testing.assert_array_equal(G1, G2)
+    np.testing.assert_array_equal(gb1, gb2)
+    _row_squares_close(rowsq, G2)
+    g = rng.standard_normal(N).astype(dtype)
+    w = rng.standard_normal(S.shape[1]).astype(dtype)
+    out1, gb1 = layer.outer_activation_vjp_bias_grad(g, w, S, name, p)
+    rowsq = np.full(N, -1.0, dtype)
+    out2, gb2 = layer.outer_activation_vjp_bias_grad(g, w, S, name, p, rowsq=rowsq)
+    np.testing.assert_array_equal(out1, out2)
+    np.testing.assert_array_equal(gb1, gb2)
+    _row_squares_close(rowsq, out2)
+
+
+def test_row_squares_bad_input():
+    Z, b = _data(np.float64, N=5, m=3, specials=False)
+    for bad in (np.empty(4), np.empty(5, np.float32), np.empty((5, 1)), [0.0] * 5):
+        with pytest.raises(
+            ValueError,
+            match=r"rowsq must be a writeable C-contiguous array "
+            r"of shape \(5,\) and dtype float64, got",
+        ):
+            layer.bias_activation(Z.copy(), b, "relu", rowsq=bad)
+    ro = np.empty(5)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="rowsq must be a writeable"):
+        layer.activation_vjp_bias_grad(Z.copy(), Z, "relu", rowsq=ro)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_serial_and_parallel_give_the_same_bits(dtype):
     Z, b = _data(dtype, N=3001, m=64, specials=False)

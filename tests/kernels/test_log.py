@@ -347,8 +347,8 @@ def test_log_kernels_vectorise():
             return [(unary._log_serial, (x, dt(0), dt(0), x.copy())),
                     (unary._log_parallel, (x, dt(0), dt(0), x.copy())),
                     (unary._softplus_serial, (x, dt(0), dt(0), x.copy())),
-                    (fwd[0], (Z, b, dt(0), dt(0))),
-                    (keep[0], (Z, b, dt(0), dt(0), Z.copy())),
+                    (fwd[0], (Z, b, dt(0), dt(0), np.empty(4, dt))),
+                    (keep[0], (Z, b, dt(0), dt(0), Z.copy(), np.empty(4, dt))),
                     (losses._bce_per_sample_serial, (x.reshape(-1, 1), x.reshape(-1, 1) / 4, dt(1e-7), o)),
                     (losses._bce_with_logits_per_sample_serial, (x.reshape(-1, 1), x.reshape(-1, 1), dt(0), o)),
                     (losses._bce_with_logits_per_sample_serial, (Z, Z, dt(0), o[:4]))]

@@ -132,8 +132,8 @@ def test_tanh_kernels_vectorise():
             fwd, keep, vjp, outer = layer._KERNELS["tanh"]
             return [(unary._tanh_serial, (x, dt(0), dt(0), x.copy())),
                     (unary._tanh_parallel, (x, dt(0), dt(0), x.copy())),
-                    (fwd[0], (Z, b, dt(0), dt(0))),
-                    (keep[0], (Z, b, dt(0), dt(0), Z.copy()))]
+                    (fwd[0], (Z, b, dt(0), dt(0), np.empty(4, dt))),
+                    (keep[0], (Z, b, dt(0), dt(0), Z.copy(), np.empty(4, dt)))]
     """,
         r"@(?:__)?(?:tanh|exp)f?\(|llvm\.exp\.|call\s+[^\n]*\b(?:tanh|exp)f?\b",
     )
