@@ -62,30 +62,34 @@ def test_gauss_newton_step_is_the_damped_solve_and_lowers_the_loss(net):
 
 
 def test_levenberg_marquardt_beats_gradient_descent_in_steps():
-    """On a small regression the damped Gauss-Newton loop reaches a loss that gradient
-    descent at its best step size among several does not reach in 10x the steps."""
+    """The lecture's network (32-64-64-1, sigmoid / tanh / sigmoid, BCE) on a teacher's soft
+    labels: 10 damped Gauss-Newton steps reach an excess loss over the teacher's that gradient
+    descent, at the better of two learning rates, does not reach in 100 times the steps."""
+    acts = ["sigmoid", "tanh", "sigmoid"]
     rng = np.random.default_rng(0)
-    acts = ["tanh", None]
-    params0 = nn.MLP([2, 8, 1], acts, dtype=np.float64).init(rng)
-    X = rng.uniform(-2, 2, (64, 2))
-    y = np.sin(X[:, 0]) * np.cos(X[:, 1])
-    params, lam = params0, 1e-2
-    for _ in range(20):
-        step, info = nn.gauss_newton_step(params, X, y, acts, "mse", damping=lam)
+    X = rng.standard_normal((256, 32))
+    teacher = nn.MLP([32, 64, 64, 1], acts, dtype=np.float64).init(rng)
+    teacher = [(3 * W, b) for W, b in teacher]
+    y = nn.forward(teacher, X, acts).ravel()
+    best = nn.value_and_grad(teacher, X, y, acts, "bce").loss
+    params0 = nn.MLP([32, 64, 64, 1], acts, dtype=np.float64).init(rng)
+    params, lam = params0, 1e-3
+    for _ in range(10):
+        step, info = nn.gauss_newton_step(params, X, y, acts, "bce", damping=lam, maxiter=50)
         new = [(W + dW, b + db) for (W, b), (dW, db) in zip(params, step)]
-        if nn.value_and_grad(new, X, y, acts, "mse").loss < info["loss"]:
+        if nn.value_and_grad(new, X, y, acts, "bce").loss < info["loss"]:
             params, lam = new, lam / 3
         else:
             lam *= 3
-    lm_loss = nn.value_and_grad(params, X, y, acts, "mse").loss
+    lm_excess = nn.value_and_grad(params, X, y, acts, "bce").loss - best
     best_gd = np.inf
-    for lr in (0.03, 0.1, 0.3):
+    for lr in (0.3, 1.0):
         p = params0
-        for _ in range(200):
-            _, grads = nn.value_and_grad(p, X, y, acts, "mse")
+        for _ in range(1000):
+            _, grads = nn.value_and_grad(p, X, y, acts, "bce")
             p = [(W - lr * gW, b - lr * gb) for (W, b), (gW, gb) in zip(p, grads)]
-        best_gd = min(best_gd, nn.value_and_grad(p, X, y, acts, "mse").loss)
-    assert lm_loss < best_gd
+        best_gd = min(best_gd, nn.value_and_grad(p, X, y, acts, "bce").loss - best)
+    assert 0 <= lm_excess < best_gd / 100
 
 
 def test_ggn_bad_input():
