@@ -49,27 +49,31 @@ def teacher_student(n=N, seed=0):
 
 
 def levenberg_marquardt_steps(params, X, y, damping=1e-3):
-    """Yield the parameters after each Levenberg-Marquardt step (accepted or not)."""
+    """Yield ``(parameters, loss)`` after each Levenberg-Marquardt step (accepted or not);
+    the loss is the one the acceptance test computed."""
     nn = structjac_part("structjac.nn")
     while True:
         step, info = nn.gauss_newton_step(
             params, X, y, ACTS, "bce", damping=damping, maxiter=CG_ITERATIONS
         )
         new = [(W + dW, b + db) for (W, b), (dW, db) in zip(params, step)]
-        if nn.value_and_grad(new, X, y, ACTS, "bce").loss < info["loss"]:
-            params, damping = new, damping / 3
+        new_loss = nn.value_and_grad(new, X, y, ACTS, "bce").loss
+        if new_loss < info["loss"]:
+            params, loss, damping = new, new_loss, damping / 3
         else:
-            damping *= 3
-        yield params
+            loss, damping = info["loss"], damping * 3
+        yield params, loss
 
 
 def gradient_descent_steps(params, X, y, lr=GD_RATE):
-    """Yield the parameters after each gradient-descent step."""
+    """Yield ``(parameters, loss)`` after each gradient-descent step: one
+    ``value_and_grad`` call a step, whose loss is that of the step's result."""
     nn = structjac_part("structjac.nn")
+    _, grads = nn.value_and_grad(params, X, y, ACTS, "bce")
     while True:
-        _, grads = nn.value_and_grad(params, X, y, ACTS, "bce")
         params = [(W - lr * gW, b - lr * gb) for (W, b), (gW, gb) in zip(params, grads)]
-        yield params
+        loss, grads = nn.value_and_grad(params, X, y, ACTS, "bce")
+        yield params, loss
 
 
 def steps_to_target(method, problem, target=TARGET, lr=GD_RATE):
@@ -83,8 +87,8 @@ def steps_to_target(method, problem, target=TARGET, lr=GD_RATE):
     else:
         steps = gradient_descent_steps(params0, X, y, lr)
     start = nn.value_and_grad(params0, X, y, ACTS, "bce").loss - best
-    for k, params in enumerate(steps, start=1):
-        excess = nn.value_and_grad(params, X, y, ACTS, "bce").loss - best
+    for k, (_, loss) in enumerate(steps, start=1):
+        excess = loss - best
         if excess <= target or k == MAX_STEPS[method] or not excess < 10 * start:
             return k, excess
     raise AssertionError("unreachable")
